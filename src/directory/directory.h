@@ -1,0 +1,150 @@
+/* The directory: domains, accounts, aliases, groups, settings, events. */
+#ifndef PETREL_DIRECTORY_H
+#define PETREL_DIRECTORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "directory/settings.h"
+
+/*
+ * One open SQLite database (WAL mode) at <data_dir>/petrel.db. A handle is
+ * used by one thread at a time: the event loop has its own, each worker
+ * thread opens its own. Unless said otherwise, functions return 1 done,
+ * 0 not found / no, -1 error with *error_r set (owned by the handle, valid
+ * until its next call).
+ */
+struct directory;
+
+#define DIRECTORY_ADDRESS_MAX 320 /* 64 local + '@' + 255 domain */
+
+enum directory_account_state {
+	DIRECTORY_ACCOUNT_ENABLED = 0,
+	DIRECTORY_ACCOUNT_DISABLED = 1,
+	DIRECTORY_ACCOUNT_FROZEN = 2,
+};
+
+struct directory_account {
+	int64_t id;
+	char address[DIRECTORY_ADDRESS_MAX + 1]; /* lower-case domain */
+	enum directory_account_state state;
+	char state_reason[256];
+	int64_t state_time; /* epoch seconds of the last state change */
+	int is_admin;
+	int64_t quota_mb; /* 0: unlimited */
+	int64_t created;
+	int64_t last_login; /* 0: never */
+};
+
+/* Opens (creating and migrating as needed) the database file. NULL on error
+ * with *error_r set to static or thread-local text. */
+struct directory *directory_open(const char *path, const char **error_r);
+/* Accepts NULL. */
+void directory_close(struct directory *d);
+/* The schema version the code expects / the database holds. */
+int directory_schema_version(void);
+int directory_db_version(struct directory *d);
+/* PRAGMA data_version: changes when another connection committed. */
+int directory_data_version(struct directory *d, int64_t *version_r);
+
+/* Transactions for multi-step admin commands (petrelctl: one per command). */
+int directory_begin(struct directory *d, const char **error_r);
+int directory_commit(struct directory *d, const char **error_r);
+void directory_rollback(struct directory *d);
+
+/* Domains (names are stored lower-case). */
+int directory_domain_add(struct directory *d, const char *name,
+			 const char **error_r);
+int directory_domain_del(struct directory *d, const char *name,
+			 const char **error_r);
+/* 1 when `name` is one of our domains, 0 when not, -1 on error. */
+int directory_domain_exists(struct directory *d, const char *name);
+int directory_domain_list(struct directory *d,
+			  void (*cb)(const char *name, void *ctx), void *ctx,
+			  const char **error_r);
+
+/* Accounts. `address` must be in an existing domain. */
+int directory_account_add(struct directory *d, const char *address,
+			  const char *password, int is_admin,
+			  const char **error_r);
+int directory_account_passwd(struct directory *d, const char *address,
+			     const char *password, const char **error_r);
+int directory_account_set_state(struct directory *d, const char *address,
+				enum directory_account_state state,
+				const char *reason, int64_t now,
+				const char **error_r);
+int directory_account_del(struct directory *d, const char *address,
+			  const char **error_r);
+/* 1 and *out filled, 0 no such account, -1 error. */
+int directory_account_get(struct directory *d, const char *address,
+			  struct directory_account *out, const char **error_r);
+int directory_account_list(struct directory *d,
+			   void (*cb)(const struct directory_account *a,
+				      void *ctx),
+			   void *ctx, const char **error_r);
+/*
+ * Checks a password (argon2id: slow on purpose, call it off the event loop).
+ * Unknown accounts are checked against a dummy hash so that they take the
+ * same time. Returns 1 when the account exists, is enabled and the password
+ * matches (*out filled), 0 otherwise (*reason_r: "unknown", "password",
+ * "disabled", "frozen"), -1 on error.
+ */
+int directory_account_verify(struct directory *d, const char *address,
+			     const char *password, size_t password_len,
+			     struct directory_account *out,
+			     const char **reason_r, const char **error_r);
+int directory_account_touch_login(struct directory *d, const char *address,
+				  int64_t now, const char **error_r);
+
+/* Aliases: alias address -> account address (both in local domains). */
+int directory_alias_add(struct directory *d, const char *alias,
+			const char *account, const char **error_r);
+int directory_alias_del(struct directory *d, const char *alias,
+			const char **error_r);
+int directory_alias_list(struct directory *d,
+			 void (*cb)(const char *alias, const char *account,
+				    void *ctx),
+			 void *ctx, const char **error_r);
+/*
+ * Resolves a local address (account or alias) to its account address.
+ * Returns 1 with account_r filled (DIRECTORY_ADDRESS_MAX + 1 bytes), 0 when
+ * there is no such local account or alias, -1 on error.
+ */
+int directory_resolve(struct directory *d, const char *address, char *account_r,
+		      const char **error_r);
+
+/* Groups of addresses, for the content filter's conditions. */
+int directory_group_add(struct directory *d, const char *name,
+			const char **error_r);
+int directory_group_del(struct directory *d, const char *name,
+			const char **error_r);
+int directory_group_member_add(struct directory *d, const char *group,
+			       const char *address, const char **error_r);
+int directory_group_member_del(struct directory *d, const char *group,
+			       const char *address, const char **error_r);
+int directory_group_is_member(struct directory *d, const char *group,
+			      const char *address);
+/* Calls cb once per group with its members joined by ", " ("" if none). */
+int directory_group_list(struct directory *d,
+			 void (*cb)(const char *name, const char *members,
+				    void *ctx),
+			 void *ctx, const char **error_r);
+
+/* Settings (validated against settings.h's table). */
+int directory_setting_set(struct directory *d, const char *name,
+			  const char *value, const char **error_r);
+/* Writes the current text of a setting (default if never set) into
+ * value_r. Returns 1, or 0 for an unknown name, -1 on error. */
+int directory_setting_get(struct directory *d, const char *name, char *value_r,
+			  size_t size, const char **error_r);
+/* A new snapshot of every setting (refcount 1). NULL on error. */
+struct settings *directory_settings_load(struct directory *d,
+					 const char **error_r);
+
+/* Security events (auth failures, screening, hijack), for the record. */
+int directory_security_event_add(struct directory *d, int64_t now,
+				 const char *kind, const char *account,
+				 const char *ip, const char *text,
+				 const char **error_r);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * settings: the table of every setting (name, type, default, range) and the
+ * reference-counted snapshots the daemon reads them from. Pure: storing
+ * values is the directory's business (directory.c).
+ */
+#include "directory/settings.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SETTINGS_DEF_ENTRY(id, nm, ty, dv, mn, mx, ch, hp)                     \
+	[SETTING_##id] = {.name = nm,                                          \
+			  .type = SETTINGS_##ty,                               \
+			  .defval = dv,                                        \
+			  .min = mn,                                           \
+			  .max = mx,                                           \
+			  .choices = ch,                                       \
+			  .help = hp},
+static const struct settings_def settings_defs[SETTINGS_COUNT] = {
+	SETTINGS_TABLE(SETTINGS_DEF_ENTRY)};
+#undef SETTINGS_DEF_ENTRY
+
+struct settings {
+	atomic_int refcount;
+	char *text[SETTINGS_COUNT]; /* NULL: the default */
+	int64_t num[SETTINGS_COUNT];
+};
+
+const struct settings_def *settings_def(enum settings_id id)
+{
+	return (unsigned)id < SETTINGS_COUNT ? &settings_defs[id] : NULL;
+}
+
+int settings_lookup(const char *name)
+{
+	for (int i = 0; i < SETTINGS_COUNT; i++)
+		if (strcmp(settings_defs[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static int settings_parse_bool(const char *v)
+{
+	static const char *const yes[] = {"on", "yes", "true", "1"};
+	static const char *const no[] = {"off", "no", "false", "0"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(v, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* Is `v` one of the '|'-separated words of `choices`? */
+static int settings_in_choices(const char *choices, const char *v)
+{
+	size_t n = strlen(v);
+	const char *p = choices;
+
+	while (*p != '\0') {
+		size_t w = strcspn(p, "|");
+		if (w == n && strncasecmp(p, v, n) == 0)
+			return 1;
+		p += w;
+		if (*p == '|')
+			p++;
+	}
+	return 0;
+}
+
+static int settings_normalize_list(const char *value, char *norm,
+				   size_t normsize)
+{
+	size_t o = 0;
+	const char *p = value;
+
+	norm[0] = '\0';
+	while (*p != '\0') {
+		size_t n;
+
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			break;
+		n = strcspn(p, ",");
+		while (n > 0 && isspace((unsigned char)p[n - 1]))
+			n--;
+		if (o + n + 3 > normsize)
+			return -1;
+		if (o > 0) {
+			memcpy(norm + o, ", ", 2);
+			o += 2;
+		}
+		memcpy(norm + o, p, n);
+		o += n;
+		norm[o] = '\0';
+		p += n;
+		while (*p != '\0' && *p != ',')
+			p++;
+	}
+	return 0;
+}
+
+int settings_normalize(enum settings_id id, const char *value, char *norm,
+		       size_t normsize, const char **error_r)
+{
+	const struct settings_def *d = settings_def(id);
+	int n;
+
+	if (d == NULL) {
+		*error_r = "unknown setting";
+		return -1;
+	}
+	for (const char *p = value; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			*error_r = "control characters are not allowed";
+			return -1;
+		}
+	}
+	switch (d->type) {
+	case SETTINGS_BOOL: {
+		int b = settings_parse_bool(value);
+		if (b < 0) {
+			*error_r = "expected on or off";
+			return -1;
+		}
+		n = snprintf(norm, normsize, "%s", b ? "on" : "off");
+		break;
+	}
+	case SETTINGS_INT: {
+		char *end;
+		long long x;
+
+		errno = 0;
+		x = strtoll(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0') {
+			*error_r = "expected a whole number";
+			return -1;
+		}
+		if (x < d->min || x > d->max) {
+			*error_r = "number out of the allowed range";
+			return -1;
+		}
+		n = snprintf(norm, normsize, "%lld", x);
+		break;
+	}
+	case SETTINGS_ENUM:
+		if (!settings_in_choices(d->choices, value)) {
+			*error_r = "not one of the allowed values";
+			return -1;
+		}
+		n = snprintf(norm, normsize, "%s", value);
+		for (char *p = norm; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+		break;
+	case SETTINGS_LIST:
+		if (strlen(value) > (size_t)d->max ||
+		    settings_normalize_list(value, norm, normsize) < 0) {
+			*error_r = "list too long";
+			return -1;
+		}
+		return 0;
+	case SETTINGS_STR:
+	default:
+		if (strlen(value) > (size_t)d->max) {
+			*error_r = "text too long";
+			return -1;
+		}
+		n = snprintf(norm, normsize, "%s", value);
+		break;
+	}
+	if (n < 0 || (size_t)n >= normsize) {
+		*error_r = "value too long";
+		return -1;
+	}
+	return 0;
+}
+
+/* The number a normalized value stands for (bool and int). */
+static int64_t settings_number(enum settings_type t, const char *v)
+{
+	if (t == SETTINGS_BOOL)
+		return strcmp(v, "on") == 0;
+	if (t == SETTINGS_INT)
+		return strtoll(v, NULL, 10);
+	return 0;
+}
+
+struct settings *settings_new(void)
+{
+	struct settings *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	atomic_init(&s->refcount, 1);
+	for (int i = 0; i < SETTINGS_COUNT; i++)
+		s->num[i] = settings_number(settings_defs[i].type,
+					    settings_defs[i].defval);
+	return s;
+}
+
+void settings_ref(struct settings *s)
+{
+	atomic_fetch_add(&s->refcount, 1);
+}
+
+void settings_unref(struct settings *s)
+{
+	if (s == NULL || atomic_fetch_sub(&s->refcount, 1) != 1)
+		return;
+	for (int i = 0; i < SETTINGS_COUNT; i++)
+		free(s->text[i]);
+	free(s);
+}
+
+int settings_set(struct settings *s, enum settings_id id, const char *value)
+{
+	const struct settings_def *d = settings_def(id);
+	const char *error;
+	size_t size;
+	char *norm;
+
+	if (d == NULL)
+		return -1;
+	size = strlen(value) * 2 + 16;
+	norm = malloc(size);
+	if (norm == NULL)
+		return -1;
+	if (settings_normalize(id, value, norm, size, &error) < 0) {
+		free(norm);
+		return -1;
+	}
+	free(s->text[id]);
+	s->text[id] = norm;
+	s->num[id] = settings_number(d->type, norm);
+	return 0;
+}
+
+int settings_bool(const struct settings *s, enum settings_id id)
+{
+	return (unsigned)id < SETTINGS_COUNT && s->num[id] != 0;
+}
+
+int64_t settings_int(const struct settings *s, enum settings_id id)
+{
+	return (unsigned)id < SETTINGS_COUNT ? s->num[id] : 0;
+}
+
+const char *settings_str(const struct settings *s, enum settings_id id)
+{
+	if ((unsigned)id >= SETTINGS_COUNT)
+		return "";
+	return s->text[id] != NULL ? s->text[id] : settings_defs[id].defval;
+}

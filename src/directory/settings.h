@@ -1,0 +1,134 @@
+/* Security and protocol settings: names, types, defaults, ranges, snapshots. */
+#ifndef PETREL_SETTINGS_H
+#define PETREL_SETTINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum settings_type {
+	SETTINGS_BOOL, /* "on" / "off" */
+	SETTINGS_INT,  /* integer in [min, max] */
+	SETTINGS_ENUM, /* one word of `choices` ("a|b|c") */
+	SETTINGS_LIST, /* comma-separated items, normalized to "a, b" */
+	SETTINGS_STR,  /* free text of at most max bytes */
+};
+
+/*
+ * Every setting, named `section.key` (DESIGN.md). X(ID, name, type, default,
+ * min, max, choices, help). The table is the single source of truth: the
+ * directory validates against it, `petrelctl settings` prints it, and the
+ * daemon reads the snapshot through the ids.
+ */
+#define SETTINGS_TABLE(X)                                                      \
+	X(AUTH_ALLOW_PLAINTEXT, "auth.allow_plaintext", BOOL, "off", 0, 1,     \
+	  NULL, "allow AUTH, USER/PASS without TLS")                           \
+	X(AUTH_REQUIRE_FOR_LOCAL_SENDERS, "auth.require_for_local_senders",    \
+	  BOOL, "on", 0, 1, NULL,                                              \
+	  "MAIL FROM in a local domain needs an authenticated session")        \
+	X(AUTH_EXCEPT_TO_LOCAL, "auth.except_to_local", BOOL, "off", 0, 1,     \
+	  NULL, "let unauthenticated local senders write to local recipients") \
+	X(AUTH_REQUIRE_FOR_LOCAL_IPS, "auth.require_for_local_ips", BOOL,      \
+	  "off", 0, 1, NULL,                                                   \
+	  "sessions from trusted.local_networks must authenticate")            \
+	X(AUTH_MATCH_RETURN_PATH, "auth.match_return_path", BOOL, "on", 0, 1,  \
+	  NULL, "MAIL FROM must be the authenticated account or its alias")    \
+	X(AUTH_MATCH_FROM_HEADER, "auth.match_from_header", BOOL, "on", 0, 1,  \
+	  NULL, "From: header must be the authenticated account or its alias") \
+	X(AUTH_REQUIRE_FOR_ROLE_SENDERS, "auth.require_for_role_senders",      \
+	  BOOL, "on", 0, 1, NULL,                                              \
+	  "postmaster@, abuse@, webmaster@ senders must authenticate")         \
+	X(AUTH_ALLOW_NULL_SENDER, "auth.allow_null_sender", BOOL, "off", 0, 1, \
+	  NULL, "allow MAIL FROM:<> on authenticated submission")              \
+	X(AUTH_FAIL_DELAY_MS, "auth.fail_delay_ms", INT, "1000", 0, 30000,     \
+	  NULL, "delay before every 535 reply")                                \
+	X(HIJACK_ENABLED, "hijack.enabled", BOOL, "on", 0, 1, NULL,            \
+	  "detect hijacked accounts by their sending rate")                    \
+	X(HIJACK_ACTION, "hijack.action", ENUM, "freeze", 0, 0,                \
+	  "freeze|throttle", "at the limit: freeze the account, or 452")       \
+	X(HIJACK_MAX_MESSAGES, "hijack.max_messages", INT, "500", 1, 1000000,  \
+	  NULL, "messages an account may send in the window")                  \
+	X(HIJACK_MAX_RECIPIENTS, "hijack.max_recipients", INT, "1000", 1,      \
+	  10000000, NULL, "recipients an account may send to in the window")   \
+	X(HIJACK_MAX_IPS, "hijack.max_ips", INT, "5", 1, 100000, NULL,         \
+	  "distinct client IPs an account may authenticate from in the "       \
+	  "window")                                                            \
+	X(HIJACK_MINUTES, "hijack.minutes", INT, "30", 1, 10080, NULL,         \
+	  "length of the sliding window, in minutes")                          \
+	X(HIJACK_EXEMPT, "hijack.exempt", LIST, "", 0, 65536, NULL,            \
+	  "accounts never counted (wildcards: *@lists.example.com)")           \
+	X(TRUSTED_HOSTS, "trusted.hosts", LIST, "", 0, 65536, NULL,            \
+	  "IPs, CIDRs or host names that may relay without AUTH")              \
+	X(TRUSTED_EXEMPT_FROM, "trusted.exempt_from", LIST, "", 0, 4096, NULL, \
+	  "rules trusted hosts are exempt from")                               \
+	X(TRUSTED_LOCAL_NETWORKS, "trusted.local_networks", LIST, "", 0,       \
+	  65536, NULL, "the server's own networks (CIDR list)")                \
+	X(DNSBL_ZONES, "dnsbl.zones", LIST, "", 0, 65536, NULL,                \
+	  "DNS blocklists: zone:weight:message")                               \
+	X(DNSBL_ACTION, "dnsbl.action", ENUM, "reject", 0, 0, "reject|score",  \
+	  "refuse listed clients, or only add to their score")                 \
+	X(DNSBL_TIMEOUT_MS, "dnsbl.timeout_ms", INT, "2000", 10, 60000, NULL,  \
+	  "how long to wait for a DNSBL answer")                               \
+	X(SMTP_MAX_LINE, "smtp.max_line", INT, "1000", 512, 65536, NULL,       \
+	  "longest command or DATA line, CRLF included")                       \
+	X(SMTP_MAX_MESSAGE_KB, "smtp.max_message_kb", INT, "25600", 1,         \
+	  1048576, NULL, "largest message accepted, in KB")                    \
+	X(SMTP_MAX_RECIPIENTS, "smtp.max_recipients", INT, "100", 1, 100000,   \
+	  NULL, "recipients per message")                                      \
+	X(SMTP_MAX_ERRORS, "smtp.max_errors", INT, "10", 1, 1000, NULL,        \
+	  "client errors before 421 and close")                                \
+	X(SMTP_MAX_SESSIONS, "smtp.max_sessions", INT, "2000", 1, 1000000,     \
+	  NULL, "concurrent SMTP sessions in all")                             \
+	X(SMTP_MAX_SESSIONS_PER_IP, "smtp.max_sessions_per_ip", INT, "50", 1,  \
+	  1000000, NULL, "concurrent SMTP sessions from one IP")               \
+	X(SMTP_TIMEOUT_IDLE, "smtp.timeout_idle", INT, "300", 1, 86400, NULL,  \
+	  "seconds to wait for a command outside a transaction")               \
+	X(SMTP_TIMEOUT_COMMAND, "smtp.timeout_command", INT, "300", 1, 86400,  \
+	  NULL, "seconds to wait for a command inside a transaction")          \
+	X(SMTP_TIMEOUT_DATA, "smtp.timeout_data", INT, "180", 1, 86400, NULL,  \
+	  "seconds to wait for more DATA (RFC 5321 4.5.3.2.6: 3 minutes)")
+
+#define SETTINGS_ENUM_ID(id, ...) SETTING_##id,
+enum settings_id { SETTINGS_TABLE(SETTINGS_ENUM_ID) SETTINGS_COUNT };
+#undef SETTINGS_ENUM_ID
+
+struct settings_def {
+	const char *name;
+	enum settings_type type;
+	const char *defval;
+	int64_t min, max; /* INT: range; LIST, STR: max length */
+	const char *choices;
+	const char *help;
+};
+
+/* The definition of a setting (static storage). */
+const struct settings_def *settings_def(enum settings_id id);
+/* The id of a setting by name. Returns the id, or -1 when unknown. */
+int settings_lookup(const char *name);
+/*
+ * Validates a value for a setting and writes its normalized text into
+ * norm ("on"/"off" for booleans, "a, b" for lists). Returns 0, or -1 with
+ * *error_r set to a static message that says what was expected.
+ */
+int settings_normalize(enum settings_id id, const char *value, char *norm,
+		       size_t normsize, const char **error_r);
+
+/*
+ * A snapshot: every setting's value at one moment. Reference counted, so a
+ * session keeps the snapshot it started with while the daemon loads a new
+ * one. Values are read only through the accessors.
+ */
+struct settings;
+
+/* A new snapshot holding the defaults; refcount 1. NULL on ENOMEM. */
+struct settings *settings_new(void);
+void settings_ref(struct settings *s);
+/* Drops a reference; frees at zero. Accepts NULL. */
+void settings_unref(struct settings *s);
+/* Stores a value (already normalized, or validated here). Returns 0/-1. */
+int settings_set(struct settings *s, enum settings_id id, const char *value);
+int settings_bool(const struct settings *s, enum settings_id id);
+int64_t settings_int(const struct settings *s, enum settings_id id);
+/* The text of any setting; owned by the snapshot. */
+const char *settings_str(const struct settings *s, enum settings_id id);
+
+#endif

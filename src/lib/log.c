@@ -1,0 +1,256 @@
+/*
+ * log: per-protocol daily files in log_dir, plus stderr. Owns the open file
+ * descriptors; rolls over to a new file when the local date changes; writes
+ * each line with one write() on an O_APPEND descriptor so lines of different
+ * threads and processes (petreld, petrelctl) never interleave.
+ */
+#include "lib/log.h"
+#include "lib/clock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 8192
+
+static const char *const log_names[LOG_FILE_COUNT] = {
+	[LOG_SMTP_IN] = "smtp-in", [LOG_SMTP_OUT] = "smtp-out",
+	[LOG_POP3] = "pop3",	   [LOG_SECURITY] = "security",
+	[LOG_SYSTEM] = "system",   [LOG_ADMIN] = "admin",
+};
+
+static struct {
+	pthread_mutex_t lock;
+	char dir[4096];
+	int have_dir;
+	int to_stderr;
+	int fd[LOG_FILE_COUNT];
+	int day[LOG_FILE_COUNT]; /* yyyymmdd of the open file */
+} log_state = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.to_stderr = 1,
+	.fd = {-1, -1, -1, -1, -1, -1},
+};
+
+const char *log_file_name(enum log_file f)
+{
+	return (unsigned)f < LOG_FILE_COUNT ? log_names[f] : "system";
+}
+
+static int log_mkdirs(const char *path)
+{
+	char tmp[4096];
+	size_t i, n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+			return -1;
+		tmp[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}
+
+int log_init(const char *log_dir, int to_stderr, const char **error_r)
+{
+	int n;
+
+	pthread_mutex_lock(&log_state.lock);
+	log_state.to_stderr = to_stderr;
+	log_state.have_dir = 0;
+	if (log_dir != NULL) {
+		n = snprintf(log_state.dir, sizeof(log_state.dir), "%s",
+			     log_dir);
+		if (n < 0 || (size_t)n >= sizeof(log_state.dir) ||
+		    log_mkdirs(log_dir) < 0) {
+			pthread_mutex_unlock(&log_state.lock);
+			*error_r = "cannot create log directory";
+			return -1;
+		}
+		log_state.have_dir = 1;
+	}
+	pthread_mutex_unlock(&log_state.lock);
+	return 0;
+}
+
+static void log_close_all(void)
+{
+	for (int i = 0; i < LOG_FILE_COUNT; i++) {
+		if (log_state.fd[i] >= 0)
+			close(log_state.fd[i]);
+		log_state.fd[i] = -1;
+		log_state.day[i] = 0;
+	}
+}
+
+void log_reopen(void)
+{
+	pthread_mutex_lock(&log_state.lock);
+	log_close_all();
+	pthread_mutex_unlock(&log_state.lock);
+}
+
+void log_deinit(void)
+{
+	pthread_mutex_lock(&log_state.lock);
+	log_close_all();
+	log_state.have_dir = 0;
+	pthread_mutex_unlock(&log_state.lock);
+}
+
+/* Called with the lock held. Returns the fd for today's file, or -1. */
+static int log_fd(enum log_file f, const struct tm *tm)
+{
+	char path[4200];
+	int day = (tm->tm_year + 1900) * 10000 + (tm->tm_mon + 1) * 100 +
+		  tm->tm_mday;
+	int n;
+
+	if (!log_state.have_dir)
+		return -1;
+	if (log_state.fd[f] >= 0 && log_state.day[f] == day)
+		return log_state.fd[f];
+	if (log_state.fd[f] >= 0)
+		close(log_state.fd[f]);
+	log_state.fd[f] = -1;
+	n = snprintf(path, sizeof(path), "%s/%s-%04d-%02d-%02d.log",
+		     log_state.dir, log_names[f], tm->tm_year + 1900,
+		     tm->tm_mon + 1, tm->tm_mday);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -1;
+	log_state.fd[f] =
+		open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	log_state.day[f] = day;
+	return log_state.fd[f];
+}
+
+static void log_vwrite(enum log_file f, const char *session, const char *dir,
+		       const char *fmt, va_list ap)
+{
+	char line[LOG_LINE_MAX];
+	struct tm tm;
+	int64_t ms = clock_now_ms();
+	time_t secs = (time_t)(ms / 1000);
+	size_t len;
+	int n, fd;
+
+	if ((unsigned)f >= LOG_FILE_COUNT)
+		f = LOG_SYSTEM;
+	localtime_r(&secs, &tm);
+	n = snprintf(
+		line, sizeof(line), "%04d-%02d-%02d %02d:%02d:%02d.%03d %s %s ",
+		tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		tm.tm_min, tm.tm_sec, (int)(ms % 1000),
+		session != NULL ? session : "-", dir != NULL ? dir : "***");
+	if (n < 0)
+		return;
+	len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	if (n < 0)
+		return;
+	len += (size_t)n;
+	if (len > sizeof(line) - 2) {
+		/* Over-long text is cut and marked, never split. */
+		len = sizeof(line) - 5;
+		memcpy(line + len, "...", 3);
+		len += 3;
+	}
+	line[len++] = '\n';
+
+	pthread_mutex_lock(&log_state.lock);
+	fd = log_fd(f, &tm);
+	if (fd >= 0 && write(fd, line, len) < 0) {
+		/* Nowhere better to report it than stderr. */
+		if (!log_state.to_stderr)
+			fprintf(stderr, "log write failed: %s\n",
+				strerror(errno));
+	}
+	if (log_state.to_stderr) {
+		fprintf(stderr, "%s %.*s", log_names[f], (int)len, line);
+	}
+	pthread_mutex_unlock(&log_state.lock);
+}
+
+void log_write(enum log_file f, const char *session, const char *dir,
+	       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(f, session, dir, fmt, ap);
+	va_end(ap);
+}
+
+#define LOG_LEVEL_FN(name, prefix)                                             \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		char text[LOG_LINE_MAX];                                       \
+		va_list ap;                                                    \
+		va_start(ap, fmt);                                             \
+		vsnprintf(text, sizeof(text), fmt, ap);                        \
+		va_end(ap);                                                    \
+		log_write(LOG_SYSTEM, "-", LOG_EVENT, prefix "%s", text);      \
+	}
+
+LOG_LEVEL_FN(log_info, "")
+LOG_LEVEL_FN(log_warn, "warning: ")
+LOG_LEVEL_FN(log_error, "error: ")
+
+void fatal(const char *fmt, ...)
+{
+	char text[LOG_LINE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_write(LOG_SYSTEM, "-", LOG_EVENT, "fatal: %s", text);
+	if (!log_state.to_stderr)
+		fprintf(stderr, "fatal: %s\n", text);
+	exit(1);
+}
+
+char *log_sanitize(char *dst, size_t dstsize, const void *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = src;
+	size_t o = 0, i;
+
+	if (dstsize == 0)
+		return dst;
+	for (i = 0; i < len; i++) {
+		unsigned char c = s[i];
+		size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : 4;
+
+		if (o + need + 4 > dstsize) {
+			if (dstsize >= 4) {
+				o = o + 3 < dstsize ? o : dstsize - 4;
+				memcpy(dst + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (need == 1) {
+			dst[o++] = (char)c;
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o < dstsize ? o : dstsize - 1] = '\0';
+	return dst;
+}
