@@ -1,0 +1,45 @@
+/* petrelctl's nouns: one handler per noun, dispatched from petrelctl.c. */
+#ifndef PETREL_CTL_H
+#define PETREL_CTL_H
+
+#include "lib/config.h"
+
+struct directory;
+
+/* What every handler gets: the loaded config and the global flags. */
+struct ctl {
+	const struct config *cfg;
+	const char *config_path;
+	int json;  /* --json: machine-readable listings */
+	int force; /* --force: e.g. accept a weak password */
+	/* Opened on first use by ctl_directory(); closed by main. */
+	struct directory *dir;
+};
+
+/*
+ * A noun handler: argv[0] is the verb, argv[1..] its arguments. Returns the
+ * exit status: 0 on success; otherwise it has printed one line on stderr
+ * (ctl_fail) and returns 1, or 2 for a usage error.
+ */
+typedef int ctl_noun_fn(struct ctl *ctl, int argc, char **argv);
+
+/* Prints "petrelctl: <message>" on stderr; returns 1. */
+int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "petrelctl: usage: ..." on stderr; returns 2. */
+int ctl_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The directory, opened (and migrated) on first call; NULL after printing
+ * an error. */
+struct directory *ctl_directory(struct ctl *ctl);
+/* Reads a password from stdin (one line, CR/LF stripped). Returns 0, or -1
+ * after printing an error. Callers wipe it with sodium_memzero. */
+int ctl_read_password(char *out, size_t size);
+
+/* src/admin/ctl_directory.c */
+ctl_noun_fn ctl_domain, ctl_account, ctl_alias, ctl_group, ctl_set, ctl_get,
+	ctl_settings;
+/* src/admin/ctl_queue.c */
+ctl_noun_fn ctl_queue;
+/* src/admin/ctl_log.c */
+ctl_noun_fn ctl_log;
+
+#endif
