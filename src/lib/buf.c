@@ -5,9 +5,14 @@
  */
 #include "lib/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The largest bound honoured: below it, len + extra + 1 and the doubling
+ * of the capacity can not overflow a size_t. */
+#define BUF_MAX_LIMIT (SIZE_MAX / 4)
 
 static const char buf_empty[1] = "";
 
@@ -16,7 +21,7 @@ void buf_init(struct buf *b, size_t max)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
-	b->max = max;
+	b->max = max < BUF_MAX_LIMIT ? max : BUF_MAX_LIMIT;
 }
 
 void buf_deinit(struct buf *b)

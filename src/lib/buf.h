@@ -18,7 +18,8 @@ struct buf {
 	size_t max;
 };
 
-/* Sets up an empty buffer that may hold at most max bytes. No allocation. */
+/* Sets up an empty buffer that may hold at most max bytes (a max above
+ * SIZE_MAX / 4 counts as SIZE_MAX / 4). No allocation. */
 void buf_init(struct buf *b, size_t max);
 /* Frees the storage; the buffer may be reused after buf_init(). */
 void buf_deinit(struct buf *b);
