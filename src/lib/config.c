@@ -318,24 +318,38 @@ static const char *config_expect(enum config_type t)
 	return "bad value";
 }
 
-static void config_fill_derived(struct config *cfg, int have_log, int have_cert,
-				int have_key)
+/* Fills the paths left unset from data_dir. Returns 0, or -1 when one does
+ * not fit: a cut path would point somewhere else. */
+static int config_fill_derived(struct config *cfg, int have_log, int have_cert,
+			       int have_key)
 {
-	if (!have_log)
-		snprintf(cfg->log_dir, sizeof(cfg->log_dir), "%.1000s/log",
-			 cfg->data_dir);
-	if (!have_cert)
-		snprintf(cfg->tls_cert, sizeof(cfg->tls_cert),
-			 "%.1000s/tls/cert.pem", cfg->data_dir);
-	if (!have_key)
-		snprintf(cfg->tls_key, sizeof(cfg->tls_key),
-			 "%.1000s/tls/key.pem", cfg->data_dir);
+	int n;
+
+	if (!have_log) {
+		n = snprintf(cfg->log_dir, sizeof(cfg->log_dir), "%s/log",
+			     cfg->data_dir);
+		if (n < 0 || (size_t)n >= sizeof(cfg->log_dir))
+			return -1;
+	}
+	if (!have_cert) {
+		n = snprintf(cfg->tls_cert, sizeof(cfg->tls_cert),
+			     "%s/tls/cert.pem", cfg->data_dir);
+		if (n < 0 || (size_t)n >= sizeof(cfg->tls_cert))
+			return -1;
+	}
+	if (!have_key) {
+		n = snprintf(cfg->tls_key, sizeof(cfg->tls_key),
+			     "%s/tls/key.pem", cfg->data_dir);
+		if (n < 0 || (size_t)n >= sizeof(cfg->tls_key))
+			return -1;
+	}
+	return 0;
 }
 
 int config_parse(struct config *cfg, const char *name, const char *text,
 		 size_t len, const char **error_r)
 {
-	unsigned lineno = 0;
+	unsigned lineno = 0, data_dir_line = 0;
 	size_t pos = 0;
 	int have_log = 0, have_cert = 0, have_key = 0;
 	unsigned char seen[sizeof(config_keys) / sizeof(config_keys[0])] = {0};
@@ -405,14 +419,19 @@ int config_parse(struct config *cfg, const char *name, const char *text,
 					   "bad value for \"%s\": %s",
 					   config_keys[i].name,
 					   config_expect(config_keys[i].type));
-		if (strcmp(key, "log_dir") == 0)
+		if (strcmp(key, "data_dir") == 0)
+			data_dir_line = lineno;
+		else if (strcmp(key, "log_dir") == 0)
 			have_log = 1;
 		else if (strcmp(key, "tls_cert") == 0)
 			have_cert = 1;
 		else if (strcmp(key, "tls_key") == 0)
 			have_key = 1;
 	}
-	config_fill_derived(cfg, have_log, have_cert, have_key);
+	if (config_fill_derived(cfg, have_log, have_cert, have_key) < 0)
+		return config_fail(cfg, name, data_dir_line,
+				   "data_dir too long to derive log_dir, "
+				   "tls_cert and tls_key from: set them");
 	return 0;
 }
 
