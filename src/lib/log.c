@@ -63,11 +63,23 @@ static int log_mkdirs(const char *path)
 	return 0;
 }
 
+static void log_close_all(void)
+{
+	for (int i = 0; i < LOG_FILE_COUNT; i++) {
+		if (log_state.fd[i] >= 0)
+			close(log_state.fd[i]);
+		log_state.fd[i] = -1;
+		log_state.day[i] = 0;
+	}
+}
+
 int log_init(const char *log_dir, int to_stderr, const char **error_r)
 {
 	int n;
 
 	pthread_mutex_lock(&log_state.lock);
+	/* Files open in a previous folder would keep being written. */
+	log_close_all();
 	log_state.to_stderr = to_stderr;
 	log_state.have_dir = 0;
 	if (log_dir != NULL) {
@@ -83,16 +95,6 @@ int log_init(const char *log_dir, int to_stderr, const char **error_r)
 	}
 	pthread_mutex_unlock(&log_state.lock);
 	return 0;
-}
-
-static void log_close_all(void)
-{
-	for (int i = 0; i < LOG_FILE_COUNT; i++) {
-		if (log_state.fd[i] >= 0)
-			close(log_state.fd[i]);
-		log_state.fd[i] = -1;
-		log_state.day[i] = 0;
-	}
 }
 
 void log_reopen(void)
@@ -226,15 +228,20 @@ char *log_sanitize(char *dst, size_t dstsize, const void *src, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = src;
-	size_t o = 0, i;
+	size_t o = 0, i, total = 0;
+	int cut;
 
 	if (dstsize == 0)
 		return dst;
+	/* Room for "..." is kept only when the whole text does not fit. */
+	for (i = 0; i < len && total < dstsize; i++)
+		total += (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\') ? 1 : 4;
+	cut = total >= dstsize;
 	for (i = 0; i < len; i++) {
 		unsigned char c = s[i];
 		size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : 4;
 
-		if (o + need + 4 > dstsize) {
+		if (cut && o + need + 4 > dstsize) {
 			if (dstsize >= 4) {
 				o = o + 3 < dstsize ? o : dstsize - 4;
 				memcpy(dst + o, "...", 3);
