@@ -68,3 +68,140 @@ def config(tmp_path, data_dir):
 @pytest.fixture
 def ctl(config):
     return Ctl(config)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Petrel:
+    """A running petreld on free loopback ports, with its data directory,
+    config and petrelctl. Started by the `petrel` fixture; settings can be
+    given before start and the demo domain/accounts exist."""
+
+    PASSWORD = "correct horse battery staple"
+
+    def __init__(self, tmp_path, settings=None, **conf):
+        import getpass
+        self.tmp = tmp_path
+        self.data_dir = tmp_path / "var"
+        self.data_dir.mkdir(exist_ok=True)
+        self.ports = {k: free_port() for k in
+                      ("smtp", "submission", "smtps")}
+        listen = {f"listen_{k}": f"127.0.0.1:{p}"
+                  for k, p in self.ports.items()}
+        listen.update(listen_pop3="none", listen_pop3s="none",
+                      listen_admin="none", user=getpass.getuser(),
+                      workers="2")
+        listen.update(conf)
+        self.config = write_config(tmp_path / "petrel.conf", self.data_dir,
+                                   **listen)
+        self.ctl = Ctl(self.config)
+        self.log_dir = self.data_dir / "log"
+        self.proc = None
+        self.stderr = None
+        self.ctl.ok("domain", "add", "example.test")
+        for a in ("postmaster", "alice", "bob"):
+            self.ctl.ok("account", "add", f"{a}@example.test",
+                        input=self.PASSWORD + "\n")
+        # Tests run fast: no delay before 535 unless a test wants one.
+        self.ctl.ok("set", "auth.fail_delay_ms", "0")
+        for k, v in (settings or {}).items():
+            self.ctl.ok("set", k, v)
+
+    def start(self):
+        import time
+        self.stderr = open(self.tmp / "petreld.stderr", "ab")
+        self.proc = subprocess.Popen([binary("petreld"), "-c",
+                                      str(self.config)],
+                                     stdout=self.stderr, stderr=self.stderr)
+        deadline = time.monotonic() + 20
+        import socket
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("petreld exited: " + self.stderr_text())
+            try:
+                with socket.create_connection(
+                        ("127.0.0.1", self.ports["smtp"]), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("petreld did not start: " + self.stderr_text())
+
+    def stderr_text(self):
+        return (self.tmp / "petreld.stderr").read_text(errors="replace")
+
+    def stop(self, sig=None):
+        import signal as _signal
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or _signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        self.stderr.close()
+        return rc
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        self.stderr.close()
+
+    def set(self, key, value):
+        import time
+        self.ctl.ok("set", key, value)
+        time.sleep(0.6)  # the daemon polls the database every 250 ms
+
+    def log(self, name):
+        return "".join(p.read_text(errors="replace")
+                       for p in sorted(self.log_dir.glob(f"{name}-*.log")))
+
+    def maildir(self, address):
+        local, domain = address.split("@")
+        return self.data_dir / "mail" / domain / local / "Maildir"
+
+    def messages(self, address, timeout=10):
+        """Files in new/ of a mailbox, waiting up to timeout for one."""
+        import time
+        deadline = time.monotonic() + timeout
+        new = self.maildir(address) / "new"
+        while True:
+            files = sorted(new.glob("*")) if new.exists() else []
+            if files or time.monotonic() > deadline:
+                return files
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def petrel_factory(tmp_path):
+    started = []
+
+    def make(settings=None, start=True, **conf):
+        p = Petrel(tmp_path, settings, **conf)
+        started.append(p)
+        return p.start() if start else p
+    yield make
+    for p in started:
+        rc = p.stop()
+        if rc not in (None, 0):
+            raise AssertionError(f"petreld exited {rc}: {p.stderr_text()[-3000:]}")
+        # ASan reports go to stderr: a leak or an error fails the test.
+        text = (tmp_path / "petreld.stderr").read_text(errors="replace") \
+            if (tmp_path / "petreld.stderr").exists() else ""
+        assert "ERROR: AddressSanitizer" not in text, text[-4000:]
+        assert "ERROR: LeakSanitizer" not in text, text[-4000:]
+        assert "runtime error:" not in text, text[-4000:]
+
+
+@pytest.fixture
+def petrel(petrel_factory):
+    return petrel_factory()

@@ -1,0 +1,37 @@
+/* What the daemon's parts share: the loop, workers, handles, settings. */
+#ifndef PETREL_ENV_H
+#define PETREL_ENV_H
+
+struct config;
+struct io_loop;
+struct io_workers;
+struct io_tls_ctx;
+struct directory;
+struct queue;
+struct settings;
+
+/*
+ * One per daemon, owned by petreld.c. Everything here is used on the loop
+ * thread only, but for `workers`, which is how blocking work leaves it.
+ */
+struct env {
+	const struct config *cfg;
+	struct io_loop *loop;
+	struct io_workers *workers;
+	struct io_tls_ctx *tls; /* server certificate */
+	struct directory *dir;	/* the loop thread's handle: reads only */
+	struct queue *queue;
+	/* The current settings snapshot; replaced (not changed) on reload,
+	 * so a holder of a reference keeps a consistent view. */
+	struct settings *settings;
+	/* Called on the loop when a message was committed to the spool. */
+	void (*message_queued)(struct env *env, const char *queue_id);
+	int shutting_down;
+};
+
+/* A worker thread's own handles (io_workers thread state). */
+struct env_thread {
+	struct directory *dir;
+};
+
+#endif

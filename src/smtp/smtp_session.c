@@ -1,0 +1,1274 @@
+/*
+ * smtp_session: one SMTP conversation (RFC 5321) from greeting to close.
+ * Owns the session state machine, the command table (in the style of
+ * Postfix's smtpd_cmd_table), the reply function and the transcript. It
+ * decides nothing itself: policy/ gives verdicts, directory/ answers who
+ * is local, and the worker pool does password checks and durable commits.
+ */
+#include "smtp/smtp_session.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "directory/directory.h"
+#include "directory/settings.h"
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/config.h"
+#include "lib/env.h"
+#include "lib/io.h"
+#include "lib/io_worker.h"
+#include "lib/log.h"
+#include "policy/policy.h"
+#include "smtp/smtp_commit.h"
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_parse.h"
+#include "smtp/smtp_sasl.h"
+
+/* RFC 4954 4: a SASL response line may be 12288 octets long. */
+#define SMTP_AUTH_LINE_MAX 12288
+#define SMTP_REPLY_MAX 1024
+
+enum smtp_state {
+	SMTP_STATE_HANDSHAKE, /* TLS handshake running */
+	SMTP_STATE_STARTTLS,  /* 220 for STARTTLS sent, waiting for flush */
+	SMTP_STATE_COMMAND,   /* reading commands */
+	SMTP_STATE_AUTH,      /* reading SASL responses */
+	SMTP_STATE_DATA,      /* reading the message */
+	SMTP_STATE_BUSY,      /* a worker job or a delay is running */
+	SMTP_STATE_QUIT,      /* last reply sent, close once flushed */
+};
+
+enum smtp_sasl_step {
+	SMTP_SASL_PLAIN,
+	SMTP_SASL_LOGIN_USER,
+	SMTP_SASL_LOGIN_PASS,
+};
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct env *env;
+	struct io *io;
+	enum smtp_listener listener;
+	enum smtp_state state;
+	char id[24];
+	char ip[INET6_ADDRSTRLEN];
+	int port;
+	char local_addr[64];
+
+	int helo_seen;
+	int esmtp;
+	char helo[256];
+	char auth[DIRECTORY_ADDRESS_MAX + 1]; /* "" when not authenticated */
+
+	enum smtp_sasl_step sasl;
+	char sasl_mech[8];
+	char sasl_user[SMTP_SASL_FIELD_MAX];
+
+	/* The transaction. */
+	int in_mail;
+	char sender[ADDR_FORMAT_SIZE];
+	struct smtp_rcpt *rcpts;
+	size_t nrcpt, rcpt_cap;
+	struct smtp_data_reader reader;
+	struct buf msg;
+
+	unsigned errors;
+	unsigned messages;
+	int skip_line; /* discarding the rest of an over-long line */
+	int gone;      /* connection closed while a job was running */
+	int shutdown;  /* close at the end of the transaction */
+	struct io_timer *delay;
+	char delayed_reply[SMTP_REPLY_MAX];
+};
+
+struct smtp_auth_job {
+	struct smtp_session *s;
+	char user[SMTP_SASL_FIELD_MAX];
+	char pass[SMTP_SASL_FIELD_MAX];
+	char ip[INET6_ADDRSTRLEN];
+	char mech[8];
+	int64_t now;
+	/* out */
+	int result;
+	const char *reason;
+	struct directory_account account;
+};
+
+static void smtp_io_cb(struct io *io, enum io_event ev, void *arg);
+static void smtp_process(struct smtp_session *s);
+static void smtp_free(struct smtp_session *s);
+
+static const struct settings *smtp_settings(const struct smtp_session *s)
+{
+	return s->env->settings;
+}
+
+static int64_t smtp_setting(const struct smtp_session *s, enum settings_id id)
+{
+	return settings_int(smtp_settings(s), id);
+}
+
+static void smtp_log(struct smtp_session *s, const char *dir, const char *fmt,
+		     ...) __attribute__((format(printf, 3, 4)));
+static void smtp_log(struct smtp_session *s, const char *dir, const char *fmt,
+		     ...)
+{
+	char text[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_write(LOG_SMTP_IN, s->id, dir, "%s", text);
+}
+
+/* Sends one reply line and logs it. Replies may quote client text, so the
+ * log copy is sanitized. */
+static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char line[SMTP_REPLY_MAX], safe[SMTP_REPLY_MAX * 2];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	log_sanitize(safe, sizeof(safe), line, (size_t)n);
+	log_write(LOG_SMTP_IN, s->id, LOG_TO_PEER, "%s", safe);
+	if ((line[0] == '4' || line[0] == '5') && strncmp(line, "421", 3) != 0)
+		s->errors++;
+	io_write(s->io, line, (size_t)n);
+	io_write(s->io, "\r\n", 2);
+}
+
+static void smtp_set_timeout(struct smtp_session *s)
+{
+	enum settings_id id = SETTING_SMTP_TIMEOUT_IDLE;
+
+	if (s->state == SMTP_STATE_DATA)
+		id = SETTING_SMTP_TIMEOUT_DATA;
+	else if (s->in_mail || s->state == SMTP_STATE_AUTH)
+		id = SETTING_SMTP_TIMEOUT_COMMAND;
+	io_set_read_timeout(s->io, smtp_setting(s, id) * 1000);
+}
+
+static void smtp_enter_state(struct smtp_session *s, enum smtp_state st)
+{
+	s->state = st;
+	if (st == SMTP_STATE_COMMAND || st == SMTP_STATE_AUTH ||
+	    st == SMTP_STATE_DATA)
+		smtp_set_timeout(s);
+}
+
+/* Forgets the transaction (RSET, EHLO, after DATA). */
+static void smtp_reset_transaction(struct smtp_session *s)
+{
+	s->in_mail = 0;
+	s->sender[0] = '\0';
+	s->nrcpt = 0;
+	buf_deinit(&s->msg);
+}
+
+/* Sends a last reply and closes once it is written. */
+static void smtp_close(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void smtp_close(struct smtp_session *s, const char *fmt, ...)
+{
+	char line[SMTP_REPLY_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	smtp_reply(s, "%s", line);
+	s->state = SMTP_STATE_QUIT;
+	io_pause(s->io);
+}
+
+static const char *smtp_proto(const struct smtp_session *s)
+{
+	int tls = io_is_tls(s->io), auth = s->auth[0] != '\0';
+
+	/* RFC 3848 protocol types for the Received header. */
+	if (!s->esmtp)
+		return tls ? "SMTPS" : "SMTP";
+	if (auth)
+		return tls ? "ESMTPSA" : "ESMTPA";
+	return tls ? "ESMTPS" : "ESMTP";
+}
+
+static void smtp_greet(struct smtp_session *s)
+{
+	smtp_enter_state(s, SMTP_STATE_COMMAND);
+	smtp_reply(s, "220 %s ESMTP Petrel", s->env->cfg->hostname);
+}
+
+void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
+		      const struct sockaddr *sa, socklen_t salen,
+		      enum smtp_listener listener, const char *local_addr)
+{
+	struct smtp_session *s = calloc(1, sizeof(*s));
+	unsigned char rnd[6];
+	static const char *const names[] = {"mx", "submission", "smtps"};
+
+	if (s == NULL) {
+		close(fd);
+		return;
+	}
+	s->srv = srv;
+	s->env = env;
+	s->listener = listener;
+	randombytes_buf(rnd, sizeof(rnd));
+	snprintf(s->id, sizeof(s->id), "%02X%02X%02X%02X%02X%02X", rnd[0],
+		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, s->ip, sizeof(s->ip));
+		s->port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, s->ip, sizeof(s->ip));
+		s->port = ntohs(s4->sin_port);
+	}
+	snprintf(s->local_addr, sizeof(s->local_addr), "%s", local_addr);
+	buf_init(&s->msg, 0);
+	smtp_server_session_opened(srv, s);
+	smtp_log(s, LOG_EVENT, "connect from [%s]:%d to %s listener %s", s->ip,
+		 s->port, names[listener], local_addr);
+	s->io = io_new(env->loop, fd,
+		       listener == SMTP_LISTENER_SMTPS ? env->tls : NULL,
+		       smtp_io_cb, s);
+	if (s->io == NULL) {
+		smtp_log(s, LOG_EVENT, "cannot set up the connection");
+		s->gone = 1;
+		smtp_free(s);
+		return;
+	}
+	if (listener == SMTP_LISTENER_SMTPS) {
+		s->state = SMTP_STATE_HANDSHAKE;
+		io_set_read_timeout(s->io,
+				    smtp_setting(s, SETTING_SMTP_TIMEOUT_IDLE) *
+					    1000);
+	} else {
+		smtp_greet(s);
+	}
+}
+
+static void smtp_free(struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_BUSY && s->delay == NULL && !s->gone) {
+		/* A worker holds the session: finish when it returns. */
+		s->gone = 1;
+		io_free(s->io);
+		s->io = NULL;
+		smtp_server_session_closed(s->srv, s, s->ip);
+		return;
+	}
+	if (!s->gone || s->io != NULL)
+		smtp_server_session_closed(s->srv, s, s->ip);
+	io_free(s->io);
+	io_timer_free(s->delay);
+	smtp_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
+		 s->messages, s->errors);
+	free(s->rcpts);
+	buf_deinit(&s->msg);
+	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
+	free(s);
+}
+
+void smtp_session_shutdown(struct smtp_session *s, int force)
+{
+	if (force) {
+		smtp_free(s);
+		return;
+	}
+	s->shutdown = 1;
+	if (s->state == SMTP_STATE_COMMAND && !s->in_mail)
+		smtp_close(s, "421 4.3.2 %s Service shutting down",
+			   s->env->cfg->hostname);
+}
+
+/* After TLS starts the session begins anew (RFC 3207 4.2). */
+static void smtp_tls_ready(struct smtp_session *s)
+{
+	smtp_log(s, LOG_EVENT, "TLS started: %s", io_tls_info(s->io));
+	s->helo_seen = 0;
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+	s->auth[0] = '\0';
+	smtp_reset_transaction(s);
+	if (s->listener == SMTP_LISTENER_SMTPS)
+		smtp_greet(s);
+	else
+		smtp_enter_state(s, SMTP_STATE_COMMAND);
+}
+
+static void smtp_io_cb(struct io *io, enum io_event ev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	switch (ev) {
+	case IO_EV_READ:
+		if (s->state == SMTP_STATE_STARTTLS) {
+			/* Plaintext after STARTTLS: discarded when TLS starts
+			 * (RFC 3207 4.2); never read as commands. */
+			return;
+		}
+		smtp_process(s);
+		return;
+	case IO_EV_FLUSHED:
+		if (s->state == SMTP_STATE_QUIT) {
+			smtp_free(s);
+		} else if (s->state == SMTP_STATE_STARTTLS) {
+			if (io_starttls(s->io, s->env->tls) < 0) {
+				smtp_log(s, LOG_EVENT, "cannot start TLS");
+				smtp_free(s);
+				return;
+			}
+			s->state = SMTP_STATE_HANDSHAKE;
+		}
+		return;
+	case IO_EV_TIMEOUT:
+		if (s->state == SMTP_STATE_HANDSHAKE) {
+			smtp_log(s, LOG_EVENT, "TLS handshake timed out");
+			smtp_free(s);
+			return;
+		}
+		smtp_log(s, LOG_EVENT, "timeout in state %d", s->state);
+		smtp_close(s, "421 4.4.2 %s Error: timeout exceeded",
+			   s->env->cfg->hostname);
+		return;
+	case IO_EV_TLS_READY:
+		smtp_tls_ready(s);
+		return;
+	case IO_EV_TLS_ERROR:
+		smtp_log(s, LOG_EVENT, "TLS failed");
+		smtp_free(s);
+		return;
+	case IO_EV_CLOSED:
+		smtp_log(s, LOG_EVENT, "connection closed by client%s",
+			 s->state == SMTP_STATE_DATA ? " during DATA" : "");
+		smtp_free(s);
+		return;
+	}
+}
+
+/* ---- commands ---- */
+
+enum {
+	SMTP_F_NEED_HELO = 1 << 0, /* only after HELO/EHLO */
+	SMTP_F_NO_ARGS = 1 << 1,   /* takes no argument */
+	SMTP_F_LAST = 1 << 2,	   /* must end a pipelined group (RFC 2920) */
+	SMTP_F_SECRET = 1 << 3,	   /* arguments never logged (AUTH) */
+};
+
+struct smtp_command {
+	enum smtp_verb verb;
+	const char *name;
+	unsigned flags;
+	/* Validates; replies and returns 0 when refused, 1 to proceed. */
+	int (*check)(struct smtp_session *s, const char *args, size_t len);
+	void (*proceed)(struct smtp_session *s, const char *args, size_t len);
+};
+
+static int smtp_check_helo(struct smtp_session *s, const char *args, size_t len)
+{
+	char helo[256];
+
+	if (args == NULL || !smtp_parse_helo(args, len, helo, sizeof(helo))) {
+		smtp_reply(s, "501 5.5.4 Syntax: EHLO hostname");
+		return 0;
+	}
+	return 1;
+}
+
+static void smtp_set_helo(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_parse_helo(args, len, s->helo, sizeof(s->helo));
+	s->helo_seen = 1;
+	smtp_reset_transaction(s);
+	smtp_enter_state(s, SMTP_STATE_COMMAND);
+}
+
+static void smtp_proceed_helo(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	smtp_set_helo(s, args, len);
+	s->esmtp = 0;
+	smtp_reply(s, "250 %s", s->env->cfg->hostname);
+}
+
+static int smtp_auth_offered(const struct smtp_session *s)
+{
+	return io_is_tls(s->io) ||
+	       settings_bool(smtp_settings(s), SETTING_AUTH_ALLOW_PLAINTEXT);
+}
+
+static void smtp_proceed_ehlo(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	const char *lines[8];
+	char size_line[64];
+	size_t n = 0;
+
+	smtp_set_helo(s, args, len);
+	s->esmtp = 1;
+	lines[n++] = "PIPELINING";
+	snprintf(size_line, sizeof(size_line), "SIZE %lld",
+		 (long long)smtp_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) *
+			 1024);
+	lines[n++] = size_line;
+	lines[n++] = "8BITMIME";
+	lines[n++] = "ENHANCEDSTATUSCODES";
+	if (!io_is_tls(s->io) && s->env->tls != NULL)
+		lines[n++] = "STARTTLS";
+	if (smtp_auth_offered(s))
+		lines[n++] = "AUTH PLAIN LOGIN";
+	smtp_reply(s, "250-%s Hello %s [%s]", s->env->cfg->hostname, s->helo,
+		   s->ip);
+	for (size_t i = 0; i < n; i++)
+		smtp_reply(s, "250%c%s", i + 1 == n ? ' ' : '-', lines[i]);
+}
+
+static int smtp_check_starttls(struct smtp_session *s, const char *args,
+			       size_t len)
+{
+	if (io_is_tls(s->io)) {
+		smtp_reply(s, "503 5.5.1 TLS already active");
+		return 0;
+	}
+	if (s->env->tls == NULL) {
+		smtp_reply(s, "454 4.7.0 TLS not available");
+		return 0;
+	}
+	return 1;
+}
+
+static void smtp_proceed_starttls(struct smtp_session *s, const char *args,
+				  size_t len)
+{
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	s->state = SMTP_STATE_STARTTLS;
+	io_set_read_timeout(s->io,
+			    smtp_setting(s, SETTING_SMTP_TIMEOUT_IDLE) * 1000);
+}
+
+static int smtp_check_mail(struct smtp_session *s, const char *args, size_t len)
+{
+	if (s->in_mail) {
+		smtp_reply(s, "503 5.5.1 Error: nested MAIL command");
+		return 0;
+	}
+	return 1;
+}
+
+static struct policy_facts smtp_facts(const struct smtp_session *s)
+{
+	struct policy_facts f = {
+		.settings = smtp_settings(s),
+		.client_ip = s->ip,
+		.tls = io_is_tls(s->io),
+		.submission = s->listener != SMTP_LISTENER_MX,
+		.auth = s->auth[0] != '\0' ? s->auth : NULL,
+		.now = clock_now(),
+	};
+	return f;
+}
+
+static void smtp_refused(struct smtp_session *s, const char *what,
+			 const char *reply, const char *reason)
+{
+	smtp_log(s, LOG_EVENT, "%s refused: %s", what, reason);
+	smtp_reply(s, "%s", reply);
+}
+
+static void smtp_proceed_mail(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	struct smtp_mail_args m;
+	struct policy_facts f = smtp_facts(s);
+	const char *reply, *reason = NULL;
+	int64_t max = smtp_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) * 1024;
+	int local = 0;
+
+	if (args == NULL || smtp_parse_mail(args, len, &m, &reply) < 0) {
+		smtp_reply(s, "%s",
+			   args == NULL
+				   ? "501 5.5.4 Syntax: MAIL FROM:<address>"
+				   : reply);
+		return;
+	}
+	/* RFC 1870: refuse a declared size over the limit at once. */
+	if (m.size > max) {
+		smtp_refused(s, "MAIL",
+			     "552 5.3.4 Message size exceeds fixed "
+			     "maximum message size",
+			     "declared SIZE too big");
+		return;
+	}
+	if (!addr_is_null(&m.from))
+		local = directory_domain_exists(s->env->dir, m.from.domain) ==
+			1;
+	reply = policy_check_mail(&f, &m.from, local, &reason);
+	if (reply != NULL) {
+		smtp_refused(s, "MAIL", reply, reason);
+		return;
+	}
+	addr_format(&m.from, s->sender, sizeof(s->sender));
+	s->in_mail = 1;
+	s->nrcpt = 0;
+	smtp_enter_state(s, SMTP_STATE_COMMAND);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+static int smtp_check_rcpt(struct smtp_session *s, const char *args, size_t len)
+{
+	if (!s->in_mail) {
+		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+		return 0;
+	}
+	if (s->nrcpt >= (size_t)smtp_setting(s, SETTING_SMTP_MAX_RECIPIENTS)) {
+		smtp_reply(s, "452 4.5.3 Error: too many recipients");
+		return 0;
+	}
+	return 1;
+}
+
+/* <postmaster> without a domain (RFC 5321 4.5.1): the first of our
+ * domains whose postmaster exists. */
+struct smtp_pm_ctx {
+	struct directory *dir;
+	char account[DIRECTORY_ADDRESS_MAX + 1];
+};
+
+static void smtp_pm_cb(const char *domain, void *arg)
+{
+	struct smtp_pm_ctx *c = arg;
+	char addr[DIRECTORY_ADDRESS_MAX + 1];
+	const char *err;
+
+	if (c->account[0] != '\0')
+		return;
+	snprintf(addr, sizeof(addr), "postmaster@%s", domain);
+	if (directory_resolve(c->dir, addr, c->account, &err) != 1)
+		c->account[0] = '\0';
+}
+
+static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	struct smtp_rcpt_args r;
+	struct policy_facts f = smtp_facts(s);
+	const char *reply, *reason = NULL, *err;
+	char account[DIRECTORY_ADDRESS_MAX + 1] = "";
+	int local, exists = 0;
+	struct smtp_rcpt *rc;
+
+	if (args == NULL || smtp_parse_rcpt(args, len, &r, &reply) < 0) {
+		smtp_reply(s, "%s",
+			   args == NULL ? "501 5.5.4 Syntax: RCPT TO:<address>"
+					: reply);
+		return;
+	}
+	if (r.to.domain[0] == '\0') {
+		struct smtp_pm_ctx c = {.dir = s->env->dir};
+
+		directory_domain_list(s->env->dir, smtp_pm_cb, &c, &err);
+		local = 1;
+		exists = c.account[0] != '\0';
+		memcpy(account, c.account, sizeof(account));
+	} else {
+		char text[ADDR_FORMAT_SIZE];
+
+		local = directory_domain_exists(s->env->dir, r.to.domain);
+		if (local < 0) {
+			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+			return;
+		}
+		if (local) {
+			int ret;
+
+			addr_format(&r.to, text, sizeof(text));
+			ret = directory_resolve(s->env->dir, text, account,
+						&err);
+			if (ret < 0) {
+				log_error("resolve %s: %s", r.to.domain, err);
+				smtp_reply(
+					s,
+					"451 4.3.0 Temporary lookup failure");
+				return;
+			}
+			exists = ret == 1;
+		}
+	}
+	reply = policy_check_rcpt(&f, &r.to, local, exists, &reason);
+	if (reply != NULL) {
+		smtp_refused(s, "RCPT", reply, reason);
+		return;
+	}
+	if (s->nrcpt == s->rcpt_cap) {
+		size_t ncap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
+		struct smtp_rcpt *n = realloc(s->rcpts, ncap * sizeof(*n));
+		if (n == NULL) {
+			smtp_reply(s, "452 4.3.1 Insufficient system storage");
+			return;
+		}
+		s->rcpts = n;
+		s->rcpt_cap = ncap;
+	}
+	rc = &s->rcpts[s->nrcpt];
+	memset(rc, 0, sizeof(*rc));
+	addr_format(&r.to, rc->addr, sizeof(rc->addr));
+	rc->local = local;
+	memcpy(rc->account, account, sizeof(rc->account));
+	/* A recipient named twice gets the message once. */
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		if (strcasecmp(s->rcpts[i].addr, rc->addr) == 0) {
+			smtp_reply(s, "250 2.1.5 Ok");
+			return;
+		}
+	}
+	s->nrcpt++;
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+static int smtp_check_data(struct smtp_session *s, const char *args, size_t len)
+{
+	if (!s->in_mail) {
+		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+		return 0;
+	}
+	if (s->nrcpt == 0) {
+		smtp_reply(s, "554 5.5.1 Error: no valid recipients");
+		return 0;
+	}
+	return 1;
+}
+
+static void smtp_proceed_data(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	size_t max =
+		(size_t)smtp_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) * 1024;
+
+	smtp_data_init(&s->reader,
+		       (size_t)smtp_setting(s, SETTING_SMTP_MAX_LINE), max);
+	buf_deinit(&s->msg);
+	buf_init(&s->msg, max);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_enter_state(s, SMTP_STATE_DATA);
+}
+
+static void smtp_proceed_rset(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	smtp_reset_transaction(s);
+	smtp_enter_state(s, SMTP_STATE_COMMAND);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void smtp_proceed_noop(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void smtp_proceed_quit(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	smtp_close(s, "221 2.0.0 Bye");
+}
+
+static void smtp_proceed_vrfy(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	/* RFC 5321 3.5.3: no address harvesting, but no refusal either. */
+	smtp_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message "
+		      "and attempt delivery");
+}
+
+static void smtp_proceed_expn(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	smtp_reply(s, "502 5.5.1 EXPN not available");
+}
+
+static void smtp_proceed_bdat(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	/* CHUNKING is not offered; the chunk that may follow would be read
+	 * as commands, so the session ends here. */
+	smtp_close(s, "554 5.5.1 CHUNKING not offered, closing");
+}
+
+static void smtp_proceed_help(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	smtp_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP");
+	smtp_reply(s, "214-2.0.0 QUIT VRFY HELP STARTTLS AUTH");
+	smtp_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+/* ---- AUTH (RFC 4954) ---- */
+
+static void smtp_auth_reply_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_reply(s, "%s", s->delayed_reply);
+	smtp_enter_state(s, SMTP_STATE_COMMAND);
+	io_resume(s->io);
+	smtp_process(s);
+}
+
+static void smtp_auth_work(void *thread_state, void *arg)
+{
+	struct env_thread *t = thread_state;
+	struct smtp_auth_job *j = arg;
+	const char *err = NULL;
+
+	j->reason = "unknown";
+	if (t == NULL || t->dir == NULL) {
+		j->result = -1;
+	} else {
+		j->result = directory_account_verify(
+			t->dir, j->user, j->pass, strlen(j->pass), &j->account,
+			&j->reason, &err);
+		if (j->result == 1)
+			directory_account_touch_login(
+				t->dir, j->account.address, j->now, &err);
+		else if (j->result == 0)
+			directory_security_event_add(t->dir, j->now,
+						     "auth-failure", j->user,
+						     j->ip, j->reason, &err);
+	}
+	sodium_memzero(j->pass, sizeof(j->pass));
+}
+
+static void smtp_auth_done(void *arg)
+{
+	struct smtp_auth_job *j = arg;
+	struct smtp_session *s = j->s;
+	char safe_user[128];
+
+	if (s->gone) {
+		smtp_free(s);
+		goto out;
+	}
+	if (j->result == 1) {
+		snprintf(s->auth, sizeof(s->auth), "%s", j->account.address);
+		smtp_log(s, LOG_EVENT, "authenticated as %s (%s)", s->auth,
+			 j->mech);
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		smtp_enter_state(s, SMTP_STATE_COMMAND);
+		io_resume(s->io);
+		smtp_process(s);
+		goto out;
+	}
+	log_sanitize(safe_user, sizeof(safe_user), j->user, strlen(j->user));
+	if (j->result < 0) {
+		snprintf(s->delayed_reply, sizeof(s->delayed_reply),
+			 "454 4.7.0 Temporary authentication failure");
+		log_error("auth check failed for %s", safe_user);
+	} else {
+		/* The same reply after the same delay, whatever the reason:
+		 * no account enumeration. */
+		snprintf(s->delayed_reply, sizeof(s->delayed_reply),
+			 "535 5.7.8 Authentication credentials invalid");
+	}
+	/* fail2ban-friendly: one line, fixed fields, never the password. */
+	log_write(LOG_SECURITY, s->id, LOG_EVENT,
+		  "auth failed: ip=%s port=%d account=%s mechanism=%s "
+		  "service=smtp reason=%s",
+		  s->ip, s->port, safe_user, j->mech,
+		  j->result < 0 ? "error" : j->reason);
+	smtp_log(s, LOG_EVENT, "authentication failed for %s", safe_user);
+	if (s->delay == NULL)
+		s->delay = io_timer_new(s->env->loop, smtp_auth_reply_cb, s);
+	if (s->delay == NULL) {
+		smtp_auth_reply_cb(s);
+		goto out;
+	}
+	io_timer_add(s->delay, smtp_setting(s, SETTING_AUTH_FAIL_DELAY_MS));
+out:
+	sodium_memzero(j, sizeof(*j));
+	free(j);
+}
+
+/* Hands a user and password to a worker for checking. */
+static void smtp_auth_verify(struct smtp_session *s, const char *user,
+			     char *pass)
+{
+	struct smtp_auth_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL) {
+		sodium_memzero(pass, SMTP_SASL_FIELD_MAX);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_enter_state(s, SMTP_STATE_COMMAND);
+		return;
+	}
+	j->s = s;
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	snprintf(j->pass, sizeof(j->pass), "%s", pass);
+	snprintf(j->ip, sizeof(j->ip), "%s", s->ip);
+	snprintf(j->mech, sizeof(j->mech), "%s", s->sasl_mech);
+	j->now = clock_now();
+	sodium_memzero(pass, SMTP_SASL_FIELD_MAX);
+	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
+	s->state = SMTP_STATE_BUSY;
+	io_pause(s->io);
+	if (io_workers_submit(s->env->workers, smtp_auth_work, smtp_auth_done,
+			      j) < 0) {
+		sodium_memzero(j, sizeof(*j));
+		free(j);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_enter_state(s, SMTP_STATE_COMMAND);
+		io_resume(s->io);
+	}
+}
+
+/* Handles one SASL message (initial response or a response line). */
+static void smtp_auth_step(struct smtp_session *s, const char *text, size_t len)
+{
+	char decoded[SMTP_SASL_FIELD_MAX * 3];
+	char user[SMTP_SASL_FIELD_MAX], pass[SMTP_SASL_FIELD_MAX];
+	long n;
+
+	if (len == 1 && text[0] == '*') {
+		smtp_reply(s, "501 5.0.0 Authentication cancelled");
+		smtp_enter_state(s, SMTP_STATE_COMMAND);
+		return;
+	}
+	n = smtp_sasl_b64decode(text, len, decoded, sizeof(decoded),
+				s->sasl == SMTP_SASL_PLAIN);
+	if (n < 0) {
+		smtp_reply(s, "501 5.5.2 Cannot decode response");
+		smtp_enter_state(s, SMTP_STATE_COMMAND);
+		goto out;
+	}
+	switch (s->sasl) {
+	case SMTP_SASL_PLAIN:
+		if (smtp_sasl_plain_split(decoded, (size_t)n, user, pass) < 0) {
+			smtp_reply(s, "501 5.5.2 Malformed PLAIN response");
+			smtp_enter_state(s, SMTP_STATE_COMMAND);
+			goto out;
+		}
+		smtp_auth_verify(s, user, pass);
+		break;
+	case SMTP_SASL_LOGIN_USER:
+		if (n == 0 || (size_t)n >= sizeof(s->sasl_user)) {
+			smtp_reply(s, "501 5.5.2 Malformed LOGIN response");
+			smtp_enter_state(s, SMTP_STATE_COMMAND);
+			goto out;
+		}
+		memcpy(s->sasl_user, decoded, (size_t)n + 1);
+		s->sasl = SMTP_SASL_LOGIN_PASS;
+		smtp_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+		smtp_enter_state(s, SMTP_STATE_AUTH);
+		break;
+	case SMTP_SASL_LOGIN_PASS:
+		if (n == 0 || (size_t)n >= sizeof(pass)) {
+			smtp_reply(s, "501 5.5.2 Malformed LOGIN response");
+			smtp_enter_state(s, SMTP_STATE_COMMAND);
+			goto out;
+		}
+		memcpy(pass, decoded, (size_t)n + 1);
+		snprintf(user, sizeof(user), "%s", s->sasl_user);
+		smtp_auth_verify(s, user, pass);
+		break;
+	}
+out:
+	sodium_memzero(decoded, sizeof(decoded));
+	sodium_memzero(pass, sizeof(pass));
+}
+
+static int smtp_check_auth(struct smtp_session *s, const char *args, size_t len)
+{
+	if (!smtp_auth_offered(s)) {
+		smtp_reply(s, "538 5.7.11 Encryption required for requested "
+			      "authentication mechanism");
+		return 0;
+	}
+	if (s->auth[0] != '\0') {
+		smtp_reply(s, "503 5.5.1 Already authenticated");
+		return 0;
+	}
+	if (s->in_mail) {
+		smtp_reply(s,
+			   "503 5.5.1 AUTH not allowed during a transaction");
+		return 0;
+	}
+	if (args == NULL) {
+		smtp_reply(s, "501 5.5.4 Syntax: AUTH mechanism");
+		return 0;
+	}
+	return 1;
+}
+
+static void smtp_proceed_auth(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	const char *sp = memchr(args, ' ', len);
+	size_t mlen = sp != NULL ? (size_t)(sp - args) : len;
+	const char *init = sp != NULL ? sp + 1 : NULL;
+	size_t ilen = sp != NULL ? len - mlen - 1 : 0;
+
+	if (mlen == 5 && strncasecmp(args, "PLAIN", 5) == 0) {
+		snprintf(s->sasl_mech, sizeof(s->sasl_mech), "PLAIN");
+		s->sasl = SMTP_SASL_PLAIN;
+		if (init == NULL) {
+			smtp_reply(s, "334 ");
+			smtp_enter_state(s, SMTP_STATE_AUTH);
+			return;
+		}
+		/* "=" is an empty initial response (RFC 4954 4). */
+		if (ilen == 1 && init[0] == '=')
+			ilen = 0;
+		smtp_auth_step(s, init, ilen);
+		return;
+	}
+	if (mlen == 5 && strncasecmp(args, "LOGIN", 5) == 0) {
+		snprintf(s->sasl_mech, sizeof(s->sasl_mech), "LOGIN");
+		s->sasl = SMTP_SASL_LOGIN_USER;
+		if (init == NULL) {
+			smtp_reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+			smtp_enter_state(s, SMTP_STATE_AUTH);
+			return;
+		}
+		smtp_auth_step(s, init, ilen);
+		return;
+	}
+	smtp_reply(s, "504 5.5.4 Unrecognized authentication mechanism");
+}
+
+static const struct smtp_command smtp_commands[] = {
+	{SMTP_CMD_HELO, "HELO", 0, smtp_check_helo, smtp_proceed_helo},
+	{SMTP_CMD_EHLO, "EHLO", SMTP_F_LAST, smtp_check_helo,
+	 smtp_proceed_ehlo},
+	{SMTP_CMD_STARTTLS, "STARTTLS",
+	 SMTP_F_NEED_HELO | SMTP_F_NO_ARGS | SMTP_F_LAST, smtp_check_starttls,
+	 smtp_proceed_starttls},
+	{SMTP_CMD_AUTH, "AUTH", SMTP_F_NEED_HELO | SMTP_F_SECRET,
+	 smtp_check_auth, smtp_proceed_auth},
+	{SMTP_CMD_MAIL, "MAIL", SMTP_F_NEED_HELO, smtp_check_mail,
+	 smtp_proceed_mail},
+	{SMTP_CMD_RCPT, "RCPT", SMTP_F_NEED_HELO, smtp_check_rcpt,
+	 smtp_proceed_rcpt},
+	{SMTP_CMD_DATA, "DATA", SMTP_F_NEED_HELO | SMTP_F_NO_ARGS | SMTP_F_LAST,
+	 smtp_check_data, smtp_proceed_data},
+	{SMTP_CMD_BDAT, "BDAT", 0, NULL, smtp_proceed_bdat},
+	{SMTP_CMD_RSET, "RSET", SMTP_F_NO_ARGS, NULL, smtp_proceed_rset},
+	{SMTP_CMD_NOOP, "NOOP", 0, NULL, smtp_proceed_noop},
+	{SMTP_CMD_QUIT, "QUIT", SMTP_F_NO_ARGS, NULL, smtp_proceed_quit},
+	{SMTP_CMD_VRFY, "VRFY", 0, NULL, smtp_proceed_vrfy},
+	{SMTP_CMD_EXPN, "EXPN", 0, NULL, smtp_proceed_expn},
+	{SMTP_CMD_HELP, "HELP", 0, NULL, smtp_proceed_help},
+};
+
+static const struct smtp_command *smtp_command_find(enum smtp_verb verb)
+{
+	for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]);
+	     i++)
+		if (smtp_commands[i].verb == verb)
+			return &smtp_commands[i];
+	return NULL;
+}
+
+static void smtp_command(struct smtp_session *s, const char *line, size_t len)
+{
+	const struct smtp_command *c;
+	struct smtp_cmd cmd;
+	char safe[600];
+
+	if (smtp_parse_command(line, len, &cmd) != 1 ||
+	    (c = smtp_command_find(cmd.verb)) == NULL) {
+		smtp_log(s, LOG_FROM_PEER, "%s",
+			 log_sanitize(safe, sizeof(safe), line, len));
+		smtp_reply(s, "500 5.5.1 Error: command not recognized");
+		return;
+	}
+	if (c->flags & SMTP_F_SECRET) {
+		/* The mechanism is fine to log; what follows never is. */
+		size_t keep =
+			cmd.args != NULL ? (size_t)(cmd.args - line) : len;
+		const char *sp = cmd.args != NULL
+					 ? memchr(cmd.args, ' ', cmd.args_len)
+					 : NULL;
+		if (sp != NULL)
+			keep = (size_t)(sp - line);
+		else if (cmd.args != NULL)
+			keep = len;
+		smtp_log(s, LOG_FROM_PEER, "%s%s",
+			 log_sanitize(safe, sizeof(safe), line, keep),
+			 sp != NULL ? " <redacted>" : "");
+	} else {
+		smtp_log(s, LOG_FROM_PEER, "%s",
+			 log_sanitize(safe, sizeof(safe), line, len));
+	}
+	if ((c->flags & SMTP_F_NEED_HELO) && !s->helo_seen) {
+		smtp_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if ((c->flags & SMTP_F_NO_ARGS) && cmd.args != NULL) {
+		smtp_reply(s, "501 5.5.4 Syntax: %s takes no parameters",
+			   c->name);
+		return;
+	}
+	if (cmd.verb == SMTP_CMD_DATA && io_input_len(s->io) > 0) {
+		/* RFC 2920 3.1: DATA ends a group and the client must wait for
+		 * 354. Text sent early would be read as commands if refused,
+		 * or as a message the client never meant: end the session. */
+		smtp_log(s, LOG_EVENT, "improper pipelining after DATA");
+		smtp_close(s, "554 5.5.0 Error: improper command pipelining "
+			      "after DATA, closing");
+		return;
+	}
+	if (c->check != NULL && !c->check(s, cmd.args, cmd.args_len))
+		return;
+	c->proceed(s, cmd.args, cmd.args_len);
+}
+
+/* ---- DATA ---- */
+
+static void smtp_data_refused(struct smtp_session *s, const char *reply,
+			      const char *reason)
+{
+	smtp_log(s, LOG_EVENT, "message refused: %s (%zu bytes)", reason,
+		 (size_t)s->reader.size);
+	smtp_reply(s, "%s", reply);
+	smtp_reset_transaction(s);
+	smtp_enter_state(s, SMTP_STATE_COMMAND);
+}
+
+struct smtp_commit_ctx {
+	struct smtp_commit c;
+	struct smtp_session *s;
+};
+
+static void smtp_message_saved(void *arg)
+{
+	struct smtp_commit_ctx *x = arg;
+	struct smtp_session *s = x->s;
+	char mid[300];
+
+	if (x->c.ok) {
+		log_sanitize(mid, sizeof(mid), x->c.message_id,
+			     strlen(x->c.message_id));
+		if (s->env->message_queued != NULL)
+			s->env->message_queued(s->env, x->c.queue_id);
+	}
+	if (s->gone) {
+		if (x->c.ok)
+			log_write(LOG_SMTP_IN, s->id, LOG_EVENT,
+				  "message saved as %s, client gone",
+				  x->c.queue_id);
+		smtp_free(s);
+		goto out;
+	}
+	if (x->c.ok) {
+		s->messages++;
+		smtp_reply(s,
+			   "250 2.0.0 Ok, message saved <Message-ID: %s> as %s",
+			   mid, x->c.queue_id);
+	} else {
+		log_error("cannot spool message: %s", x->c.error);
+		smtp_reply(s, "451 4.3.0 Error: queue file write error");
+	}
+	smtp_reset_transaction(s);
+	smtp_enter_state(s, SMTP_STATE_COMMAND);
+	if (s->shutdown) {
+		smtp_close(s, "421 4.3.2 %s Service shutting down",
+			   s->env->cfg->hostname);
+		goto out;
+	}
+	io_resume(s->io);
+	smtp_process(s);
+out:
+	smtp_commit_free(&x->c);
+	free(x);
+}
+
+static void smtp_commit_work_ctx(void *thread_state, void *arg)
+{
+	struct smtp_commit_ctx *x = arg;
+
+	smtp_commit_work(thread_state, &x->c);
+}
+
+static void smtp_data_complete(struct smtp_session *s)
+{
+	struct smtp_commit_ctx *x;
+	struct smtp_commit *c;
+
+	switch (s->reader.error) {
+	case SMTP_DATA_OK:
+		break;
+	case SMTP_DATA_BARE_NEWLINE:
+		smtp_data_refused(s,
+				  "550 5.6.0 Message refused: bare CR or LF "
+				  "is not allowed (RFC 5321 2.3.8)",
+				  "bare CR or LF");
+		return;
+	case SMTP_DATA_LINE_TOO_LONG:
+		smtp_data_refused(s, "500 5.5.6 Message refused: line too long",
+				  "line too long");
+		return;
+	case SMTP_DATA_TOO_BIG:
+		smtp_data_refused(s,
+				  "552 5.3.4 Message size exceeds fixed "
+				  "maximum message size",
+				  "message too big");
+		return;
+	}
+	x = calloc(1, sizeof(*x));
+	if (x == NULL) {
+		smtp_data_refused(s, "451 4.3.1 Insufficient system storage",
+				  "out of memory");
+		return;
+	}
+	x->s = s;
+	c = &x->c;
+	c->queue = s->env->queue;
+	snprintf(c->session_id, sizeof(c->session_id), "%s", s->id);
+	snprintf(c->hostname, sizeof(c->hostname), "%s", s->env->cfg->hostname);
+	snprintf(c->helo, sizeof(c->helo), "%s", s->helo);
+	snprintf(c->ip, sizeof(c->ip), "%s", s->ip);
+	c->port = s->port;
+	snprintf(c->listener, sizeof(c->listener), "%s", s->local_addr);
+	snprintf(c->proto, sizeof(c->proto), "%s", smtp_proto(s));
+	snprintf(c->tls_info, sizeof(c->tls_info), "%s", io_tls_info(s->io));
+	snprintf(c->auth, sizeof(c->auth), "%s", s->auth);
+	c->submission = s->listener != SMTP_LISTENER_MX;
+	snprintf(c->sender, sizeof(c->sender), "%s", s->sender);
+	c->rcpts = malloc(s->nrcpt * sizeof(*c->rcpts));
+	if (c->rcpts == NULL) {
+		free(x);
+		smtp_data_refused(s, "451 4.3.1 Insufficient system storage",
+				  "out of memory");
+		return;
+	}
+	memcpy(c->rcpts, s->rcpts, s->nrcpt * sizeof(*c->rcpts));
+	c->nrcpt = s->nrcpt;
+	c->msg = s->msg; /* moved */
+	buf_init(&s->msg, 0);
+	c->now = clock_now();
+	smtp_log(s, LOG_FROM_PEER, "[message: %zu bytes, %zu lines]",
+		 c->msg.len, (size_t)s->reader.lines);
+	s->state = SMTP_STATE_BUSY;
+	io_pause(s->io);
+	if (io_workers_submit(s->env->workers, smtp_commit_work_ctx,
+			      smtp_message_saved, x) < 0) {
+		smtp_commit_free(c);
+		free(x);
+		smtp_reply(s, "451 4.3.1 Insufficient system storage");
+		smtp_reset_transaction(s);
+		smtp_enter_state(s, SMTP_STATE_COMMAND);
+		io_resume(s->io);
+	}
+}
+
+/* ---- input ---- */
+
+/* Reads what can be read now: command lines, SASL lines or DATA. */
+static void smtp_process(struct smtp_session *s)
+{
+	while (s->io != NULL &&
+	       (s->state == SMTP_STATE_COMMAND || s->state == SMTP_STATE_AUTH ||
+		s->state == SMTP_STATE_DATA)) {
+		size_t avail = io_input_len(s->io), max, used = 0;
+		const char *line;
+		long lf;
+
+		if (avail == 0)
+			break;
+		if (s->state == SMTP_STATE_DATA) {
+			const char *in = io_input_pullup(s->io, avail);
+			int done = smtp_data_feed(&s->reader, in, avail, &used,
+						  &s->msg);
+			io_input_drain(s->io, used);
+			if (done == 1)
+				smtp_data_complete(s);
+			else
+				break;
+			continue;
+		}
+		max = s->state == SMTP_STATE_AUTH
+			      ? SMTP_AUTH_LINE_MAX
+			      : (size_t)smtp_setting(s, SETTING_SMTP_MAX_LINE);
+		/* The cap holds before a whole line has arrived (STYLE.md). */
+		lf = io_input_find_lf(s->io, s->skip_line ? avail : max);
+		if (lf < 0) {
+			if (s->skip_line) {
+				io_input_drain(s->io, avail);
+				break;
+			}
+			if (avail < max)
+				break;
+			io_input_drain(s->io, avail);
+			s->skip_line = 1;
+			smtp_log(s, LOG_EVENT, "command line too long");
+			smtp_reply(s, "500 5.5.2 Error: line too long");
+			if (s->state == SMTP_STATE_AUTH)
+				smtp_enter_state(s, SMTP_STATE_COMMAND);
+		} else {
+			size_t n = (size_t)lf;
+			line = io_input_pullup(s->io, n + 1);
+			if (s->skip_line) {
+				io_input_drain(s->io, n + 1);
+				s->skip_line = 0;
+				continue;
+			}
+			/* CRLF is the only line end (RFC 5321 2.3.8): a bare
+			 * LF or CR, or a NUL, ends the transaction. */
+			if (n == 0 || line[n - 1] != '\r' ||
+			    memchr(line, '\r', n - 1) != NULL ||
+			    memchr(line, '\0', n) != NULL) {
+				char safe[128];
+				smtp_log(s, LOG_FROM_PEER, "%s",
+					 log_sanitize(safe, sizeof(safe), line,
+						      n + 1));
+				io_input_drain(s->io, n + 1);
+				smtp_reset_transaction(s);
+				smtp_reply(s, "500 5.5.2 Error: bare CR or LF "
+					      "or NUL in command");
+				smtp_enter_state(s, SMTP_STATE_COMMAND);
+			} else {
+				char text[SMTP_AUTH_LINE_MAX + 1];
+				memcpy(text, line, n - 1);
+				text[n - 1] = '\0';
+				io_input_drain(s->io, n + 1);
+				if (s->state == SMTP_STATE_AUTH) {
+					smtp_log(s, LOG_FROM_PEER,
+						 "<redacted>");
+					smtp_auth_step(s, text, n - 1);
+					sodium_memzero(text, n);
+				} else {
+					smtp_command(s, text, n - 1);
+				}
+			}
+		}
+		if (s->state != SMTP_STATE_QUIT &&
+		    s->errors >= (unsigned)smtp_setting(
+					 s, SETTING_SMTP_MAX_ERRORS)) {
+			smtp_log(s, LOG_EVENT, "too many errors");
+			smtp_close(s, "421 4.7.0 %s Error: too many errors",
+				   s->env->cfg->hostname);
+		}
+	}
+}
