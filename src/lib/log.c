@@ -138,8 +138,9 @@ static int log_fd(enum log_file f, const struct tm *tm)
 	return log_state.fd[f];
 }
 
-static void log_vwrite(enum log_file f, const char *session, const char *dir,
-		       const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+log_vwrite(enum log_file f, const char *session, const char *dir,
+	   const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];
 	struct tm tm;
