@@ -4,6 +4,7 @@
  * admin can fix it from the one line petreld prints before exiting.
  */
 #include "lib/config.h"
+#include "lib/addr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -180,21 +181,12 @@ int config_parse_listen(const char *value, struct config_listen_list *out)
 	return out->count > 0 ? 0 : -1;
 }
 
-/* A host name: letters, digits, '-', '.', at most 253 octets. */
+/* A host name: dot-separated labels of letters, digits and '-' (not at
+ * either end), 1 to 63 octets each, 253 in all (RFC 1035 2.3.4), no
+ * trailing dot: what goes into the greeting and Received headers. */
 static int config_valid_host(const char *v)
 {
-	size_t n = strlen(v);
-
-	if (n == 0 || n > 253 || v[0] == '.' || v[0] == '-')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-		if (!isalnum(c) && c != '-' && c != '.')
-			return 0;
-		if (c == '.' && v[i + 1] == '.')
-			return 0;
-	}
-	return 1;
+	return strlen(v) <= 253 && addr_domain_valid(v);
 }
 
 static int config_valid_hostport(const char *v, int numeric)

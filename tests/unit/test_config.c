@@ -266,6 +266,17 @@ static const struct error_case error_cases[] = {
 	{"NUL in comment", "# a\0b\n", 6, "t.conf:1: NUL byte in line"},
 	{"bad host", "hostname = mx_1.example\n", 0,
 	 "t.conf:1: " BADV("hostname", "expected a host name")},
+	{"host label ends in hyphen", "hostname = e--------\n", 0,
+	 "t.conf:1: " BADV("hostname", "expected a host name")},
+	{"host label 64",
+	 "hostname = "
+	 "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+	 "abcdefghijkl.example\n",
+	 0, "t.conf:1: " BADV("hostname", "expected a host name")},
+	{"host trailing dot", "hostname = mx.example.\n", 0,
+	 "t.conf:1: " BADV("hostname", "expected a host name")},
+	{"smarthost label hyphen", "smarthost = relay-.example:25\n", 0,
+	 "t.conf:1: " BADV("smarthost", "expected HOST:PORT")},
 	{"empty host", "hostname =\n", 0,
 	 "t.conf:1: " BADV("hostname", "expected a host name")},
 	{"empty path", "data_dir =\n", 0,
