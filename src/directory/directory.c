@@ -789,19 +789,21 @@ static int directory_hash(struct directory *d, const char *password, char *hash,
 	return 0;
 }
 
-int directory_account_add(struct directory *d, const char *address,
-			  const char *password, int is_admin,
-			  const char **error_r)
+/* The checks of directory_account_add before hashing: a valid address in
+ * one of our domains that is neither an account nor an alias. 1 with
+ * *domain_id_r set, -1 with the error set. */
+static int directory_account_check(struct directory *d, const char *address,
+				   char *addr, int64_t *domain_id_r,
+				   const char **error_r)
 {
-	char addr[DIRECTORY_ADDRESS_MAX + 1], target[DIRECTORY_ADDRESS_MAX + 1];
-	char hash[crypto_pwhash_STRBYTES];
+	char target[DIRECTORY_ADDRESS_MAX + 1];
 	const char *dom;
-	int64_t domain_id, id;
+	int64_t id;
 	int r;
 
 	if (directory_norm_address(d, address, addr, &dom, error_r) < 0)
 		return -1;
-	r = directory_domain_id(d, dom, &domain_id, error_r);
+	r = directory_domain_id(d, dom, domain_id_r, error_r);
 	if (r <= 0)
 		return r < 0 ? -1
 			     : directory_fail(d, error_r,
@@ -818,6 +820,29 @@ int directory_account_add(struct directory *d, const char *address,
 			     : directory_fail(d, error_r,
 					      "%s is already an alias of %s",
 					      addr, target);
+	return 1;
+}
+
+int directory_account_can_add(struct directory *d, const char *address,
+			      const char **error_r)
+{
+	char addr[DIRECTORY_ADDRESS_MAX + 1];
+	int64_t domain_id;
+
+	return directory_account_check(d, address, addr, &domain_id, error_r);
+}
+
+int directory_account_add(struct directory *d, const char *address,
+			  const char *password, int is_admin,
+			  const char **error_r)
+{
+	char addr[DIRECTORY_ADDRESS_MAX + 1];
+	char hash[crypto_pwhash_STRBYTES];
+	int64_t domain_id;
+	int r;
+
+	if (directory_account_check(d, address, addr, &domain_id, error_r) < 0)
+		return -1;
 	if (directory_hash(d, password, hash, error_r) < 0)
 		return -1;
 	r = directory_exec(d, error_r, "add the account",
@@ -1021,7 +1046,7 @@ int directory_account_verify(struct directory *d, const char *address,
 		*reason_r = "frozen";
 		return 0;
 	}
-	*reason_r = NULL;
+	*reason_r = "ok";
 	if (out != NULL)
 		*out = a;
 	return 1;

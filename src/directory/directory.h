@@ -12,7 +12,14 @@
  * used by one thread at a time: the event loop has its own, each worker
  * thread opens its own. Unless said otherwise, functions return 1 done,
  * 0 not found / no, -1 error with *error_r set (owned by the handle, valid
- * until its next call).
+ * until its next call). Functions that change or delete one named thing
+ * also set *error_r when they return 0 ("account a@b.example does not
+ * exist"), so that a caller can print it.
+ *
+ * Addresses are "local@domain": one '@', a dot-atom local part of 1-64
+ * characters, a domain of letters, digits, hyphens and dots (255 at most).
+ * Addresses, domains and group names are compared without regard to case
+ * and stored lower-case.
  */
 struct directory;
 
@@ -67,6 +74,11 @@ int directory_domain_list(struct directory *d,
 int directory_account_add(struct directory *d, const char *address,
 			  const char *password, int is_admin,
 			  const char **error_r);
+/* The checks of directory_account_add without the (slow) hashing, so
+ * that petrelctl can refuse before it asks for a password: 1 when the
+ * account could be added now, -1 with *error_r saying why not. */
+int directory_account_can_add(struct directory *d, const char *address,
+			      const char **error_r);
 int directory_account_passwd(struct directory *d, const char *address,
 			     const char *password, const char **error_r);
 int directory_account_set_state(struct directory *d, const char *address,
@@ -86,8 +98,9 @@ int directory_account_list(struct directory *d,
  * Checks a password (argon2id: slow on purpose, call it off the event loop).
  * Unknown accounts are checked against a dummy hash so that they take the
  * same time. Returns 1 when the account exists, is enabled and the password
- * matches (*out filled), 0 otherwise (*reason_r: "unknown", "password",
- * "disabled", "frozen"), -1 on error.
+ * matches (*out filled, may be NULL; *reason_r "ok"), 0 otherwise
+ * (*reason_r: "unknown", "password", "disabled", "frozen"; the password is
+ * checked first, so the state is told only to who knows it), -1 on error.
  */
 int directory_account_verify(struct directory *d, const char *address,
 			     const char *password, size_t password_len,
