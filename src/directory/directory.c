@@ -84,6 +84,14 @@ static const char *const directory_migrations[] = {
 	"  account TEXT,"
 	"  ip TEXT,"
 	"  text TEXT NOT NULL);",
+	/* 2: indexes on the foreign keys (a cascade or RESTRICT check scans
+	 * the child table without one) and for events by account and time. */
+	"CREATE INDEX accounts_domain ON accounts (domain_id);"
+	"CREATE INDEX aliases_domain ON aliases (domain_id);"
+	"CREATE INDEX aliases_account ON aliases (account_id);"
+	"CREATE INDEX security_events_time ON security_events (time);"
+	"CREATE INDEX security_events_account"
+	"  ON security_events (account, time);",
 };
 
 #define DIRECTORY_SCHEMA_VERSION                                               \
