@@ -72,7 +72,10 @@ size_t header_unfold(const struct header_field *f, char *out, size_t size)
 	for (size_t i = 0; i < f->value_len && o + 1 < size; i++) {
 		unsigned char c = (unsigned char)f->value[i];
 
-		if (c == '\r' || c == '\n')
+		/* Only the CRLF of a fold goes; a bare CR is a control
+		 * character like any other. */
+		if (c == '\n' || (c == '\r' && i + 1 < f->value_len &&
+				  f->value[i + 1] == '\n'))
 			continue;
 		if (c == '\t')
 			c = ' ';

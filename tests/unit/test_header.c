@@ -260,6 +260,7 @@ static const struct unfold_case unfold_cases[] = {
 	 "b\x1b[0m\x7f"
 	 "c\r\n",
 	 0, 64, "a?b?[0m?c"},
+	{"bare CR replaced", "Subject: a\rb\r\n", 0, 64, "a?b"},
 	{"8-bit kept", "Subject: caf\xc3\xa9\r\n", 0, 64, "caf\xc3\xa9"},
 	{"cut at size", "Subject: hello world\r\n", 0, 6, "hello"},
 	{"cut then trimmed", "Subject: hello world\r\n", 0, 7, "hello"},
