@@ -34,7 +34,7 @@ struct directory {
 
 /*
  * The schema, one entry per version: entry N-1 takes a database from
- * version N-1 to N. Never edit an entry that has shipped; add the next one.
+ * version N-1 to N (entry 0 makes version 1 of an empty file). Never edit an entry that has shipped; add the next one.
  * All pending entries run in one transaction with the version rows, so a
  * crash mid-way leaves the database at the old version. (An entry that must
  * rebuild a table with foreign keys off needs its own handling: the pragma
@@ -506,6 +506,11 @@ static int directory_migrate(struct directory *d, const char **error_r)
 				"FROM schema_version",
 				"") < 0)
 		goto fail;
+	if (have < 0) {
+		directory_fail(d, error_r,
+			       "the schema_version table is corrupt");
+		goto fail;
+	}
 	if (have > DIRECTORY_SCHEMA_VERSION) {
 		directory_fail(d, error_r,
 			       "the database has schema version %lld, newer "
@@ -513,13 +518,15 @@ static int directory_migrate(struct directory *d, const char **error_r)
 			       (long long)have, DIRECTORY_SCHEMA_VERSION);
 		goto fail;
 	}
-	for (int v = (int)have + 1; v <= DIRECTORY_SCHEMA_VERSION; v++) {
-		if (directory_exec_script(d, error_r,
-					  directory_migrations[v - 1]) < 0 ||
+	for (int v = (int)have; v < DIRECTORY_SCHEMA_VERSION; v++) {
+		/* directory_migrations[v] takes version v to v + 1. */
+		if (directory_exec_script(d, error_r, directory_migrations[v]) <
+			    0 ||
 		    directory_exec(d, error_r, "record the schema version",
 				   "INSERT INTO schema_version "
 				   "(version, applied) VALUES (?, ?)",
-				   "ii", (int64_t)v, (int64_t)time(NULL)) < 0)
+				   "ii", (int64_t)v + 1,
+				   (int64_t)time(NULL)) < 0)
 			goto fail;
 	}
 	if (directory_commit(d, error_r) < 0)
