@@ -48,11 +48,14 @@ long smtp_stamp_headers(struct buf *out, const char *msg, size_t len,
 	message_id_r[0] = '\0';
 	subject_r[0] = '\0';
 	smtp_stamp_date(st->now, date, sizeof(date));
+	/* TCP-info is an address-literal: "[IPv6:...]" for IPv6 (RFC 5321
+	 * 4.1.3, 4.4). */
 	r |= buf_printf(out,
-			"Received: from %s (%s [%s])\r\n\tby %s (Petrel) "
+			"Received: from %s (%s [%s%s])\r\n\tby %s (Petrel) "
 			"with %s id %s",
 			st->helo[0] != '\0' ? st->helo : "unknown",
-			st->rdns[0] != '\0' ? st->rdns : "unknown", st->ip,
+			st->rdns[0] != '\0' ? st->rdns : "unknown",
+			strchr(st->ip, ':') != NULL ? "IPv6:" : "", st->ip,
 			st->hostname, st->proto, st->queue_id);
 	if (st->tls_info[0] != '\0')
 		r |= buf_printf(out, "\r\n\t(%s)", st->tls_info);

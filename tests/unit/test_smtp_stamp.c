@@ -140,6 +140,16 @@ static const struct received_case received_cases[] = {
 	 "\tby mx.example.test (Petrel) with ESMTPSA id Q0123456789\r\n"
 	 "\t(TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256 128/128)\r\n"
 	 "\tfor <bob@example.test>; " DATE_UTC "\r\n"},
+	/* RFC 5321 4.4: TCP-info is an address-literal, "IPv6:" for v6. */
+	{"IPv6 client", "client.example", "", "2001:db8::1", "ESMTP", "", NULL,
+	 "Received: from client.example (unknown [IPv6:2001:db8::1])\r\n"
+	 "\tby mx.example.test (Petrel) with ESMTP id Q0123456789; " DATE_UTC
+	 "\r\n"},
+	{"IPv6 loopback", "client.example", "localhost", "::1", "ESMTP", "",
+	 NULL,
+	 "Received: from client.example (localhost [IPv6:::1])\r\n"
+	 "\tby mx.example.test (Petrel) with ESMTP id Q0123456789; " DATE_UTC
+	 "\r\n"},
 };
 
 static void test_received(void **state)
