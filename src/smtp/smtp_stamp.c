@@ -69,6 +69,13 @@ long smtp_stamp_headers(struct buf *out, const char *msg, size_t len,
 		if (header_is(&f, "X-Authenticated-Sender"))
 			continue;
 		if (header_is(&f, "Message-ID") && !have_mid) {
+			/* An empty one names nothing: the logs would name
+			 * the message by an id it does not carry. Replace
+			 * it with ours. */
+			char probe[2];
+
+			if (header_unfold(&f, probe, sizeof(probe)) == 0)
+				continue;
 			have_mid = 1;
 			header_unfold(&f, message_id_r, mid_size);
 		} else if (header_is(&f, "Date")) {
@@ -81,17 +88,19 @@ long smtp_stamp_headers(struct buf *out, const char *msg, size_t len,
 		if (f.raw_len < 2 || f.raw[f.raw_len - 1] != '\n')
 			r |= buf_append(out, "\r\n", 2);
 	}
-	if (!have_mid || message_id_r[0] == '\0') {
+	if (!have_mid) {
 		unsigned char rnd[8];
+		char mid[512];
 
 		randombytes_buf(rnd, sizeof(rnd));
-		snprintf(message_id_r, mid_size,
+		snprintf(mid, sizeof(mid),
 			 "<%s.%02x%02x%02x%02x%02x%02x%02x%02x@%s>",
 			 st->queue_id, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
 			 rnd[5], rnd[6], rnd[7], st->hostname);
-		if (!have_mid)
-			r |= buf_printf(out, "Message-ID: %s\r\n",
-					message_id_r);
+		/* The header gets the whole id even when the caller's
+		 * copy is cut. */
+		r |= buf_printf(out, "Message-ID: %s\r\n", mid);
+		snprintf(message_id_r, mid_size, "%s", mid);
 	}
 	if (st->submission && !have_date)
 		r |= buf_printf(out, "Date: %s\r\n", date);

@@ -340,6 +340,11 @@ static const struct mid_case mid_cases[] = {
 	{"no header at all", "", NULL, 1},
 	{"in the body only", "Subject: x\r\n\r\nMessage-ID: <body@x>\r\n", NULL,
 	 1},
+	/* An empty one can not be what the logs name the message by: it
+	 * is replaced by a new one. */
+	{"empty", "Message-ID:\r\nSubject: x\r\n\r\n", NULL, 1},
+	{"white space only", "Message-ID: \r\n \r\nSubject: x\r\n\r\n", NULL,
+	 1},
 };
 
 static int generated_mid(const char *mid)
@@ -417,6 +422,20 @@ static void test_message_id_cut(void **state)
 	assert_string_equal(subject, "");
 	/* The field itself is kept whole. */
 	assert_non_null(strstr(out.data, "Message-ID: <abcdefgh@x>\r\n"));
+	buf_reset(&out);
+	/* A generated one is whole in the header, cut in the copy. */
+	assert_true(smtp_stamp_headers(&out, "", 0, &st, mid, sizeof(mid),
+				       subject, sizeof(subject)) == 0);
+	assert_string_equal(mid, "<Q01234");
+	{
+		struct stamped r = {.out = out};
+		char value[256];
+
+		assert_int_equal(
+			count_fields(&r, "Message-ID", value, sizeof(value)),
+			1);
+		assert_true(generated_mid(value));
+	}
 	buf_deinit(&out);
 }
 
