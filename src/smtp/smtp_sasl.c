@@ -44,6 +44,10 @@ int smtp_sasl_plain_split(const char *msg, size_t len, char *user, char *pass)
 	if (ulen == 0 || plen == 0 || ulen >= SMTP_SASL_FIELD_MAX ||
 	    plen >= SMTP_SASL_FIELD_MAX)
 		return -1;
+	/* passwd = 1*SAFE (RFC 4616 2): a third NUL makes the message
+	 * malformed, and would cut the password that gets checked. */
+	if (memchr(nul2 + 1, '\0', plen) != NULL)
+		return -1;
 	/* Acting for another identity is not offered. */
 	if (zlen != 0 && (zlen != ulen || memcmp(msg, nul1 + 1, ulen) != 0))
 		return -1;

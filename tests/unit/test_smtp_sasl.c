@@ -139,6 +139,9 @@ static const struct plain_case plain_cases[] = {
 	{"no NUL", F("alice secret"), -1, NULL, NULL},
 	{"one NUL", F("alice\0secret"), -1, NULL, NULL},
 	{"one leading NUL", F("\0alice"), -1, NULL, NULL},
+	/* RFC 4616 2: passwd = 1*SAFE, no NUL in it */
+	{"NUL in the password", F("\0alice\0sec\0ret"), -1, NULL, NULL},
+	{"NUL after the password", F("\0alice\0secret\0"), -1, NULL, NULL},
 };
 
 static void test_plain_split(void **state)
