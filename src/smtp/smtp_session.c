@@ -104,6 +104,9 @@ struct smtp_auth_job {
 	struct directory_account account;
 };
 
+static const char *const smtp_listener_names[] = {"smtp", "submission",
+						  "smtps"};
+
 static void smtp_io_cb(struct io *io, enum io_event ev, void *arg);
 static void smtp_process(struct smtp_session *s);
 static void smtp_free(struct smtp_session *s);
@@ -225,7 +228,6 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
 	unsigned char rnd[6];
-	static const char *const names[] = {"mx", "submission", "smtps"};
 
 	if (s == NULL) {
 		close(fd);
@@ -250,7 +252,7 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 	buf_init(&s->msg, 0);
 	smtp_server_session_opened(srv, s);
 	smtp_log(s, LOG_EVENT, "connect from [%s]:%d to %s listener %s", s->ip,
-		 s->port, names[listener], local_addr);
+		 s->port, smtp_listener_names[listener], local_addr);
 	s->io = io_new(env->loop, fd,
 		       listener == SMTP_LISTENER_SMTPS ? env->tls : NULL,
 		       smtp_io_cb, s);
@@ -1150,7 +1152,8 @@ static void smtp_data_complete(struct smtp_session *s)
 	snprintf(c->helo, sizeof(c->helo), "%s", s->helo);
 	snprintf(c->ip, sizeof(c->ip), "%s", s->ip);
 	c->port = s->port;
-	snprintf(c->listener, sizeof(c->listener), "%s", s->local_addr);
+	snprintf(c->listener, sizeof(c->listener), "%s",
+		 smtp_listener_names[s->listener]);
 	snprintf(c->proto, sizeof(c->proto), "%s", smtp_proto(s));
 	snprintf(c->tls_info, sizeof(c->tls_info), "%s", io_tls_info(s->io));
 	snprintf(c->auth, sizeof(c->auth), "%s", s->auth);
