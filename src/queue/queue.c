@@ -1,0 +1,1644 @@
+/*
+ * queue: the durable spool. Owns <data_dir>/queue/{incoming,active,deferred,
+ * hold,bad}/, the format of the files in them and the queue ids. A message
+ * is acknowledged only after its file (bytes and envelope) is fdatasync()ed
+ * and renamed into active/, and active/ is fsync()ed.
+ *
+ * One file per message, named by its queue id, written front to back:
+ *
+ *   0               the message bytes, as received (CRLF), body_len bytes
+ *   body_len        envelope records, env_len bytes; never rewritten
+ *                   zero bytes up to the next multiple of 512: slots_off
+ *   slots_off       the message status slot, 512 bytes
+ *   slots_off+512   one recipient status slot per recipient, 256 bytes each
+ *   size-48         the trailer, 48 bytes
+ *
+ * Integers are little-endian. An envelope record is u16 type, u32 length,
+ * then that many bytes: lengths, never separators, so no client value can
+ * end a field early or forge another (STYLE.md, "Strings and buffers" 7).
+ * Strings hold no NUL, CR or LF. Types (unknown ones are skipped):
+ *   1 sender  2 recipient  3 received (i64 seconds)  4 client ip
+ *   5 client port (u64)  6 helo  7 listener  8 protocol  9 auth account
+ *   10 Message-ID  11 subject
+ * A recipient record is u8 kind (1 local, 2 remote), u32 address length,
+ * the address, then the mailbox (the account address, local only) to the
+ * end of the record. Sender, received and one record per status slot are
+ * required; the others default to "" and 0.
+ *
+ * Status slots are the only part ever rewritten, in place with pwrite() and
+ * fdatasync(), so a status change costs one small write and never copies
+ * the message. Each starts with a CRC-32 of the rest of the slot; slots
+ * never straddle a 512-byte sector, and a slot found damaged anyway (a torn
+ * write) reads as "pending, no error": at worst a second delivery, never a
+ * lost one.
+ *   message slot:   u32 crc, u32 0, i64 next_retry, u16 reason length,
+ *                   reason (QUEUE_REASON_MAX)
+ *   recipient slot: u32 crc, u8 status, 3 zero, u32 attempts, u32 0,
+ *                   i64 last attempt, u16 error length, error
+ *                   (QUEUE_ERROR_MAX)
+ *
+ * Trailer: u64 body_len, u64 slots_off, u32 env_len, u32 recipients,
+ * u32 CRC-32 of the records, u32 version (1), u32 CRC-32 of the 32 bytes
+ * before, u32 0, "PETRELQ1". The file's size must be exactly what the
+ * trailer implies; anything else (a truncated or damaged file) is moved to
+ * bad/ by the first reader, never looped over.
+ *
+ * Concurrency: readers take a shared OFD lock on the file, writers of a
+ * slot, moves and deletes an exclusive one, so petrelctl and petreld can
+ * work on the same spool. The only mutable global is the id counter.
+ */
+#include "queue/queue.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUEUE_VERSION 1
+#define QUEUE_MAGIC "PETRELQ1"
+#define QUEUE_TRAILER_SIZE 48
+#define QUEUE_SECTOR 512
+#define QUEUE_MSG_SLOT 512
+#define QUEUE_RCPT_SLOT 256
+#define QUEUE_REC_HDR 6
+#define QUEUE_ENV_MAX (16u * 1024 * 1024)
+#define QUEUE_WBUF_SIZE 65536
+#define QUEUE_DAMAGED "status record damaged"
+
+enum queue_rec {
+	QUEUE_REC_SENDER = 1,
+	QUEUE_REC_RCPT = 2,
+	QUEUE_REC_RECEIVED = 3,
+	QUEUE_REC_CLIENT_IP = 4,
+	QUEUE_REC_CLIENT_PORT = 5,
+	QUEUE_REC_HELO = 6,
+	QUEUE_REC_LISTENER = 7,
+	QUEUE_REC_PROTOCOL = 8,
+	QUEUE_REC_AUTH = 9,
+	QUEUE_REC_MESSAGE_ID = 10,
+	QUEUE_REC_SUBJECT = 11,
+};
+
+/* The plain string records: type, field, cap. */
+static const struct queue_str_rec {
+	uint16_t type;
+	size_t offset;
+	size_t max;
+} queue_str_recs[] = {
+	{QUEUE_REC_CLIENT_IP, offsetof(struct queue_envelope, client_ip), 64},
+	{QUEUE_REC_HELO, offsetof(struct queue_envelope, helo),
+	 QUEUE_FIELD_MAX},
+	{QUEUE_REC_LISTENER, offsetof(struct queue_envelope, listener), 64},
+	{QUEUE_REC_PROTOCOL, offsetof(struct queue_envelope, protocol), 64},
+	{QUEUE_REC_AUTH, offsetof(struct queue_envelope, auth_account),
+	 QUEUE_ADDR_MAX},
+	{QUEUE_REC_MESSAGE_ID, offsetof(struct queue_envelope, message_id),
+	 QUEUE_FIELD_MAX},
+	{QUEUE_REC_SUBJECT, offsetof(struct queue_envelope, subject),
+	 QUEUE_SUBJECT_MAX},
+};
+
+static const char *const queue_names[QUEUE_COUNT] = {
+	[QUEUE_INCOMING] = "incoming", [QUEUE_ACTIVE] = "active",
+	[QUEUE_DEFERRED] = "deferred", [QUEUE_HOLD] = "hold",
+	[QUEUE_BAD] = "bad",
+};
+
+struct queue {
+	char dir[PATH_MAX]; /* <data_dir>/queue */
+	int fd[QUEUE_COUNT];
+};
+
+struct queue_writer {
+	struct queue *q;
+	int fd;
+	int failed;
+	int committed;
+	uint64_t body_len;
+	size_t buffered;
+	char id[QUEUE_ID_SIZE];
+	char error[256];
+	unsigned char buf[QUEUE_WBUF_SIZE];
+};
+
+struct queue_trailer {
+	uint64_t body_len;
+	uint64_t slots_off;
+	uint32_t env_len;
+	uint32_t rcpt_count;
+	uint32_t env_crc;
+};
+
+/* An open, locked message file. */
+struct queue_msg {
+	int fd;
+	enum queue_name where;
+	uint64_t size;
+	struct queue_trailer tr;
+};
+
+/* A loaded envelope and the storage of its strings. */
+struct queue_envelope_priv {
+	struct queue_envelope env; /* first: queue_envelope_free casts back */
+	char *arena;
+	size_t arena_len;
+	size_t arena_cap;
+};
+
+static atomic_uint queue_id_counter;
+static _Thread_local char queue_errbuf[512];
+
+static const char *queue_errorf(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static const char *queue_errorf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(queue_errbuf, sizeof(queue_errbuf), fmt, ap);
+	va_end(ap);
+	return queue_errbuf;
+}
+
+/* ---- names and ids ---- */
+
+const char *queue_name_str(enum queue_name name)
+{
+	return (unsigned)name < QUEUE_COUNT ? queue_names[name] : "?";
+}
+
+int queue_name_parse(const char *s, enum queue_name *name_r)
+{
+	for (int i = 0; i < QUEUE_COUNT; i++) {
+		if (strcmp(s, queue_names[i]) == 0) {
+			*name_r = (enum queue_name)i;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+const char *queue_rcpt_status_str(enum queue_rcpt_status status)
+{
+	switch (status) {
+	case QUEUE_RCPT_PENDING:
+		return "pending";
+	case QUEUE_RCPT_DONE:
+		return "done";
+	case QUEUE_RCPT_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+const char *queue_rcpt_kind_str(enum queue_rcpt_kind kind)
+{
+	switch (kind) {
+	case QUEUE_RCPT_LOCAL:
+		return "local";
+	case QUEUE_RCPT_REMOTE:
+		return "remote";
+	}
+	return "?";
+}
+
+int queue_id_valid(const char *id)
+{
+	size_t i;
+
+	if (id == NULL)
+		return 0;
+	for (i = 0; i < QUEUE_ID_LEN; i++) {
+		char c = id[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F')))
+			return 0;
+	}
+	return id[i] == '\0';
+}
+
+void queue_id_make(char id_r[QUEUE_ID_SIZE])
+{
+	struct timespec ts;
+	uint64_t us;
+	uint32_t n = atomic_fetch_add(&queue_id_counter, 1);
+	uint32_t tail;
+
+	/* Real time, not the injectable clock: ids must never repeat. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	/* Within a process the counter alone keeps ids apart (2^20 ids in
+	 * one microsecond are impossible); the odd multiplier spreads pids so
+	 * that two processes differ too. queue_writer_new checks the spool. */
+	tail = ((uint32_t)getpid() * 2654435761u + n) & 0xfffffu;
+	snprintf(id_r, QUEUE_ID_SIZE, "%013" PRIX64 "%05" PRIX32,
+		 us & UINT64_C(0xfffffffffffff), tail);
+}
+
+/* ---- little-endian fields and CRC-32 (IEEE, as zlib's crc32) ---- */
+
+static void queue_put16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static void queue_put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void queue_put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint16_t queue_get16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t queue_get32(const unsigned char *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t queue_get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint32_t queue_crc32(const void *data, size_t len)
+{
+	static const uint32_t t[16] = {
+		0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac,
+		0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
+		0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+		0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
+	};
+	const unsigned char *p = data;
+	uint32_t crc = 0xffffffffu;
+
+	while (len-- > 0) {
+		crc ^= *p++;
+		crc = (crc >> 4) ^ t[crc & 15];
+		crc = (crc >> 4) ^ t[crc & 15];
+	}
+	return ~crc;
+}
+
+/* ---- file helpers ---- */
+
+static int queue_write_all(int fd, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int queue_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
+{
+	const unsigned char *p = data;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Returns 1 when all len bytes were read, 0 at a short file, -1 on error. */
+static int queue_pread_all(int fd, void *data, size_t len, uint64_t off)
+{
+	unsigned char *p = data;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 1;
+}
+
+static int queue_lock(int fd, short type, int wait)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	/* OFD locks belong to the open file, not the process: they keep
+	 * threads of one process apart as well as petrelctl and petreld. */
+	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Renames id from one queue directory to another without ever replacing a
+ * file there. Returns 0 or -1 (errno set).
+ */
+static int queue_rename(int from_dir, int to_dir, const char *id)
+{
+	if (renameat2(from_dir, id, to_dir, id, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* A file system without RENAME_NOREPLACE: link() never replaces
+	 * either. A crash between the two leaves a second name that
+	 * queue_recover() removes from incoming/. */
+	if (linkat(from_dir, id, to_dir, id, 0) < 0)
+		return -1;
+	if (unlinkat(from_dir, id, 0) < 0)
+		log_warn("queue: %s: cannot remove old name: %m", id);
+	return 0;
+}
+
+static int queue_mkdir(const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* ---- open and close ---- */
+
+struct queue *queue_open(const char *data_dir, const char **error_r)
+{
+	struct queue *q;
+	char path[PATH_MAX + 16];
+	int n;
+
+	q = calloc(1, sizeof(*q));
+	if (q == NULL) {
+		*error_r = "out of memory";
+		return NULL;
+	}
+	for (int i = 0; i < QUEUE_COUNT; i++)
+		q->fd[i] = -1;
+	n = snprintf(q->dir, sizeof(q->dir), "%s/queue", data_dir);
+	if (n < 0 || (size_t)n >= sizeof(q->dir)) {
+		*error_r = "data_dir is too long";
+		free(q);
+		return NULL;
+	}
+	if (queue_mkdir(data_dir) < 0 || queue_mkdir(q->dir) < 0) {
+		*error_r = queue_errorf("mkdir(%s) failed: %m", q->dir);
+		free(q);
+		return NULL;
+	}
+	for (int i = 0; i < QUEUE_COUNT; i++) {
+		snprintf(path, sizeof(path), "%s/%s", q->dir, queue_names[i]);
+		if (queue_mkdir(path) < 0 ||
+		    (q->fd[i] = open(path,
+				     O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			*error_r = queue_errorf("cannot open %s: %m", path);
+			queue_close(q);
+			return NULL;
+		}
+	}
+	return q;
+}
+
+void queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	for (int i = 0; i < QUEUE_COUNT; i++) {
+		if (q->fd[i] >= 0)
+			close(q->fd[i]);
+	}
+	free(q);
+}
+
+/* ---- building the tail of a file ---- */
+
+/* Refuses CR, LF (record values are never lines anyway, but an address
+ * with a line end must not reach a header or a log). */
+static int queue_str_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n <= max && strpbrk(s, "\r\n") == NULL;
+}
+
+/*
+ * Copies free text (subject, error, reason) into dst: control characters
+ * become spaces, and it is cut at max bytes on a UTF-8 boundary. dst has
+ * room for max + 1. Returns the length.
+ */
+static size_t queue_text_clean(char *dst, const char *src, size_t max)
+{
+	size_t n = src != NULL ? strlen(src) : 0;
+
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	dst[n] = '\0';
+	return n;
+}
+
+static const char *queue_str(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+static int queue_rec_add(struct buf *out, uint16_t type, const void *a,
+			 size_t alen, const void *b, size_t blen)
+{
+	unsigned char hdr[QUEUE_REC_HDR];
+
+	queue_put16(hdr, type);
+	queue_put32(hdr + 2, (uint32_t)(alen + blen));
+	if (buf_append(out, hdr, sizeof(hdr)) < 0 ||
+	    buf_append(out, a, alen) < 0 || buf_append(out, b, blen) < 0)
+		return -1;
+	return 0;
+}
+
+static int queue_rec_u64(struct buf *out, uint16_t type, uint64_t v)
+{
+	unsigned char p[8];
+
+	queue_put64(p, v);
+	return queue_rec_add(out, type, p, sizeof(p), NULL, 0);
+}
+
+static void queue_msg_slot_build(unsigned char slot[QUEUE_MSG_SLOT],
+				 int64_t next_retry, const char *reason)
+{
+	char text[QUEUE_REASON_MAX + 1];
+	size_t n = queue_text_clean(text, reason, QUEUE_REASON_MAX);
+
+	memset(slot, 0, QUEUE_MSG_SLOT);
+	queue_put64(slot + 8, (uint64_t)next_retry);
+	queue_put16(slot + 16, (uint16_t)n);
+	memcpy(slot + 18, text, n);
+	queue_put32(slot, queue_crc32(slot + 4, QUEUE_MSG_SLOT - 4));
+}
+
+static void queue_rcpt_slot_build(unsigned char slot[QUEUE_RCPT_SLOT],
+				  enum queue_rcpt_status status,
+				  uint32_t attempts, int64_t last_attempt,
+				  const char *error)
+{
+	char text[QUEUE_ERROR_MAX + 1];
+	size_t n = queue_text_clean(text, error, QUEUE_ERROR_MAX);
+
+	memset(slot, 0, QUEUE_RCPT_SLOT);
+	slot[4] = (unsigned char)status;
+	queue_put32(slot + 8, attempts);
+	queue_put64(slot + 16, (uint64_t)last_attempt);
+	queue_put16(slot + 24, (uint16_t)n);
+	memcpy(slot + 26, text, n);
+	queue_put32(slot, queue_crc32(slot + 4, QUEUE_RCPT_SLOT - 4));
+}
+
+static uint64_t queue_round_sector(uint64_t v)
+{
+	return (v + QUEUE_SECTOR - 1) & ~(uint64_t)(QUEUE_SECTOR - 1);
+}
+
+/*
+ * Appends everything after the message bytes (records, padding, slots,
+ * trailer) to out. Returns 0, or -1 with *why set (static text).
+ */
+static int queue_tail_build(const struct queue_envelope *env, uint64_t body_len,
+			    struct buf *out, const char **why)
+{
+	unsigned char slot[QUEUE_MSG_SLOT], tr[QUEUE_TRAILER_SIZE];
+	char subject[QUEUE_SUBJECT_MAX + 1];
+	const char *sender = queue_str(env->sender);
+	uint64_t slots_off;
+	size_t env_len, i;
+	int64_t received = env->received != 0 ? env->received : clock_now();
+
+	if (env->rcpt_count == 0 || env->rcpts == NULL) {
+		*why = "no recipients";
+		return -1;
+	}
+	if (env->rcpt_count > QUEUE_RCPT_MAX) {
+		*why = "too many recipients";
+		return -1;
+	}
+	if (!queue_str_ok(sender, QUEUE_ADDR_MAX)) {
+		*why = "invalid sender";
+		return -1;
+	}
+	if (queue_rec_add(out, QUEUE_REC_SENDER, sender, strlen(sender), NULL,
+			  0) < 0)
+		goto too_big;
+	for (i = 0; i < env->rcpt_count; i++) {
+		const struct queue_rcpt *r = &env->rcpts[i];
+		const char *addr = queue_str(r->address);
+		const char *mbox = queue_str(r->mailbox);
+		unsigned char head[5 + QUEUE_ADDR_MAX];
+		size_t alen = strlen(addr);
+
+		if (addr[0] == '\0' || !queue_str_ok(addr, QUEUE_ADDR_MAX) ||
+		    !queue_str_ok(mbox, QUEUE_ADDR_MAX)) {
+			*why = "invalid recipient";
+			return -1;
+		}
+		if (r->kind != QUEUE_RCPT_LOCAL &&
+		    r->kind != QUEUE_RCPT_REMOTE) {
+			*why = "invalid recipient kind";
+			return -1;
+		}
+		if (r->kind == QUEUE_RCPT_LOCAL && mbox[0] == '\0') {
+			*why = "local recipient without a mailbox";
+			return -1;
+		}
+		head[0] = (unsigned char)r->kind;
+		queue_put32(head + 1, (uint32_t)alen);
+		memcpy(head + 5, addr, alen);
+		if (queue_rec_add(out, QUEUE_REC_RCPT, head, 5 + alen, mbox,
+				  strlen(mbox)) < 0)
+			goto too_big;
+	}
+	if (queue_rec_u64(out, QUEUE_REC_RECEIVED, (uint64_t)received) < 0 ||
+	    queue_rec_u64(out, QUEUE_REC_CLIENT_PORT, env->client_port) < 0)
+		goto too_big;
+	for (i = 0; i < sizeof(queue_str_recs) / sizeof(queue_str_recs[0]);
+	     i++) {
+		const struct queue_str_rec *sr = &queue_str_recs[i];
+		const char *v = queue_str(
+			*(const char *const *)((const char *)env + sr->offset));
+		size_t n;
+
+		if (sr->type == QUEUE_REC_SUBJECT) {
+			n = queue_text_clean(subject, v, QUEUE_SUBJECT_MAX);
+			v = subject;
+		} else if (!queue_str_ok(v, sr->max)) {
+			*why = "invalid envelope field";
+			return -1;
+		} else {
+			n = strlen(v);
+		}
+		if (n > 0 && queue_rec_add(out, sr->type, v, n, NULL, 0) < 0)
+			goto too_big;
+	}
+	env_len = out->len;
+	if (env_len > QUEUE_ENV_MAX)
+		goto too_big;
+
+	slots_off = queue_round_sector(body_len + env_len);
+	memset(slot, 0, sizeof(slot));
+	while (out->len < slots_off - body_len) {
+		size_t pad = slots_off - body_len - out->len;
+		if (buf_append(out, slot,
+			       pad < sizeof(slot) ? pad : sizeof(slot)) < 0)
+			goto too_big;
+	}
+	queue_msg_slot_build(slot, env->next_retry, env->reason);
+	if (buf_append(out, slot, QUEUE_MSG_SLOT) < 0)
+		goto too_big;
+	for (i = 0; i < env->rcpt_count; i++) {
+		const struct queue_rcpt *r = &env->rcpts[i];
+		enum queue_rcpt_status st = r->status;
+
+		if (st != QUEUE_RCPT_DONE && st != QUEUE_RCPT_FAILED)
+			st = QUEUE_RCPT_PENDING;
+		queue_rcpt_slot_build(slot, st, r->attempts, r->last_attempt,
+				      r->error);
+		if (buf_append(out, slot, QUEUE_RCPT_SLOT) < 0)
+			goto too_big;
+	}
+	memset(tr, 0, sizeof(tr));
+	queue_put64(tr, body_len);
+	queue_put64(tr + 8, slots_off);
+	queue_put32(tr + 16, (uint32_t)env_len);
+	queue_put32(tr + 20, (uint32_t)env->rcpt_count);
+	queue_put32(tr + 24, queue_crc32(out->data, env_len));
+	queue_put32(tr + 28, QUEUE_VERSION);
+	queue_put32(tr + 32, queue_crc32(tr, 32));
+	memcpy(tr + 40, QUEUE_MAGIC, 8);
+	if (buf_append(out, tr, sizeof(tr)) < 0)
+		goto too_big;
+	return 0;
+too_big:
+	*why = "envelope too large";
+	return -1;
+}
+
+/* ---- parsing ---- */
+
+static int queue_trailer_decode(const unsigned char *t, uint64_t size,
+				struct queue_trailer *tr, const char **why)
+{
+	uint64_t end;
+
+	if (size < QUEUE_TRAILER_SIZE) {
+		*why = "file too short";
+		return -1;
+	}
+	if (memcmp(t + 40, QUEUE_MAGIC, 8) != 0) {
+		*why = "no trailer (truncated file?)";
+		return -1;
+	}
+	if (queue_get32(t + 32) != queue_crc32(t, 32)) {
+		*why = "trailer checksum mismatch";
+		return -1;
+	}
+	if (queue_get32(t + 28) != QUEUE_VERSION) {
+		*why = "unknown spool file version";
+		return -1;
+	}
+	tr->body_len = queue_get64(t);
+	tr->slots_off = queue_get64(t + 8);
+	tr->env_len = queue_get32(t + 16);
+	tr->rcpt_count = queue_get32(t + 20);
+	tr->env_crc = queue_get32(t + 24);
+	if (tr->env_len > QUEUE_ENV_MAX || tr->rcpt_count == 0 ||
+	    tr->rcpt_count > QUEUE_RCPT_MAX || tr->body_len > size ||
+	    tr->slots_off != queue_round_sector(tr->body_len + tr->env_len)) {
+		*why = "trailer out of range";
+		return -1;
+	}
+	end = tr->slots_off + QUEUE_MSG_SLOT +
+	      (uint64_t)tr->rcpt_count * QUEUE_RCPT_SLOT + QUEUE_TRAILER_SIZE;
+	if (end != size) {
+		*why = "file size does not match its trailer";
+		return -1;
+	}
+	return 0;
+}
+
+static const char *queue_arena_str(struct queue_envelope_priv *p,
+				   const unsigned char *s, size_t n)
+{
+	char *d;
+
+	if (n == 0)
+		return "";
+	if (n + 1 > p->arena_cap - p->arena_len)
+		return NULL;
+	d = p->arena + p->arena_len;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	p->arena_len += n + 1;
+	return d;
+}
+
+/* Record strings hold no NUL, CR or LF. */
+static int queue_rec_str_ok(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\0' || s[i] == '\r' || s[i] == '\n')
+			return 0;
+	}
+	return 1;
+}
+
+static int queue_rcpt_rec_parse(struct queue_envelope_priv *p,
+				struct queue_rcpt *r, const unsigned char *v,
+				size_t len)
+{
+	size_t alen;
+
+	if (len < 5)
+		return -1;
+	alen = queue_get32(v + 1);
+	if (alen == 0 || alen > QUEUE_ADDR_MAX || alen > len - 5 ||
+	    len - 5 - alen > QUEUE_ADDR_MAX)
+		return -1;
+	if (v[0] != QUEUE_RCPT_LOCAL && v[0] != QUEUE_RCPT_REMOTE)
+		return -1;
+	r->kind = (enum queue_rcpt_kind)v[0];
+	if (!queue_rec_str_ok(v + 5, len - 5))
+		return -1;
+	r->address = queue_arena_str(p, v + 5, alen);
+	r->mailbox = queue_arena_str(p, v + 5 + alen, len - 5 - alen);
+	if (r->address == NULL || r->mailbox == NULL)
+		return -1;
+	if (r->kind == QUEUE_RCPT_LOCAL && r->mailbox[0] == '\0')
+		return -1;
+	return 0;
+}
+
+/* Reads the slots into env; damaged slots read as pending (see top). */
+static void queue_slots_parse(struct queue_envelope_priv *p,
+			      const unsigned char *slots, size_t count)
+{
+	struct queue_envelope *env = &p->env;
+	const unsigned char *s = slots;
+	size_t n;
+
+	n = queue_get16(s + 16);
+	if (queue_get32(s) != queue_crc32(s + 4, QUEUE_MSG_SLOT - 4) ||
+	    n > QUEUE_REASON_MAX) {
+		env->next_retry = 0;
+		env->reason = QUEUE_DAMAGED;
+	} else {
+		env->next_retry = (int64_t)queue_get64(s + 8);
+		env->reason = queue_arena_str(p, s + 18, n);
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct queue_rcpt *r = &env->rcpts[i];
+
+		s = slots + QUEUE_MSG_SLOT + i * QUEUE_RCPT_SLOT;
+		n = queue_get16(s + 24);
+		if (queue_get32(s) != queue_crc32(s + 4, QUEUE_RCPT_SLOT - 4) ||
+		    s[4] > QUEUE_RCPT_FAILED || n > QUEUE_ERROR_MAX) {
+			r->status = QUEUE_RCPT_PENDING;
+			r->attempts = 0;
+			r->last_attempt = 0;
+			r->error = QUEUE_DAMAGED;
+			continue;
+		}
+		r->status = (enum queue_rcpt_status)s[4];
+		r->attempts = queue_get32(s + 8);
+		r->last_attempt = (int64_t)queue_get64(s + 16);
+		r->error = queue_arena_str(p, s + 26, n);
+	}
+}
+
+/*
+ * Parses the tail of a file (from offset body_len to the end) that the
+ * trailer tr, already checked against the file's size, describes.
+ */
+static int queue_tail_parse(const struct queue_trailer *tr,
+			    const unsigned char *tail,
+			    struct queue_envelope **env_r, const char **why)
+{
+	const unsigned char *rec = tail, *end = tail + tr->env_len;
+	struct queue_envelope_priv *p;
+	struct queue_envelope *env;
+	size_t rcpts = 0;
+	int have_sender = 0, have_received = 0;
+
+	if (queue_crc32(tail, tr->env_len) != tr->env_crc) {
+		*why = "envelope checksum mismatch";
+		return -1;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	env = &p->env;
+	/* Each string takes at most its record's bytes (6 header bytes pay
+	 * for the NULs), plus the slots' texts. */
+	p->arena_cap = tr->env_len + QUEUE_REASON_MAX + 1 +
+		       (size_t)tr->rcpt_count * (QUEUE_ERROR_MAX + 1);
+	p->arena = malloc(p->arena_cap);
+	env->rcpts = calloc(tr->rcpt_count, sizeof(*env->rcpts));
+	if (p->arena == NULL || env->rcpts == NULL) {
+		*why = "out of memory";
+		goto fail;
+	}
+	env->rcpt_count = tr->rcpt_count;
+	env->sender = env->client_ip = env->helo = env->listener = "";
+	env->protocol = env->auth_account = env->message_id = "";
+	env->subject = env->reason = "";
+	env->size = tr->body_len;
+
+	*why = "damaged envelope record";
+	while (rec < end) {
+		const unsigned char *v;
+		uint16_t type;
+		size_t len, i;
+
+		if ((size_t)(end - rec) < QUEUE_REC_HDR)
+			goto fail;
+		type = queue_get16(rec);
+		len = queue_get32(rec + 2);
+		v = rec + QUEUE_REC_HDR;
+		if (len > (size_t)(end - v))
+			goto fail;
+		rec = v + len;
+		switch (type) {
+		case QUEUE_REC_SENDER:
+			if (have_sender++ || len > QUEUE_ADDR_MAX ||
+			    !queue_rec_str_ok(v, len) ||
+			    (env->sender = queue_arena_str(p, v, len)) == NULL)
+				goto fail;
+			continue;
+		case QUEUE_REC_RCPT:
+			if (rcpts >= env->rcpt_count ||
+			    queue_rcpt_rec_parse(p, &env->rcpts[rcpts], v,
+						 len) < 0)
+				goto fail;
+			rcpts++;
+			continue;
+		case QUEUE_REC_RECEIVED:
+			if (have_received++ || len != 8)
+				goto fail;
+			env->received = (int64_t)queue_get64(v);
+			continue;
+		case QUEUE_REC_CLIENT_PORT:
+			if (len != 8 || queue_get64(v) > 65535)
+				goto fail;
+			env->client_port = (unsigned)queue_get64(v);
+			continue;
+		default:
+			break;
+		}
+		for (i = 0;
+		     i < sizeof(queue_str_recs) / sizeof(queue_str_recs[0]);
+		     i++) {
+			const struct queue_str_rec *sr = &queue_str_recs[i];
+			const char **field;
+
+			if (sr->type != type)
+				continue;
+			field = (const char **)((char *)env + sr->offset);
+			if (len > sr->max || !queue_rec_str_ok(v, len) ||
+			    (*field = queue_arena_str(p, v, len)) == NULL)
+				goto fail;
+			break;
+		}
+		/* Unknown types are skipped: newer writers may add some. */
+	}
+	if (!have_sender || !have_received || rcpts != env->rcpt_count) {
+		*why = "envelope incomplete";
+		goto fail;
+	}
+	queue_slots_parse(p, tail + (tr->slots_off - tr->body_len),
+			  env->rcpt_count);
+	*env_r = env;
+	return 1;
+fail:
+	queue_envelope_free(env);
+	return -1;
+}
+
+int queue_envelope_parse(const void *data, size_t size,
+			 struct queue_envelope **env_r, const char **error_r)
+{
+	const unsigned char *d = data;
+	struct queue_trailer tr;
+
+	if (size < QUEUE_TRAILER_SIZE) {
+		*error_r = "file too short";
+		return -1;
+	}
+	if (queue_trailer_decode(d + size - QUEUE_TRAILER_SIZE, size, &tr,
+				 error_r) < 0)
+		return -1;
+	return queue_tail_parse(&tr, d + tr.body_len, env_r, error_r);
+}
+
+void queue_envelope_free(struct queue_envelope *env)
+{
+	struct queue_envelope_priv *p = (struct queue_envelope_priv *)env;
+
+	if (p == NULL)
+		return;
+	free(p->env.rcpts);
+	free(p->arena);
+	free(p);
+}
+
+/* ---- writer ---- */
+
+static const char *queue_writer_fail(struct queue_writer *w, const char *fmt,
+				     ...) __attribute__((format(printf, 2, 3)));
+
+static const char *queue_writer_fail(struct queue_writer *w, const char *fmt,
+				     ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->error, sizeof(w->error), fmt, ap);
+	va_end(ap);
+	w->failed = 1;
+	return w->error;
+}
+
+/* Returns 1 when id names a message in some queue already. */
+static int queue_id_taken(struct queue *q, const char *id)
+{
+	for (int i = QUEUE_ACTIVE; i < QUEUE_COUNT; i++) {
+		if (faccessat(q->fd[i], id, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    errno != ENOENT)
+			return 1;
+	}
+	return 0;
+}
+
+struct queue_writer *queue_writer_new(struct queue *q, const char **error_r)
+{
+	struct queue_writer *w = malloc(sizeof(*w));
+
+	if (w == NULL) {
+		*error_r = "out of memory";
+		return NULL;
+	}
+	memset(w, 0, offsetof(struct queue_writer, buf));
+	w->q = q;
+	w->fd = -1;
+	for (int tries = 0; tries < 16 && w->fd < 0; tries++) {
+		queue_id_make(w->id);
+		if (queue_id_taken(q, w->id))
+			continue;
+		w->fd = openat(q->fd[QUEUE_INCOMING], w->id,
+			       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+				       O_NOFOLLOW,
+			       0600);
+		if (w->fd < 0 && errno != EEXIST) {
+			*error_r = queue_errorf("cannot create %s/incoming/%s: "
+						"%m",
+						q->dir, w->id);
+			free(w);
+			return NULL;
+		}
+	}
+	if (w->fd < 0) {
+		*error_r = "cannot find a free queue id";
+		free(w);
+		return NULL;
+	}
+	/* Held for the writer's life: queue_recover() skips locked files. */
+	if (queue_lock(w->fd, F_WRLCK, 0) < 0) {
+		*error_r = queue_errorf("cannot lock %s: %m", w->id);
+		close(w->fd);
+		unlinkat(q->fd[QUEUE_INCOMING], w->id, 0);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+const char *queue_writer_id(const struct queue_writer *w)
+{
+	return w->id;
+}
+
+static int queue_writer_flush(struct queue_writer *w)
+{
+	if (w->buffered == 0)
+		return 0;
+	if (queue_write_all(w->fd, w->buf, w->buffered) < 0) {
+		queue_writer_fail(w, "write(%s/incoming/%s) failed: %m",
+				  w->q->dir, w->id);
+		return -1;
+	}
+	w->buffered = 0;
+	return 0;
+}
+
+int queue_writer_write(struct queue_writer *w, const void *data, size_t len)
+{
+	if (w->failed || w->committed || w->fd < 0)
+		return -1;
+	if (w->buffered + len > sizeof(w->buf)) {
+		if (queue_writer_flush(w) < 0)
+			return -1;
+	}
+	if (len >= sizeof(w->buf)) {
+		if (queue_write_all(w->fd, data, len) < 0) {
+			queue_writer_fail(w, "write(%s/incoming/%s) failed: %m",
+					  w->q->dir, w->id);
+			return -1;
+		}
+	} else {
+		memcpy(w->buf + w->buffered, data, len);
+		w->buffered += len;
+	}
+	w->body_len += len;
+	return 0;
+}
+
+/* Removes the incoming file of a writer that will not be committed. */
+static void queue_writer_drop(struct queue_writer *w)
+{
+	if (w->fd < 0)
+		return;
+	unlinkat(w->q->fd[QUEUE_INCOMING], w->id, 0);
+	close(w->fd);
+	w->fd = -1;
+}
+
+/* Writes the tail and syncs the file. Returns 0, or -1 (w->error). */
+static int queue_writer_prepare(struct queue_writer *w,
+				const struct queue_envelope *env)
+{
+	struct buf tail;
+	const char *why;
+
+	if (w->committed || w->fd < 0) {
+		queue_writer_fail(w, "message already committed or aborted");
+		return -1;
+	}
+	if (w->failed || queue_writer_flush(w) < 0)
+		return -1;
+	buf_init(&tail, (size_t)QUEUE_ENV_MAX + QUEUE_SECTOR + QUEUE_MSG_SLOT +
+				(size_t)QUEUE_RCPT_MAX * QUEUE_RCPT_SLOT +
+				QUEUE_TRAILER_SIZE);
+	if (queue_tail_build(env, w->body_len, &tail, &why) < 0) {
+		buf_deinit(&tail);
+		queue_writer_fail(w, "cannot queue message: %s", why);
+		return -1;
+	}
+	if (queue_write_all(w->fd, tail.data, tail.len) < 0) {
+		buf_deinit(&tail);
+		queue_writer_fail(w, "write(%s/incoming/%s) failed: %m",
+				  w->q->dir, w->id);
+		return -1;
+	}
+	buf_deinit(&tail);
+	if (fdatasync(w->fd) < 0) {
+		queue_writer_fail(w, "fdatasync(%s/incoming/%s) failed: %m",
+				  w->q->dir, w->id);
+		return -1;
+	}
+	return 0;
+}
+
+int queue_commit_batch(struct queue_writer *const *ws,
+		       const struct queue_envelope *const *envs, size_t n,
+		       int *results, const char **errors_r)
+{
+	struct queue *q = n > 0 ? ws[0]->q : NULL;
+	size_t renamed = 0, i;
+	int all = 1;
+	char why[256] = "";
+
+	for (i = 0; i < n; i++) {
+		struct queue_writer *w = ws[i];
+
+		results[i] = -1;
+		if (queue_writer_prepare(w, envs[i]) < 0)
+			continue;
+		if (queue_rename(q->fd[QUEUE_INCOMING], q->fd[QUEUE_ACTIVE],
+				 w->id) < 0) {
+			queue_writer_fail(w,
+					  "rename(incoming/%s, active/%s) "
+					  "failed: %m",
+					  w->id, w->id);
+			continue;
+		}
+		results[i] = 0;
+		renamed++;
+	}
+	if (renamed > 0 && fsync(q->fd[QUEUE_ACTIVE]) < 0) {
+		snprintf(why, sizeof(why), "fsync(queue/active) failed: %m");
+		log_error("queue: %s", why);
+	}
+	/* Not required for durability (a name left in incoming/ after a
+	 * crash is only a second link that queue_recover() removes), but it
+	 * keeps recovery from finding stale names. */
+	if (renamed > 0 && fsync(q->fd[QUEUE_INCOMING]) < 0)
+		log_warn("queue: fsync(%s/incoming) failed: %m", q->dir);
+
+	for (i = 0; i < n; i++) {
+		struct queue_writer *w = ws[i];
+
+		if (results[i] == 0 && why[0] != '\0') {
+			/* Not durable: take it back, the client gets a 4xx
+			 * and sends it again. */
+			unlinkat(q->fd[QUEUE_ACTIVE], w->id, 0);
+			queue_writer_fail(w, "%s", why);
+			results[i] = -1;
+		}
+		if (results[i] == 0) {
+			results[i] = 1;
+			w->committed = 1;
+			close(w->fd);
+			w->fd = -1;
+		} else {
+			all = 0;
+			queue_writer_drop(w);
+		}
+		if (errors_r != NULL)
+			errors_r[i] = results[i] == 1 ? NULL : w->error;
+	}
+	return all ? 1 : -1;
+}
+
+int queue_writer_commit(struct queue_writer *w,
+			const struct queue_envelope *env, const char **error_r)
+{
+	int result;
+	const char *error = NULL;
+
+	queue_commit_batch(&w, &env, 1, &result, &error);
+	if (result != 1)
+		*error_r = error;
+	return result;
+}
+
+void queue_writer_abort(struct queue_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (!w->committed)
+		queue_writer_drop(w);
+	free(w);
+}
+
+void queue_writer_free(struct queue_writer *w)
+{
+	queue_writer_abort(w);
+}
+
+/* ---- existing messages ---- */
+
+/*
+ * Opens and locks (shared, or exclusive when excl) message id wherever it
+ * is but incoming/, and makes sure that it is still there once locked.
+ * Returns 1, 0 when there is no such message, -1 on error.
+ */
+static int queue_msg_open(struct queue *q, const char *id, int excl,
+			  struct queue_msg *m, const char **error_r)
+{
+	if (!queue_id_valid(id)) {
+		*error_r = "invalid queue id";
+		return -1;
+	}
+	for (int round = 0; round < 8; round++) {
+		struct stat st, st2;
+		int fd = -1, name;
+
+		for (name = QUEUE_ACTIVE; name < QUEUE_COUNT; name++) {
+			fd = openat(q->fd[name], id,
+				    (excl ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+					    O_NOFOLLOW);
+			if (fd >= 0)
+				break;
+			if (errno != ENOENT) {
+				*error_r = queue_errorf("cannot open %s/%s/%s: "
+							"%m",
+							q->dir,
+							queue_names[name], id);
+				return -1;
+			}
+		}
+		if (fd < 0) {
+			/* Looked in one place while it moved to another? */
+			if (round >= 1)
+				return 0;
+			continue;
+		}
+		if (queue_lock(fd, excl ? F_WRLCK : F_RDLCK, 1) < 0 ||
+		    fstat(fd, &st) < 0) {
+			*error_r = queue_errorf("cannot lock %s: %m", id);
+			close(fd);
+			return -1;
+		}
+		if (fstatat(q->fd[name], id, &st2, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_dev == st2.st_dev && st.st_ino == st2.st_ino) {
+			m->fd = fd;
+			m->where = (enum queue_name)name;
+			m->size = (uint64_t)st.st_size;
+			return 1;
+		}
+		close(fd); /* moved or deleted while we waited: look again */
+	}
+	*error_r = "message keeps moving";
+	return -1;
+}
+
+static void queue_msg_close(struct queue_msg *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+}
+
+/* Moves a damaged file into bad/ (unless it is there). */
+static void queue_quarantine(struct queue *q, const char *id,
+			     struct queue_msg *m, const char *why)
+{
+	if (m->where == QUEUE_BAD)
+		return;
+	if (queue_rename(q->fd[m->where], q->fd[QUEUE_BAD], id) < 0) {
+		log_error("queue: %s: damaged (%s), cannot move to bad/: %m",
+			  id, why);
+		return;
+	}
+	fsync(q->fd[QUEUE_BAD]);
+	fsync(q->fd[m->where]);
+	log_warn("queue: %s: damaged spool file moved from %s/ to bad/: %s", id,
+		 queue_names[m->where], why);
+	m->where = QUEUE_BAD;
+}
+
+static int queue_msg_damaged(struct queue *q, const char *id,
+			     struct queue_msg *m, const char *why,
+			     const char **error_r)
+{
+	enum queue_name was = m->where;
+
+	queue_quarantine(q, id, m, why);
+	*error_r = queue_errorf("%s: damaged spool file%s: %s", id,
+				was != QUEUE_BAD && m->where == QUEUE_BAD
+					? " (moved to bad/)"
+					: "",
+				why);
+	return -1;
+}
+
+/* Reads and checks the trailer. Returns 1, or -1 (damaged: quarantined). */
+static int queue_msg_trailer(struct queue *q, const char *id,
+			     struct queue_msg *m, const char **error_r)
+{
+	unsigned char t[QUEUE_TRAILER_SIZE];
+	const char *why;
+	int r;
+
+	if (m->size < QUEUE_TRAILER_SIZE)
+		return queue_msg_damaged(q, id, m, "file too short", error_r);
+	r = queue_pread_all(m->fd, t, sizeof(t), m->size - sizeof(t));
+	if (r < 0) {
+		*error_r = queue_errorf("read(%s) failed: %m", id);
+		return -1;
+	}
+	if (r == 0)
+		return queue_msg_damaged(q, id, m, "file too short", error_r);
+	if (queue_trailer_decode(t, m->size, &m->tr, &why) < 0)
+		return queue_msg_damaged(q, id, m, why, error_r);
+	return 1;
+}
+
+/* Reads the whole envelope of an open message. Returns 1 or -1. */
+static int queue_msg_envelope(struct queue *q, const char *id,
+			      struct queue_msg *m,
+			      struct queue_envelope **env_r,
+			      const char **error_r)
+{
+	unsigned char *tail;
+	size_t tail_len;
+	const char *why;
+	int r;
+
+	if (queue_msg_trailer(q, id, m, error_r) < 0)
+		return -1;
+	tail_len = (size_t)(m->size - m->tr.body_len);
+	tail = malloc(tail_len);
+	if (tail == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	r = queue_pread_all(m->fd, tail, tail_len, m->tr.body_len);
+	if (r < 0) {
+		*error_r = queue_errorf("read(%s) failed: %m", id);
+		free(tail);
+		return -1;
+	}
+	if (r == 0 || queue_tail_parse(&m->tr, tail, env_r, &why) < 0) {
+		free(tail);
+		return queue_msg_damaged(q, id, m, r == 0 ? "short read" : why,
+					 error_r);
+	}
+	free(tail);
+	return 1;
+}
+
+int queue_envelope_load(struct queue *q, const char *id,
+			enum queue_name *queue_r, struct queue_envelope **env_r,
+			const char **error_r)
+{
+	struct queue_msg m;
+	int r;
+
+	r = queue_msg_open(q, id, 0, &m, error_r);
+	if (r <= 0)
+		return r;
+	r = queue_msg_envelope(q, id, &m, env_r, error_r);
+	if (r == 1 && queue_r != NULL)
+		*queue_r = m.where;
+	queue_msg_close(&m);
+	return r;
+}
+
+int queue_body_open(struct queue *q, const char *id, int *fd_r,
+		    uint64_t *offset_r, uint64_t *len_r, const char **error_r)
+{
+	struct queue_msg m;
+	int r;
+
+	r = queue_msg_open(q, id, 0, &m, error_r);
+	if (r <= 0)
+		return r;
+	if (queue_msg_trailer(q, id, &m, error_r) < 0) {
+		queue_msg_close(&m);
+		return -1;
+	}
+	/* The bytes never change: no lock is needed to read them, and
+	 * keeping one would block this thread's own status updates. */
+	queue_lock(m.fd, F_UNLCK, 0);
+	*fd_r = m.fd;
+	*offset_r = 0;
+	*len_r = m.tr.body_len;
+	return 1;
+}
+
+int queue_rcpt_set_status(struct queue *q, const char *id, size_t idx,
+			  enum queue_rcpt_status status, const char *error_text,
+			  const char **error_r)
+{
+	unsigned char slot[QUEUE_RCPT_SLOT];
+	struct queue_msg m;
+	uint64_t off;
+	uint32_t attempts = 0;
+	int r;
+
+	if (status != QUEUE_RCPT_PENDING && status != QUEUE_RCPT_DONE &&
+	    status != QUEUE_RCPT_FAILED) {
+		*error_r = "invalid recipient status";
+		return -1;
+	}
+	r = queue_msg_open(q, id, 1, &m, error_r);
+	if (r <= 0)
+		return r;
+	if (queue_msg_trailer(q, id, &m, error_r) < 0)
+		goto fail;
+	if (idx >= m.tr.rcpt_count) {
+		*error_r = queue_errorf("%s: no recipient %zu", id, idx);
+		goto fail;
+	}
+	off = m.tr.slots_off + QUEUE_MSG_SLOT + (uint64_t)idx * QUEUE_RCPT_SLOT;
+	r = queue_pread_all(m.fd, slot, sizeof(slot), off);
+	if (r > 0 &&
+	    queue_get32(slot) == queue_crc32(slot + 4, QUEUE_RCPT_SLOT - 4))
+		attempts = queue_get32(slot + 8);
+	if (attempts < UINT32_MAX)
+		attempts++;
+	queue_rcpt_slot_build(slot, status, attempts, clock_now(), error_text);
+	if (queue_pwrite_all(m.fd, slot, sizeof(slot), off) < 0 ||
+	    fdatasync(m.fd) < 0) {
+		*error_r = queue_errorf("cannot update %s: %m", id);
+		goto fail;
+	}
+	queue_msg_close(&m);
+	return 1;
+fail:
+	queue_msg_close(&m);
+	return -1;
+}
+
+/* queue_move() and queue_defer(): set_retry says whether next_retry
+ * replaces the stored one. */
+static int queue_relocate(struct queue *q, const char *id, enum queue_name to,
+			  int set_retry, int64_t next_retry, const char *reason,
+			  const char **error_r)
+{
+	unsigned char slot[QUEUE_MSG_SLOT];
+	struct queue_msg m;
+	int r;
+
+	if (to == QUEUE_INCOMING || (unsigned)to >= QUEUE_COUNT) {
+		*error_r = "invalid target queue";
+		return -1;
+	}
+	r = queue_msg_open(q, id, 1, &m, error_r);
+	if (r <= 0)
+		return r;
+	if (queue_msg_trailer(q, id, &m, error_r) < 0)
+		goto fail;
+	if (!set_retry) {
+		r = queue_pread_all(m.fd, slot, sizeof(slot), m.tr.slots_off);
+		if (r > 0 && queue_get32(slot) ==
+				     queue_crc32(slot + 4, QUEUE_MSG_SLOT - 4))
+			next_retry = (int64_t)queue_get64(slot + 8);
+		else
+			next_retry = 0;
+	}
+	queue_msg_slot_build(slot, next_retry, reason);
+	if (queue_pwrite_all(m.fd, slot, sizeof(slot), m.tr.slots_off) < 0 ||
+	    fdatasync(m.fd) < 0) {
+		*error_r = queue_errorf("cannot update %s: %m", id);
+		goto fail;
+	}
+	if (m.where != to) {
+		if (queue_rename(q->fd[m.where], q->fd[to], id) < 0) {
+			*error_r = queue_errorf("rename(%s/%s, %s/%s) failed: "
+						"%m",
+						queue_names[m.where], id,
+						queue_names[to], id);
+			goto fail;
+		}
+		if (fsync(q->fd[to]) < 0 || fsync(q->fd[m.where]) < 0) {
+			*error_r = queue_errorf("fsync(%s) failed: %m", q->dir);
+			goto fail;
+		}
+	}
+	queue_msg_close(&m);
+	return 1;
+fail:
+	queue_msg_close(&m);
+	return -1;
+}
+
+int queue_move(struct queue *q, const char *id, enum queue_name to,
+	       const char *reason, const char **error_r)
+{
+	return queue_relocate(q, id, to, to == QUEUE_ACTIVE, 0, reason,
+			      error_r);
+}
+
+int queue_defer(struct queue *q, const char *id, int64_t next_retry,
+		const char *reason, const char **error_r)
+{
+	return queue_relocate(q, id, QUEUE_DEFERRED, 1, next_retry, reason,
+			      error_r);
+}
+
+int queue_delete(struct queue *q, const char *id, const char **error_r)
+{
+	struct queue_msg m;
+	int r;
+
+	r = queue_msg_open(q, id, 1, &m, error_r);
+	if (r <= 0)
+		return r;
+	if (unlinkat(q->fd[m.where], id, 0) < 0 || fsync(q->fd[m.where]) < 0) {
+		*error_r = queue_errorf("cannot remove %s/%s: %m",
+					queue_names[m.where], id);
+		queue_msg_close(&m);
+		return -1;
+	}
+	queue_msg_close(&m);
+	return 1;
+}
+
+/* ---- listing ---- */
+
+struct queue_idlist {
+	char (*ids)[QUEUE_ID_SIZE];
+	size_t count;
+	size_t cap;
+};
+
+static int queue_id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Reads the valid ids of one queue, sorted. Returns 0 or -1. */
+static int queue_list_ids(struct queue *q, enum queue_name name,
+			  struct queue_idlist *l, const char **error_r)
+{
+	struct dirent *e;
+	DIR *dir;
+	int fd;
+
+	memset(l, 0, sizeof(*l));
+	if ((unsigned)name >= QUEUE_COUNT) {
+		*error_r = "invalid queue";
+		return -1;
+	}
+	fd = openat(q->fd[name], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		*error_r = queue_errorf("cannot read %s/%s: %m", q->dir,
+					queue_names[name]);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((e = readdir(dir)) != NULL) {
+		if (!queue_id_valid(e->d_name))
+			continue;
+		if (l->count == l->cap) {
+			size_t ncap = l->cap ? l->cap * 2 : 64;
+			void *n = realloc(l->ids, ncap * sizeof(*l->ids));
+			if (n == NULL) {
+				closedir(dir);
+				free(l->ids);
+				l->ids = NULL;
+				*error_r = "out of memory";
+				return -1;
+			}
+			l->ids = n;
+			l->cap = ncap;
+		}
+		memcpy(l->ids[l->count++], e->d_name, QUEUE_ID_SIZE);
+	}
+	closedir(dir);
+	if (l->count > 1)
+		qsort(l->ids, l->count, sizeof(*l->ids), queue_id_cmp);
+	return 0;
+}
+
+int queue_scan(struct queue *q, enum queue_name name, queue_scan_cb *cb,
+	       void *ctx, const char **error_r)
+{
+	struct queue_idlist l;
+
+	if (queue_list_ids(q, name, &l, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < l.count; i++) {
+		if (cb(ctx, l.ids[i]) != 0)
+			break;
+	}
+	free(l.ids);
+	return 1;
+}
+
+int queue_recover(struct queue *q, queue_scan_cb *cb, void *ctx,
+		  size_t *removed_r, const char **error_r)
+{
+	struct queue_idlist l;
+	size_t removed = 0;
+
+	if (queue_list_ids(q, QUEUE_INCOMING, &l, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < l.count; i++) {
+		int fd = openat(q->fd[QUEUE_INCOMING], l.ids[i],
+				O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		/* A writer still at work holds its lock: leave it alone. */
+		if (queue_lock(fd, F_WRLCK, 0) == 0 &&
+		    unlinkat(q->fd[QUEUE_INCOMING], l.ids[i], 0) == 0)
+			removed++;
+		close(fd);
+	}
+	free(l.ids);
+	if (removed > 0) {
+		if (fsync(q->fd[QUEUE_INCOMING]) < 0) {
+			*error_r = queue_errorf("fsync(%s/incoming) failed: %m",
+						q->dir);
+			return -1;
+		}
+		log_info("queue: removed %zu unfinished message(s) from "
+			 "incoming/",
+			 removed);
+	}
+	if (removed_r != NULL)
+		*removed_r = removed;
+	if (cb != NULL)
+		return queue_scan(q, QUEUE_ACTIVE, cb, ctx, error_r);
+	return 1;
+}
+
+int queue_stats(struct queue *q, struct queue_stats *stats_r,
+		const char **error_r)
+{
+	memset(stats_r, 0, sizeof(*stats_r));
+	for (int i = 0; i < QUEUE_COUNT; i++) {
+		struct queue_idlist l;
+
+		if (queue_list_ids(q, (enum queue_name)i, &l, error_r) < 0)
+			return -1;
+		for (size_t k = 0; k < l.count; k++) {
+			struct stat st;
+			if (fstatat(q->fd[i], l.ids[k], &st,
+				    AT_SYMLINK_NOFOLLOW) < 0)
+				continue; /* moved meanwhile */
+			stats_r->messages[i]++;
+			stats_r->bytes[i] += (uint64_t)st.st_size;
+		}
+		free(l.ids);
+	}
+	return 1;
+}

@@ -1,0 +1,880 @@
+/* Unit tests of queue/queue: ids, the spool file round trip, in-place
+ * status updates, moves, scans, damaged files, recovery, group commit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "lib/log.h"
+#include "queue/queue.h"
+
+struct fixture {
+	char dir[64];
+	struct queue *q;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *error = NULL;
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/petrel-test-queue-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->q = queue_open(f->dir, &error);
+	if (f->q == NULL)
+		fail_msg("queue_open: %s", error);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	queue_close(f->q);
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void spool_path(const struct fixture *f, const char *queue,
+		       const char *id, char *out, size_t size)
+{
+	snprintf(out, size, "%s/queue/%s/%s", f->dir, queue, id);
+}
+
+static int exists(const struct fixture *f, const char *queue, const char *id)
+{
+	char path[256];
+
+	spool_path(f, queue, id, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+static struct queue_rcpt test_rcpts[] = {
+	{.address = "bob@example.com",
+	 .mailbox = "bob@example.com",
+	 .kind = QUEUE_RCPT_LOCAL},
+	{.address = "Sales@Example.com",
+	 .mailbox = "carol@example.com",
+	 .kind = QUEUE_RCPT_LOCAL},
+	{.address = "dave@remote.test", .kind = QUEUE_RCPT_REMOTE},
+};
+
+static void test_envelope(struct queue_envelope *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->sender = "alice@example.org";
+	env->rcpts = test_rcpts;
+	env->rcpt_count = 3;
+	env->received = 1700000000;
+	env->client_ip = "192.0.2.7";
+	env->client_port = 54321;
+	env->helo = "client.example.org";
+	env->listener = "submission";
+	env->protocol = "ESMTPSA";
+	env->auth_account = "alice@example.org";
+	env->message_id = "<abc.123@example.org>";
+	env->subject = "Hello there";
+}
+
+/* Commits a message with body and env; returns the id in id_r. */
+static void commit(struct fixture *f, const char *body, size_t len,
+		   const struct queue_envelope *env, char *id_r)
+{
+	const char *error = NULL;
+	struct queue_writer *w = queue_writer_new(f->q, &error);
+
+	if (w == NULL)
+		fail_msg("queue_writer_new: %s", error);
+	snprintf(id_r, QUEUE_ID_SIZE, "%s", queue_writer_id(w));
+	assert_true(queue_id_valid(id_r));
+	assert_true(exists(f, "incoming", id_r));
+	assert_int_equal(queue_writer_write(w, body, len), 0);
+	if (queue_writer_commit(w, env, &error) != 1)
+		fail_msg("commit: %s", error);
+	queue_writer_free(w);
+	assert_false(exists(f, "incoming", id_r));
+	assert_true(exists(f, "active", id_r));
+}
+
+static const char test_body[] = "Subject: Hello there\r\n"
+				"Message-ID: <abc.123@example.org>\r\n"
+				"\r\n"
+				"Body line\r\n";
+
+static char *read_body(struct fixture *f, const char *id, uint64_t *len_r)
+{
+	const char *error = NULL;
+	uint64_t off, len;
+	char *data;
+	int fd;
+
+	if (queue_body_open(f->q, id, &fd, &off, &len, &error) != 1)
+		fail_msg("queue_body_open: %s", error);
+	data = malloc(len + 1);
+	assert_non_null(data);
+	assert_int_equal(pread(fd, data, len, (off_t)off), (ssize_t)len);
+	data[len] = '\0';
+	close(fd);
+	*len_r = len;
+	return data;
+}
+
+/* ---- ids ---- */
+
+static const struct {
+	const char *name;
+	const char *id;
+	int want;
+} id_cases[] = {
+	{"valid", "0123456789ABCDEF01", 1},
+	{"empty", "", 0},
+	{"path traversal", "../x", 0},
+	{"traversal of the right length", "../../../../../etc", 0},
+	{"lower case", "0123456789abcdef01", 0},
+	{"one short", "0123456789ABCDEF0", 0},
+	{"one long", "0123456789ABCDEF012", 0},
+	{"slash", "0123456789ABCDEF/1", 0},
+	{"not hex", "0123456789ABCDEFG1", 0},
+	{"NULL", NULL, 0},
+};
+
+static void test_ids(void **state)
+{
+	static char ids[2000][QUEUE_ID_SIZE];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(id_cases) / sizeof(id_cases[0]); i++) {
+		if (queue_id_valid(id_cases[i].id) != id_cases[i].want)
+			fail_msg("%s: want %d", id_cases[i].name,
+				 id_cases[i].want);
+	}
+	for (size_t i = 0; i < 2000; i++) {
+		queue_id_make(ids[i]);
+		assert_true(queue_id_valid(ids[i]));
+		/* The time part never goes back. */
+		if (i > 0)
+			assert_true(strncmp(ids[i - 1], ids[i], 13) <= 0);
+	}
+	for (size_t i = 0; i < 2000; i++) {
+		for (size_t k = i + 1; k < 2000; k++) {
+			if (strcmp(ids[i], ids[k]) == 0)
+				fail_msg("duplicate id %s", ids[i]);
+		}
+	}
+	/* Later ids sort after earlier ones. */
+	usleep(2000);
+	{
+		char later[QUEUE_ID_SIZE];
+		queue_id_make(later);
+		assert_true(strcmp(ids[1999], later) < 0);
+	}
+}
+
+static void test_names(void **state)
+{
+	enum queue_name n;
+
+	(void)state;
+	for (int i = 0; i < QUEUE_COUNT; i++) {
+		assert_int_equal(queue_name_parse(queue_name_str(i), &n), 1);
+		assert_int_equal(n, i);
+	}
+	assert_int_equal(queue_name_parse("../active", &n), 0);
+	assert_int_equal(queue_name_parse("", &n), 0);
+	assert_string_equal(queue_rcpt_status_str(QUEUE_RCPT_FAILED), "failed");
+	assert_string_equal(queue_rcpt_kind_str(QUEUE_RCPT_REMOTE), "remote");
+}
+
+/* ---- round trip ---- */
+
+static void test_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env, *got = NULL;
+	enum queue_name where;
+	const char *error = NULL;
+	struct queue_writer *w;
+	char id[QUEUE_ID_SIZE], *body, *big;
+	size_t big_len = 300000;
+	uint64_t len;
+
+	test_envelope(&env);
+	/* A body in pieces, one of them larger than the writer's buffer. */
+	big = malloc(big_len);
+	assert_non_null(big);
+	for (size_t i = 0; i < big_len; i++)
+		big[i] = (i % 80 == 79) ? '\n' : (char)('a' + i % 26);
+	w = queue_writer_new(f->q, &error);
+	assert_non_null(w);
+	snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+	assert_int_equal(queue_writer_write(w, test_body, 10), 0);
+	assert_int_equal(queue_writer_write(w, test_body + 10,
+					    sizeof(test_body) - 1 - 10),
+			 0);
+	assert_int_equal(queue_writer_write(w, big, big_len), 0);
+	assert_int_equal(queue_writer_write(w, "end\r\n", 5), 0);
+	assert_int_equal(queue_writer_commit(w, &env, &error), 1);
+	/* A committed writer takes no more bytes nor a second commit. */
+	assert_int_equal(queue_writer_write(w, "x", 1), -1);
+	assert_int_equal(queue_writer_commit(w, &env, &error), -1);
+	queue_writer_free(w);
+	assert_true(exists(f, "active", id));
+
+	assert_int_equal(queue_envelope_load(f->q, id, &where, &got, &error),
+			 1);
+	assert_int_equal(where, QUEUE_ACTIVE);
+	assert_string_equal(got->sender, "alice@example.org");
+	assert_int_equal(got->rcpt_count, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(got->rcpts[i].address,
+				    test_rcpts[i].address);
+		assert_string_equal(got->rcpts[i].mailbox,
+				    test_rcpts[i].mailbox != NULL
+					    ? test_rcpts[i].mailbox
+					    : "");
+		assert_int_equal(got->rcpts[i].kind, test_rcpts[i].kind);
+		assert_int_equal(got->rcpts[i].status, QUEUE_RCPT_PENDING);
+		assert_int_equal(got->rcpts[i].attempts, 0);
+		assert_string_equal(got->rcpts[i].error, "");
+	}
+	assert_int_equal(got->received, 1700000000);
+	assert_string_equal(got->client_ip, "192.0.2.7");
+	assert_int_equal(got->client_port, 54321);
+	assert_string_equal(got->helo, "client.example.org");
+	assert_string_equal(got->listener, "submission");
+	assert_string_equal(got->protocol, "ESMTPSA");
+	assert_string_equal(got->auth_account, "alice@example.org");
+	assert_string_equal(got->message_id, "<abc.123@example.org>");
+	assert_string_equal(got->subject, "Hello there");
+	assert_int_equal(got->size, sizeof(test_body) - 1 + big_len + 5);
+	assert_int_equal(got->next_retry, 0);
+	assert_string_equal(got->reason, "");
+	queue_envelope_free(got);
+
+	body = read_body(f, id, &len);
+	assert_int_equal(len, sizeof(test_body) - 1 + big_len + 5);
+	assert_memory_equal(body, test_body, sizeof(test_body) - 1);
+	assert_memory_equal(body + sizeof(test_body) - 1, big, big_len);
+	assert_memory_equal(body + len - 5, "end\r\n", 5);
+	free(body);
+	free(big);
+}
+
+static void test_defaults_and_cleaning(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_rcpt r = {.address = "x@remote.test",
+			       .kind = QUEUE_RCPT_REMOTE};
+	struct queue_envelope env, *got = NULL;
+	char id[QUEUE_ID_SIZE], subject[400];
+	const char *error = NULL;
+
+	/* Null sender, every optional field left NULL, received 0 (now), a
+	 * subject with control characters and too long for listings. */
+	memset(&env, 0, sizeof(env));
+	env.rcpts = &r;
+	env.rcpt_count = 1;
+	memset(subject, 'x', sizeof(subject) - 1);
+	subject[sizeof(subject) - 1] = '\0';
+	subject[0] = '\t';
+	subject[1] = '\x1b';
+	env.subject = subject;
+	commit(f, "", 0, &env, id);
+	assert_int_equal(queue_envelope_load(f->q, id, NULL, &got, &error), 1);
+	assert_string_equal(got->sender, "");
+	assert_string_equal(got->helo, "");
+	assert_string_equal(got->auth_account, "");
+	assert_true(got->received > 1600000000);
+	assert_int_equal(strlen(got->subject), QUEUE_SUBJECT_MAX);
+	assert_int_equal(got->subject[0], ' ');
+	assert_int_equal(got->subject[1], ' ');
+	assert_int_equal(got->size, 0);
+	queue_envelope_free(got);
+}
+
+/* A subject cut in the middle of a UTF-8 character is cut before it. */
+static void test_subject_utf8_cut(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_rcpt r = {.address = "x@remote.test",
+			       .kind = QUEUE_RCPT_REMOTE};
+	struct queue_envelope env, *got = NULL;
+	char id[QUEUE_ID_SIZE], subject[QUEUE_SUBJECT_MAX + 8];
+	const char *error = NULL;
+
+	memset(&env, 0, sizeof(env));
+	env.rcpts = &r;
+	env.rcpt_count = 1;
+	memset(subject, 'a', QUEUE_SUBJECT_MAX - 1);
+	memcpy(subject + QUEUE_SUBJECT_MAX - 1, "\xc3\xa9zz", 5);
+	env.subject = subject;
+	commit(f, "x", 1, &env, id);
+	assert_int_equal(queue_envelope_load(f->q, id, NULL, &got, &error), 1);
+	assert_int_equal(strlen(got->subject), QUEUE_SUBJECT_MAX - 1);
+	queue_envelope_free(got);
+}
+
+static const struct {
+	const char *name;
+	const char *sender;
+	const char *address;
+	const char *mailbox;
+	enum queue_rcpt_kind kind;
+	size_t count;
+	const char *helo;
+} bad_env_cases[] = {
+	{"CR in sender", "a\r@x", "b@y", "b@y", QUEUE_RCPT_LOCAL, 1, ""},
+	{"LF in recipient", "a@x", "b\n@y", "b@y", QUEUE_RCPT_LOCAL, 1, ""},
+	{"LF in mailbox", "a@x", "b@y", "b@y\n", QUEUE_RCPT_LOCAL, 1, ""},
+	{"empty recipient", "a@x", "", "b@y", QUEUE_RCPT_LOCAL, 1, ""},
+	{"local without mailbox", "a@x", "b@y", "", QUEUE_RCPT_LOCAL, 1, ""},
+	{"bad kind", "a@x", "b@y", "b@y", (enum queue_rcpt_kind)7, 1, ""},
+	{"no recipients", "a@x", "b@y", "b@y", QUEUE_RCPT_LOCAL, 0, ""},
+	{"CRLF in helo", "a@x", "b@y", "b@y", QUEUE_RCPT_LOCAL, 1,
+	 "x\r\nRCPT TO:<evil@x>"},
+};
+
+static void test_bad_envelopes(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(bad_env_cases) / sizeof(bad_env_cases[0]);
+	     i++) {
+		struct queue_rcpt r = {.address = bad_env_cases[i].address,
+				       .mailbox = bad_env_cases[i].mailbox,
+				       .kind = bad_env_cases[i].kind};
+		struct queue_envelope env;
+		const char *error = NULL;
+		struct queue_writer *w = queue_writer_new(f->q, &error);
+		char id[QUEUE_ID_SIZE];
+
+		assert_non_null(w);
+		snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+		memset(&env, 0, sizeof(env));
+		env.sender = bad_env_cases[i].sender;
+		env.rcpts = &r;
+		env.rcpt_count = bad_env_cases[i].count;
+		env.helo = bad_env_cases[i].helo;
+		assert_int_equal(queue_writer_write(w, "x\r\n", 3), 0);
+		if (queue_writer_commit(w, &env, &error) != -1)
+			fail_msg("%s: commit succeeded", bad_env_cases[i].name);
+		assert_non_null(error);
+		queue_writer_free(w);
+		/* A failed commit leaves nothing behind. */
+		assert_false(exists(f, "incoming", id));
+		assert_false(exists(f, "active", id));
+	}
+}
+
+static void test_abort(void **state)
+{
+	struct fixture *f = *state;
+	const char *error = NULL;
+	struct queue_writer *w = queue_writer_new(f->q, &error);
+	char id[QUEUE_ID_SIZE];
+
+	assert_non_null(w);
+	snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+	assert_int_equal(queue_writer_write(w, "abc", 3), 0);
+	assert_true(exists(f, "incoming", id));
+	queue_writer_abort(w);
+	assert_false(exists(f, "incoming", id));
+	queue_writer_free(NULL);
+}
+
+/* ---- status updates ---- */
+
+static void test_status_durable(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env, *got = NULL;
+	const char *error = NULL;
+	char id[QUEUE_ID_SIZE], path[256], long_error[600], *body;
+	struct stat st1, st2;
+	struct queue *q2;
+	uint64_t len;
+
+	test_envelope(&env);
+	commit(f, test_body, sizeof(test_body) - 1, &env, id);
+	spool_path(f, "active", id, path, sizeof(path));
+	assert_int_equal(stat(path, &st1), 0);
+
+	memset(long_error, 'e', sizeof(long_error) - 1);
+	long_error[sizeof(long_error) - 1] = '\0';
+	assert_int_equal(queue_rcpt_set_status(f->q, id, 1, QUEUE_RCPT_DONE,
+					       NULL, &error),
+			 1);
+	assert_int_equal(queue_rcpt_set_status(f->q, id, 2, QUEUE_RCPT_PENDING,
+					       "451 4.4.1 try\r\nlater",
+					       &error),
+			 1);
+	assert_int_equal(queue_rcpt_set_status(f->q, id, 2, QUEUE_RCPT_PENDING,
+					       long_error, &error),
+			 1);
+	assert_int_equal(queue_rcpt_set_status(f->q, id, 0, QUEUE_RCPT_FAILED,
+					       "550 5.1.1 no such user",
+					       &error),
+			 1);
+	/* Out of range, bad status, unknown message. */
+	assert_int_equal(queue_rcpt_set_status(f->q, id, 3, QUEUE_RCPT_DONE,
+					       NULL, &error),
+			 -1);
+	assert_int_equal(queue_rcpt_set_status(f->q, id, 0,
+					       (enum queue_rcpt_status)9, NULL,
+					       &error),
+			 -1);
+	assert_int_equal(queue_rcpt_set_status(f->q, "0000000000000000FF", 0,
+					       QUEUE_RCPT_DONE, NULL, &error),
+			 0);
+	assert_int_equal(queue_rcpt_set_status(f->q, "../../x", 0,
+					       QUEUE_RCPT_DONE, NULL, &error),
+			 -1);
+
+	/* The file was updated in place: same inode, same size. */
+	assert_int_equal(stat(path, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	assert_int_equal(st1.st_size, st2.st_size);
+
+	/* A fresh handle (as after a restart) sees it all. */
+	q2 = queue_open(f->dir, &error);
+	assert_non_null(q2);
+	assert_int_equal(queue_envelope_load(q2, id, NULL, &got, &error), 1);
+	assert_int_equal(got->rcpts[0].status, QUEUE_RCPT_FAILED);
+	assert_string_equal(got->rcpts[0].error, "550 5.1.1 no such user");
+	assert_int_equal(got->rcpts[0].attempts, 1);
+	assert_true(got->rcpts[0].last_attempt > 0);
+	assert_int_equal(got->rcpts[1].status, QUEUE_RCPT_DONE);
+	assert_string_equal(got->rcpts[1].error, "");
+	assert_int_equal(got->rcpts[2].status, QUEUE_RCPT_PENDING);
+	assert_int_equal(got->rcpts[2].attempts, 2);
+	assert_int_equal(strlen(got->rcpts[2].error), QUEUE_ERROR_MAX);
+	queue_envelope_free(got);
+	queue_close(q2);
+
+	body = read_body(f, id, &len);
+	assert_int_equal(len, sizeof(test_body) - 1);
+	assert_memory_equal(body, test_body, len);
+	free(body);
+}
+
+/* ---- moves, deletes, scans ---- */
+
+struct collect {
+	char ids[16][QUEUE_ID_SIZE];
+	size_t count;
+	size_t stop_after;
+};
+
+static int collect_cb(void *ctx, const char *id)
+{
+	struct collect *c = ctx;
+
+	if (c->count < 16)
+		snprintf(c->ids[c->count], QUEUE_ID_SIZE, "%s", id);
+	c->count++;
+	return c->stop_after != 0 && c->count >= c->stop_after;
+}
+
+static void test_move_delete_scan(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env, *got = NULL;
+	struct queue_stats stats;
+	struct collect c;
+	enum queue_name where;
+	const char *error = NULL;
+	char ids[3][QUEUE_ID_SIZE];
+
+	test_envelope(&env);
+	for (int i = 0; i < 3; i++)
+		commit(f, test_body, sizeof(test_body) - 1, &env, ids[i]);
+
+	assert_int_equal(queue_move(f->q, ids[1], QUEUE_HOLD,
+				    "held by the administrator", &error),
+			 1);
+	assert_true(exists(f, "hold", ids[1]));
+	assert_false(exists(f, "active", ids[1]));
+	assert_int_equal(
+		queue_envelope_load(f->q, ids[1], &where, &got, &error), 1);
+	assert_int_equal(where, QUEUE_HOLD);
+	assert_string_equal(got->reason, "held by the administrator");
+	queue_envelope_free(got);
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(queue_scan(f->q, QUEUE_ACTIVE, collect_cb, &c, &error),
+			 1);
+	assert_int_equal(c.count, 2);
+	assert_string_equal(c.ids[0], ids[0]);
+	assert_string_equal(c.ids[1], ids[2]);
+	assert_true(strcmp(c.ids[0], c.ids[1]) < 0);
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 1;
+	assert_int_equal(queue_scan(f->q, QUEUE_ACTIVE, collect_cb, &c, &error),
+			 1);
+	assert_int_equal(c.count, 1);
+
+	assert_int_equal(queue_defer(f->q, ids[2], 1800000000,
+				     "451 4.4.1 connection refused", &error),
+			 1);
+	assert_int_equal(
+		queue_envelope_load(f->q, ids[2], &where, &got, &error), 1);
+	assert_int_equal(where, QUEUE_DEFERRED);
+	assert_int_equal(got->next_retry, 1800000000);
+	queue_envelope_free(got);
+	/* A hold keeps the retry time; back to active resets it and the
+	 * reason. */
+	assert_int_equal(queue_move(f->q, ids[2], QUEUE_HOLD, "x", &error), 1);
+	assert_int_equal(
+		queue_envelope_load(f->q, ids[2], &where, &got, &error), 1);
+	assert_int_equal(got->next_retry, 1800000000);
+	queue_envelope_free(got);
+	assert_int_equal(queue_move(f->q, ids[2], QUEUE_ACTIVE, NULL, &error),
+			 1);
+	assert_int_equal(
+		queue_envelope_load(f->q, ids[2], &where, &got, &error), 1);
+	assert_int_equal(where, QUEUE_ACTIVE);
+	assert_int_equal(got->next_retry, 0);
+	assert_string_equal(got->reason, "");
+	queue_envelope_free(got);
+	/* Moving where it is only changes the reason. */
+	assert_int_equal(
+		queue_move(f->q, ids[2], QUEUE_ACTIVE, "again", &error), 1);
+	assert_int_equal(queue_move(f->q, ids[2], QUEUE_INCOMING, NULL, &error),
+			 -1);
+
+	assert_int_equal(queue_stats(f->q, &stats, &error), 1);
+	assert_int_equal(stats.messages[QUEUE_ACTIVE], 2);
+	assert_int_equal(stats.messages[QUEUE_HOLD], 1);
+	assert_int_equal(stats.messages[QUEUE_DEFERRED], 0);
+	assert_true(stats.bytes[QUEUE_HOLD] > sizeof(test_body));
+
+	assert_int_equal(queue_delete(f->q, ids[1], &error), 1);
+	assert_false(exists(f, "hold", ids[1]));
+	assert_int_equal(queue_delete(f->q, ids[1], &error), 0);
+	assert_int_equal(queue_envelope_load(f->q, ids[1], NULL, &got, &error),
+			 0);
+	assert_int_equal(queue_move(f->q, ids[1], QUEUE_ACTIVE, NULL, &error),
+			 0);
+	assert_int_equal(queue_delete(f->q, "../queue/x", &error), -1);
+	assert_int_equal(queue_envelope_load(f->q, "..", NULL, &got, &error),
+			 -1);
+	assert_string_equal(error, "invalid queue id");
+}
+
+/* ---- damaged files ---- */
+
+static void damage(struct fixture *f, const char *id, off_t at, int truncate)
+{
+	char path[256];
+	struct stat st;
+	int fd;
+
+	spool_path(f, "active", id, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	if (truncate) {
+		assert_int_equal(ftruncate(fd, st.st_size - at), 0);
+	} else {
+		unsigned char c;
+		assert_int_equal(pread(fd, &c, 1, at), 1);
+		c ^= 0x5a;
+		assert_int_equal(pwrite(fd, &c, 1, at), 1);
+	}
+	close(fd);
+}
+
+static void expect_bad(struct fixture *f, const char *id)
+{
+	struct queue_envelope *got = NULL;
+	const char *error = NULL;
+
+	assert_int_equal(queue_envelope_load(f->q, id, NULL, &got, &error), -1);
+	assert_null(got);
+	assert_non_null(strstr(error, "damaged"));
+	assert_false(exists(f, "active", id));
+	assert_true(exists(f, "bad", id));
+	/* Found again in bad/: the same answer, and it stays there. */
+	assert_int_equal(queue_envelope_load(f->q, id, NULL, &got, &error), -1);
+	assert_true(exists(f, "bad", id));
+	/* It can still be deleted. */
+	assert_int_equal(queue_delete(f->q, id, &error), 1);
+}
+
+static void test_damaged(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env, *got = NULL;
+	const char *error = NULL;
+	char id[QUEUE_ID_SIZE], path[256];
+	size_t body = sizeof(test_body) - 1;
+	int fd;
+
+	test_envelope(&env);
+	/* Truncated by a few bytes, by one, cut to the message alone. */
+	commit(f, test_body, body, &env, id);
+	damage(f, id, 10, 1);
+	expect_bad(f, id);
+	commit(f, test_body, body, &env, id);
+	damage(f, id, 1, 1);
+	expect_bad(f, id);
+	commit(f, test_body, body, &env, id);
+	spool_path(f, "active", id, path, sizeof(path));
+	assert_int_equal(truncate(path, (off_t)body), 0);
+	expect_bad(f, id);
+	commit(f, test_body, body, &env, id);
+	spool_path(f, "active", id, path, sizeof(path));
+	assert_int_equal(truncate(path, 0), 0);
+	expect_bad(f, id);
+
+	/* A flipped byte in the envelope, in the trailer. */
+	commit(f, test_body, body, &env, id);
+	damage(f, id, (off_t)body + 3, 0);
+	expect_bad(f, id);
+	commit(f, test_body, body, &env, id);
+	spool_path(f, "active", id, path, sizeof(path));
+	{
+		struct stat st;
+		assert_int_equal(stat(path, &st), 0);
+		damage(f, id, st.st_size - 40, 0);
+	}
+	expect_bad(f, id);
+
+	/* Not a spool file at all. */
+	queue_id_make(id);
+	spool_path(f, "active", id, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "hello world\n", 12), 12);
+	close(fd);
+	expect_bad(f, id);
+
+	/* Status changes and moves detect it too. */
+	commit(f, test_body, body, &env, id);
+	damage(f, id, 2, 1);
+	assert_int_equal(queue_rcpt_set_status(f->q, id, 0, QUEUE_RCPT_DONE,
+					       NULL, &error),
+			 -1);
+	assert_true(exists(f, "bad", id));
+	assert_int_equal(queue_delete(f->q, id, &error), 1);
+
+	/* A damaged status slot (a torn write) reads as pending. */
+	commit(f, test_body, body, &env, id);
+	assert_int_equal(queue_rcpt_set_status(f->q, id, 1, QUEUE_RCPT_DONE,
+					       NULL, &error),
+			 1);
+	{
+		struct stat st;
+		spool_path(f, "active", id, path, sizeof(path));
+		assert_int_equal(stat(path, &st), 0);
+		/* trailer 48, slots of 256 for recipients 2 and 1 */
+		damage(f, id, st.st_size - 48 - 2 * 256 + 30, 0);
+	}
+	assert_int_equal(queue_envelope_load(f->q, id, NULL, &got, &error), 1);
+	assert_int_equal(got->rcpts[1].status, QUEUE_RCPT_PENDING);
+	assert_string_equal(got->rcpts[1].error, "status record damaged");
+	assert_int_equal(got->rcpts[0].status, QUEUE_RCPT_PENDING);
+	assert_string_equal(got->rcpts[0].error, "");
+	queue_envelope_free(got);
+	/* And a new update repairs it. */
+	assert_int_equal(queue_rcpt_set_status(f->q, id, 1, QUEUE_RCPT_DONE,
+					       NULL, &error),
+			 1);
+	assert_int_equal(queue_envelope_load(f->q, id, NULL, &got, &error), 1);
+	assert_int_equal(got->rcpts[1].status, QUEUE_RCPT_DONE);
+	queue_envelope_free(got);
+}
+
+/* ---- the pure parser ---- */
+
+static void test_parse(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env, *got = NULL;
+	const char *error = NULL;
+	char id[QUEUE_ID_SIZE], path[256];
+	unsigned char *data;
+	struct stat st;
+	int fd;
+
+	test_envelope(&env);
+	commit(f, test_body, sizeof(test_body) - 1, &env, id);
+	spool_path(f, "active", id, path, sizeof(path));
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	data = malloc((size_t)st.st_size);
+	assert_non_null(data);
+	assert_int_equal(read(fd, data, (size_t)st.st_size), st.st_size);
+	close(fd);
+
+	assert_int_equal(
+		queue_envelope_parse(data, (size_t)st.st_size, &got, &error),
+		1);
+	assert_string_equal(got->rcpts[2].address, "dave@remote.test");
+	queue_envelope_free(got);
+	assert_int_equal(queue_envelope_parse(data, 0, &got, &error), -1);
+	assert_int_equal(queue_envelope_parse(data, 47, &got, &error), -1);
+	/* Every prefix and every single-byte change outside the slots fails
+	 * cleanly (or parses), never crashes. */
+	for (size_t n = 0; n < (size_t)st.st_size; n++)
+		assert_int_equal(queue_envelope_parse(data, n, &got, &error),
+				 -1);
+	for (size_t i = sizeof(test_body) - 1; i < (size_t)st.st_size; i++) {
+		data[i] ^= 0x01;
+		if (queue_envelope_parse(data, (size_t)st.st_size, &got,
+					 &error) == 1)
+			queue_envelope_free(got);
+		data[i] ^= 0x01;
+	}
+	free(data);
+}
+
+/* ---- recovery ---- */
+
+static void test_recover(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env;
+	struct collect c;
+	const char *error = NULL;
+	struct queue_writer *live;
+	char id[QUEUE_ID_SIZE], left[QUEUE_ID_SIZE], path[256];
+	size_t removed = 99;
+	int fd;
+
+	test_envelope(&env);
+	commit(f, test_body, sizeof(test_body) - 1, &env, id);
+	/* What a crash before the commit leaves. */
+	queue_id_make(left);
+	spool_path(f, "incoming", left, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "partial", 7), 7);
+	close(fd);
+	/* A file that is not ours is left alone. */
+	spool_path(f, "incoming", "README", path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	/* A writer still at work keeps its file. */
+	live = queue_writer_new(f->q, &error);
+	assert_non_null(live);
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(queue_recover(f->q, collect_cb, &c, &removed, &error),
+			 1);
+	assert_int_equal(removed, 1);
+	assert_false(exists(f, "incoming", left));
+	assert_true(exists(f, "incoming", "README"));
+	assert_true(exists(f, "incoming", queue_writer_id(live)));
+	assert_int_equal(c.count, 1);
+	assert_string_equal(c.ids[0], id);
+
+	assert_int_equal(queue_writer_write(live, "x\r\n", 3), 0);
+	assert_int_equal(queue_writer_commit(live, &env, &error), 1);
+	queue_writer_free(live);
+	assert_int_equal(queue_recover(f->q, NULL, NULL, &removed, &error), 1);
+	assert_int_equal(removed, 0);
+}
+
+/* ---- group commit ---- */
+
+static void test_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_writer *ws[4];
+	const struct queue_envelope *envs[4];
+	struct queue_envelope env, empty;
+	const char *errors[4], *error = NULL;
+	char ids[4][QUEUE_ID_SIZE];
+	int results[4];
+
+	test_envelope(&env);
+	memset(&empty, 0, sizeof(empty));
+	for (int i = 0; i < 4; i++) {
+		ws[i] = queue_writer_new(f->q, &error);
+		assert_non_null(ws[i]);
+		snprintf(ids[i], sizeof(ids[i]), "%s", queue_writer_id(ws[i]));
+		assert_int_equal(queue_writer_write(ws[i], test_body,
+						    sizeof(test_body) - 1),
+				 0);
+		envs[i] = &env;
+	}
+	assert_int_equal(queue_commit_batch(ws, envs, 3, results, errors), 1);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(results[i], 1);
+		assert_null(errors[i]);
+		assert_true(exists(f, "active", ids[i]));
+		queue_writer_free(ws[i]);
+	}
+	/* One bad envelope fails alone. */
+	for (int i = 0; i < 3; i++) {
+		ws[i] = queue_writer_new(f->q, &error);
+		assert_non_null(ws[i]);
+		snprintf(ids[i], sizeof(ids[i]), "%s", queue_writer_id(ws[i]));
+	}
+	envs[1] = &empty;
+	assert_int_equal(queue_commit_batch(ws, envs, 4, results, NULL), -1);
+	assert_int_equal(results[0], 1);
+	assert_int_equal(results[1], -1);
+	assert_int_equal(results[2], 1);
+	assert_int_equal(results[3], 1);
+	assert_false(exists(f, "incoming", ids[1]));
+	assert_false(exists(f, "active", ids[1]));
+	assert_true(exists(f, "active", ids[3]));
+	for (int i = 0; i < 4; i++)
+		queue_writer_free(ws[i]);
+	assert_int_equal(queue_commit_batch(ws, envs, 0, results, NULL), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test_setup_teardown(test_roundtrip, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_defaults_and_cleaning,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subject_utf8_cut, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bad_envelopes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_durable, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_move_delete_scan, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+	};
+
+	/* Quarantine warnings go to the system log: keep the output quiet. */
+	log_init(NULL, 0, NULL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
