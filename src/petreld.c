@@ -1,6 +1,323 @@
-/* petreld: placeholder main until the daemon wiring lands. */
+/*
+ * petreld: the daemon's wiring and nothing else: config, logs, directory,
+ * spool, TLS, listeners, privilege drop, signals, the event loop and its
+ * worker threads, and the settings snapshot that follows the database.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "delivery/dispatch.h"
+#include "directory/directory.h"
+#include "directory/settings.h"
+#include "lib/clock.h"
+#include "lib/config.h"
+#include "lib/env.h"
+#include "lib/io.h"
+#include "lib/io_worker.h"
+#include "lib/log.h"
+#include "queue/queue.h"
+#include "smtp/smtp_server.h"
+
+#define PETRELD_SETTINGS_POLL_MS 250
+#define PETRELD_SHUTDOWN_GRACE_MS 10000
+
+static struct {
+	struct config cfg;
+	struct env env;
+	struct smtp_server *smtp;
+	struct delivery_dispatch *dispatch;
+	struct io_timer *settings_timer;
+	struct io_timer *exit_timer;
+	int64_t data_version;
+	char db_path[CONFIG_PATH_MAX + 16];
+	uid_t uid;
+	gid_t gid;
+} petreld;
+
+static void petreld_usage(void)
 {
+	fprintf(stderr, "usage: petreld [-n] -c FILE\n"
+			"  -c FILE  the config file\n"
+			"  -n       check the config and exit\n");
+	exit(2);
+}
+
+static int petreld_mkdir(const char *path, mode_t mode)
+{
+	char tmp[CONFIG_PATH_MAX + 64];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			return -1;
+		tmp[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}
+
+static int petreld_chown_cb(const char *path, const struct stat *st, int flag,
+			    struct FTW *ftw)
+{
+	if (lchown(path, petreld.uid, petreld.gid) < 0)
+		log_warn("chown %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Started as root: hand data and logs to `user`, then become it. */
+static void petreld_drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL)
+		fatal("user \"%s\" does not exist (config key user)",
+		      cfg->user);
+	if (pw->pw_uid == 0)
+		return;
+	petreld.uid = pw->pw_uid;
+	petreld.gid = pw->pw_gid;
+	nftw(cfg->data_dir, petreld_chown_cb, 32, FTW_PHYS);
+	nftw(cfg->log_dir, petreld_chown_cb, 32, FTW_PHYS);
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		fatal("cannot drop privileges to %s: %s", cfg->user,
+		      strerror(errno));
+	if (setuid(0) == 0)
+		fatal("privileges were not dropped");
+	log_info("running as user %s", cfg->user);
+}
+
+static void *petreld_thread_init(void *arg)
+{
+	struct env_thread *t = calloc(1, sizeof(*t));
+	const char *err;
+
+	if (t == NULL)
+		return NULL;
+	t->dir = directory_open(petreld.db_path, &err);
+	if (t->dir == NULL)
+		log_error("worker cannot open the directory: %s", err);
+	return t;
+}
+
+static void petreld_thread_deinit(void *state)
+{
+	struct env_thread *t = state;
+
+	if (t == NULL)
+		return;
+	directory_close(t->dir);
+	free(t);
+}
+
+/* Follows the database: a new snapshot whenever another process (petrelctl,
+ * the web admin) committed a change (PRAGMA data_version). */
+static void petreld_settings_cb(void *arg)
+{
+	int64_t v;
+	const char *err;
+
+	if (directory_data_version(petreld.env.dir, &v) == 1 &&
+	    v != petreld.data_version) {
+		struct settings *s =
+			directory_settings_load(petreld.env.dir, &err);
+		if (s != NULL) {
+			settings_unref(petreld.env.settings);
+			petreld.env.settings = s;
+			petreld.data_version = v;
+		} else {
+			log_error("cannot reload settings: %s", err);
+		}
+	}
+	io_timer_add(petreld.settings_timer, PETRELD_SETTINGS_POLL_MS);
+}
+
+static void petreld_exit_cb(void *arg)
+{
+	if ((petreld.smtp == NULL || smtp_server_sessions(petreld.smtp) == 0) &&
+	    io_workers_pending(petreld.env.workers) == 0) {
+		io_loop_exit(petreld.env.loop);
+		return;
+	}
+	io_timer_add(petreld.exit_timer, 50);
+}
+
+static void petreld_signal_cb(int signo, void *arg)
+{
+	if (signo == SIGHUP) {
+		log_reopen();
+		log_info("SIGHUP: log files reopened");
+		return;
+	}
+	if (petreld.env.shutting_down)
+		return;
+	log_info("%s: finishing transactions and exiting",
+		 signo == SIGTERM ? "SIGTERM" : "SIGINT");
+	petreld.env.shutting_down = 1;
+	delivery_dispatch_stop(petreld.dispatch);
+	if (petreld.smtp != NULL)
+		smtp_server_shutdown(petreld.smtp, PETRELD_SHUTDOWN_GRACE_MS);
+	io_timer_add(petreld.exit_timer, 0);
+}
+
+static void petreld_message_queued(struct env *env, const char *id)
+{
+	delivery_dispatch_add(petreld.dispatch, id);
+}
+
+static void petreld_tls(const struct config *cfg)
+{
+	const char *err;
+
+	if (access(cfg->tls_cert, R_OK) != 0 &&
+	    access(cfg->tls_key, R_OK) != 0) {
+		char dir[CONFIG_PATH_MAX];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", cfg->tls_cert);
+		slash = strrchr(dir, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			petreld_mkdir(dir, 0750);
+		}
+		if (io_tls_make_self_signed(cfg->tls_cert, cfg->tls_key,
+					    cfg->hostname, &err) < 0)
+			fatal("%s", err);
+		log_info("made a self-signed certificate for %s in %s",
+			 cfg->hostname, cfg->tls_cert);
+	}
+	petreld.env.tls = io_tls_server_new(cfg->tls_cert, cfg->tls_key, &err);
+	if (petreld.env.tls == NULL)
+		fatal("TLS: %s (%s, %s)", err, cfg->tls_cert, cfg->tls_key);
+}
+
+int main(int argc, char **argv)
+{
+	struct config *cfg = &petreld.cfg;
+	const char *config_path = NULL, *err;
+	struct io_signal *sigs[3];
+	int check_only = 0, opt;
+
+	while ((opt = getopt(argc, argv, "c:nh")) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'n':
+			check_only = 1;
+			break;
+		default:
+			petreld_usage();
+		}
+	}
+	if (config_path == NULL || optind != argc)
+		petreld_usage();
+	if (config_load(cfg, config_path, &err) < 0) {
+		fprintf(stderr, "petreld: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		printf("petreld: %s: configuration OK\n", config_path);
+		return 0;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "petreld: libsodium failed to start\n");
+		return 1;
+	}
+	umask(027);
+	if (petreld_mkdir(cfg->data_dir, 0750) < 0) {
+		fprintf(stderr, "petreld: cannot create %s: %s\n",
+			cfg->data_dir, strerror(errno));
+		return 1;
+	}
+	if (log_init(cfg->log_dir, 1, &err) < 0) {
+		fprintf(stderr, "petreld: %s: %s\n", cfg->log_dir, err);
+		return 1;
+	}
+	log_info("petreld starting, hostname %s, data in %s", cfg->hostname,
+		 cfg->data_dir);
+
+	snprintf(petreld.db_path, sizeof(petreld.db_path), "%s/petrel.db",
+		 cfg->data_dir);
+	petreld.env.cfg = cfg;
+	petreld.env.dir = directory_open(petreld.db_path, &err);
+	if (petreld.env.dir == NULL)
+		fatal("directory %s: %s", petreld.db_path, err);
+	petreld.env.settings = directory_settings_load(petreld.env.dir, &err);
+	if (petreld.env.settings == NULL)
+		fatal("settings: %s", err);
+	directory_data_version(petreld.env.dir, &petreld.data_version);
+	petreld.env.queue = queue_open(cfg->data_dir, &err);
+	if (petreld.env.queue == NULL)
+		fatal("spool: %s", err);
+	petreld_tls(cfg);
+
+	petreld.env.loop = io_loop_new();
+	if (petreld.env.loop == NULL)
+		fatal("cannot create the event loop");
+	petreld.smtp = smtp_server_new(&petreld.env, &err);
+	if (petreld.smtp == NULL)
+		fatal("%s", err);
+	petreld_drop_privileges(cfg);
+
+	petreld.env.workers = io_workers_new(petreld.env.loop, cfg->workers,
+					     petreld_thread_init,
+					     petreld_thread_deinit, NULL, &err);
+	if (petreld.env.workers == NULL)
+		fatal("%s", err);
+	petreld.env.message_queued = petreld_message_queued;
+	petreld.dispatch = delivery_dispatch_new(&petreld.env, &err);
+	if (petreld.dispatch == NULL)
+		fatal("delivery: %s", err);
+
+	petreld.settings_timer =
+		io_timer_new(petreld.env.loop, petreld_settings_cb, NULL);
+	petreld.exit_timer =
+		io_timer_new(petreld.env.loop, petreld_exit_cb, NULL);
+	if (petreld.settings_timer == NULL || petreld.exit_timer == NULL)
+		fatal("out of memory");
+	io_timer_add(petreld.settings_timer, PETRELD_SETTINGS_POLL_MS);
+	sigs[0] = io_signal_new(petreld.env.loop, SIGHUP, petreld_signal_cb,
+				NULL);
+	sigs[1] = io_signal_new(petreld.env.loop, SIGTERM, petreld_signal_cb,
+				NULL);
+	sigs[2] = io_signal_new(petreld.env.loop, SIGINT, petreld_signal_cb,
+				NULL);
+	log_info("petreld ready");
+	io_loop_run(petreld.env.loop);
+
+	log_info("petreld stopped");
+	for (int i = 0; i < 3; i++)
+		io_signal_free(sigs[i]);
+	smtp_server_free(petreld.smtp);
+	io_workers_free(petreld.env.workers);
+	delivery_dispatch_free(petreld.dispatch);
+	io_timer_free(petreld.settings_timer);
+	io_timer_free(petreld.exit_timer);
+	io_tls_ctx_free(petreld.env.tls);
+	queue_close(petreld.env.queue);
+	settings_unref(petreld.env.settings);
+	directory_close(petreld.env.dir);
+	io_loop_free(petreld.env.loop);
+	log_deinit();
 	return 0;
 }
