@@ -112,23 +112,28 @@ class Petrel:
         for k, v in (settings or {}).items():
             self.ctl.ok("set", k, v)
 
+    def ready_count(self):
+        logs = self.data_dir / "log"
+        return sum(f.read_text(errors="replace").count("*** petreld ready")
+                   for f in logs.glob("system-*.log")) if logs.exists() else 0
+
     def start(self):
+        """Starts petreld and waits for its "ready" line: by then every
+        listener is bound. (A probe connection would hold a session slot
+        until the server saw it close.)"""
         import time
+        before = self.ready_count()
         self.stderr = open(self.tmp / "petreld.stderr", "ab")
         self.proc = subprocess.Popen([binary("petreld"), "-c",
                                       str(self.config)],
                                      stdout=self.stderr, stderr=self.stderr)
         deadline = time.monotonic() + 20
-        import socket
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("petreld exited: " + self.stderr_text())
-            try:
-                with socket.create_connection(
-                        ("127.0.0.1", self.ports["smtp"]), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+            if self.ready_count() > before:
+                return self
+            time.sleep(0.02)
         raise AssertionError("petreld did not start: " + self.stderr_text())
 
     def stderr_text(self):

@@ -37,6 +37,7 @@ def test_greeting_and_ehlo_keywords(petrel):
                "ENHANCEDSTATUSCODES", "STARTTLS"):
         assert kw in text
     assert "AUTH" not in text  # not before TLS
+    assert r.cmd("STARTTLS")[0] == 220
     r.starttls()
     code, lines = r.cmd("EHLO client.example")
     text = "\n".join(lines)
@@ -69,7 +70,7 @@ def test_inbound_delivery_and_trace_headers(petrel):
         c.ehlo("sender.remote.test")
         c.sendmail("someone@remote.test", ["alice@example.test"],
                    "Subject: hi\r\nX-Authenticated-Sender: forged@x.test\r\n"
-                   "\r\n..leading dot\r\nbody\r\n")
+                   "\r\n.leading dot\r\nbody\r\n")  # smtplib stuffs it
     files = petrel.messages("alice@example.test")
     assert len(files) == 1
     name = files[0].name
