@@ -2,6 +2,11 @@
 #ifndef PETREL_CTL_H
 #define PETREL_CTL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
 #include "lib/config.h"
 
 struct directory;
@@ -33,6 +38,26 @@ struct directory *ctl_directory(struct ctl *ctl);
 /* Reads a password from stdin (one line, CR/LF stripped). Returns 0, or -1
  * after printing an error. Callers wipe it with sodium_memzero. */
 int ctl_read_password(char *out, size_t size);
+
+/* One verb of a noun: its words ("add", or "member add"), how many
+ * arguments follow them (max -1: any number), and its handler. */
+struct ctl_verb {
+	const char *name;
+	int min, max;
+	int (*fn)(struct ctl *ctl, int argc, char **argv);
+};
+
+/*
+ * Finds the verb that argv starts with and checks its argument count.
+ * Returns the handler's exit status, or 2 after a usage error.
+ */
+int ctl_dispatch(struct ctl *ctl, const struct ctl_verb *verbs, size_t count,
+		 const char *usage, int argc, char **argv);
+/* Prints a JSON value on stdout and frees it (NULL: out of memory).
+ * Returns the exit status. */
+int ctl_json_print(json_t *j);
+/* "2024-05-01 12:00:00 UTC", or "never" for 0. */
+const char *ctl_time(int64_t t, char *buf, size_t size);
 
 /* src/admin/ctl_directory.c */
 ctl_noun_fn ctl_domain, ctl_account, ctl_alias, ctl_group, ctl_set, ctl_get,

@@ -43,11 +43,10 @@ static const struct ctl_noun ctl_nouns[] = {
 	{"set", ctl_set, "set KEY VALUE"},
 	{"get", ctl_get, "get KEY"},
 	{"settings", ctl_settings, "settings"},
-	/*
-	 * queue (ctl_queue.c) and log (ctl_log.c) go here:
-	 * {"queue", ctl_queue, "queue list [QUEUE] | show ID | hold ID | ..."},
-	 * {"log", ctl_log, "log search MESSAGE-ID|QUEUE-ID"},
-	 */
+	{"queue", ctl_queue,
+	 "queue list [QUEUE] | show ID | hold ID... | release ID...\n"
+	 "          | delete ID... | retry ID... | stats"},
+	{"log", ctl_log, "log search MESSAGE-ID|QUEUE-ID"},
 };
 
 #define CTL_NOUNS (sizeof(ctl_nouns) / sizeof(ctl_nouns[0]))

@@ -37,8 +37,8 @@ class Ctl:
                 f"{r.stderr.strip()}")
         return r
 
-    def ok(self, *args, input=None):
-        return self.run(*args, input=input, check=True).stdout
+    def ok(self, *args, input=None, json=False):
+        return self.run(*args, input=input, check=True, json=json).stdout
 
 
 def write_config(path, data_dir, **extra):

@@ -432,8 +432,22 @@ def test_log_search_by_message_id(petrel):
     submit(petrel, msg="From: alice@example.test\r\nMessage-ID: <trace-me@x.test>"
                        "\r\n\r\nx\r\n")
     out = petrel.ctl.ok("log", "search", "<trace-me@x.test>")
-    assert "EHLO" in out and "authenticated as alice@example.test" in out
-    assert "saved <Message-ID: <trace-me@x.test>>" in out
+    assert "<-- ehlo" in out.lower()
+    assert "authenticated as alice@example.test" in out
+    m = re.search(r"saved <Message-ID: <trace-me@x\.test>> as ([0-9A-F]{18})",
+                  out)
+    assert m, out
+    qid = m.group(1)
+    # The search follows the queue id to the delivery lines.
+    assert re.search(rf"^system +\S+ \S+ {qid} \*\*\* delivered to "
+                     r"<bob@example\.test>", out, re.M), out
+    # Without the angle brackets, and by queue id, the same lines.
+    assert petrel.ctl.ok("log", "search", "trace-me@x.test") == out
+    assert petrel.ctl.ok("log", "search", qid) == out
+    # Another message's session is not shown.
+    assert "QUIT" in out and out.count("*** connect from") == 1
+    r = petrel.ctl.run("log", "search", "<never-sent@x.test>")
+    assert r.returncode == 1 and "no log line mentions" in r.stderr
 
 
 def test_kill9_loses_no_acknowledged_message(petrel):
