@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +42,8 @@ static struct {
 	struct io_timer *exit_timer;
 	int64_t data_version;
 	char db_path[CONFIG_PATH_MAX + 16];
+	char pid_path[CONFIG_PATH_MAX + 16];
+	int pid_fd;
 	uid_t uid;
 	gid_t gid;
 } petreld;
@@ -106,6 +109,37 @@ static void petreld_drop_privileges(const struct config *cfg)
 	log_info("running as user %s", cfg->user);
 }
 
+/*
+ * <data_dir>/petreld.pid, locked for the daemon's life: a second petreld
+ * on the same data is refused, and petrelctl knows whom to signal (and that
+ * the pid is live: the file is locked).
+ */
+static void petreld_pidfile(const struct config *cfg)
+{
+	char buf[32];
+	ssize_t n;
+
+	snprintf(petreld.pid_path, sizeof(petreld.pid_path), "%s/petreld.pid",
+		 cfg->data_dir);
+	petreld.pid_fd =
+		open(petreld.pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (petreld.pid_fd < 0)
+		fatal("cannot open %s: %s", petreld.pid_path, strerror(errno));
+	if (flock(petreld.pid_fd, LOCK_EX | LOCK_NB) < 0) {
+		n = errno == EWOULDBLOCK
+			    ? read(petreld.pid_fd, buf, sizeof(buf) - 1)
+			    : -1;
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		fatal("another petreld (pid %s) is running on %s",
+		      buf[0] != '\0' ? buf : "?", cfg->data_dir);
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(petreld.pid_fd, 0) < 0 ||
+	    pwrite(petreld.pid_fd, buf, (size_t)n, 0) != n)
+		fatal("cannot write %s: %s", petreld.pid_path, strerror(errno));
+}
+
 static void *petreld_thread_init(void *arg)
 {
 	struct env_thread *t = calloc(1, sizeof(*t));
@@ -168,6 +202,11 @@ static void petreld_signal_cb(int signo, void *arg)
 		log_info("SIGHUP: log files reopened");
 		return;
 	}
+	if (signo == SIGUSR1) {
+		/* petrelctl queue release/retry moved messages into active. */
+		delivery_dispatch_rescan(petreld.dispatch);
+		return;
+	}
 	if (petreld.env.shutting_down)
 		return;
 	log_info("%s: finishing transactions and exiting",
@@ -214,7 +253,7 @@ int main(int argc, char **argv)
 {
 	struct config *cfg = &petreld.cfg;
 	const char *config_path = NULL, *err;
-	struct io_signal *sigs[3];
+	struct io_signal *sigs[4];
 	int check_only = 0, opt;
 
 	while ((opt = getopt(argc, argv, "c:nh")) != -1) {
@@ -255,6 +294,7 @@ int main(int argc, char **argv)
 	}
 	log_info("petreld starting, hostname %s, data in %s", cfg->hostname,
 		 cfg->data_dir);
+	petreld_pidfile(cfg);
 
 	snprintf(petreld.db_path, sizeof(petreld.db_path), "%s/petrel.db",
 		 cfg->data_dir);
@@ -302,11 +342,13 @@ int main(int argc, char **argv)
 				NULL);
 	sigs[2] = io_signal_new(petreld.env.loop, SIGINT, petreld_signal_cb,
 				NULL);
+	sigs[3] = io_signal_new(petreld.env.loop, SIGUSR1, petreld_signal_cb,
+				NULL);
 	log_info("petreld ready");
 	io_loop_run(petreld.env.loop);
 
 	log_info("petreld stopped");
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		io_signal_free(sigs[i]);
 	smtp_server_free(petreld.smtp);
 	io_workers_free(petreld.env.workers);
@@ -318,6 +360,8 @@ int main(int argc, char **argv)
 	settings_unref(petreld.env.settings);
 	directory_close(petreld.env.dir);
 	io_loop_free(petreld.env.loop);
+	unlink(petreld.pid_path);
+	close(petreld.pid_fd);
 	log_deinit();
 	return 0;
 }

@@ -25,14 +25,17 @@ struct dispatch_job {
 	char id[64];
 	int result;
 	char error[256];
-	struct io_timer *retry;
-	struct dispatch_job *next; /* on the retry list */
+	struct io_timer *retry;		  /* set while waiting to retry */
+	struct dispatch_job *prev, *next; /* on the list of live jobs */
 };
 
 struct delivery_dispatch {
 	struct env *env;
 	int stopped;
-	struct dispatch_job *retries;
+	/* Every job running or waiting to retry: a message is never handed
+	 * out twice at once. */
+	struct dispatch_job *jobs;
+	size_t njobs;
 };
 
 static void dispatch_submit(struct delivery_dispatch *d,
@@ -49,23 +52,36 @@ static void dispatch_work(void *thread_state, void *arg)
 	snprintf(j->error, sizeof(j->error), "%s", err != NULL ? err : "");
 }
 
-static void dispatch_unlink_retry(struct delivery_dispatch *d,
-				  struct dispatch_job *j)
+static void dispatch_link(struct delivery_dispatch *d, struct dispatch_job *j)
 {
-	for (struct dispatch_job **pp = &d->retries; *pp != NULL;
-	     pp = &(*pp)->next) {
-		if (*pp == j) {
-			*pp = j->next;
-			return;
-		}
-	}
+	j->prev = NULL;
+	j->next = d->jobs;
+	if (d->jobs != NULL)
+		d->jobs->prev = j;
+	d->jobs = j;
+	d->njobs++;
+}
+
+/* Unlinks and frees j. */
+static void dispatch_job_free(struct dispatch_job *j)
+{
+	struct delivery_dispatch *d = j->d;
+
+	if (j->prev != NULL)
+		j->prev->next = j->next;
+	else
+		d->jobs = j->next;
+	if (j->next != NULL)
+		j->next->prev = j->prev;
+	d->njobs--;
+	io_timer_free(j->retry);
+	free(j);
 }
 
 static void dispatch_retry_cb(void *arg)
 {
 	struct dispatch_job *j = arg;
 
-	dispatch_unlink_retry(j->d, j);
 	io_timer_free(j->retry);
 	j->retry = NULL;
 	dispatch_submit(j->d, j);
@@ -77,7 +93,7 @@ static void dispatch_done(void *arg)
 	struct delivery_dispatch *d = j->d;
 
 	if (j->result == 1 || d->stopped) {
-		free(j);
+		dispatch_job_free(j);
 		return;
 	}
 	/* Some local recipient is still pending (or an error): retry. */
@@ -86,11 +102,9 @@ static void dispatch_done(void *arg)
 		 DISPATCH_RETRY_MS / 1000);
 	j->retry = io_timer_new(d->env->loop, dispatch_retry_cb, j);
 	if (j->retry == NULL) {
-		free(j);
+		dispatch_job_free(j);
 		return;
 	}
-	j->next = d->retries;
-	d->retries = j;
 	io_timer_add(j->retry, DISPATCH_RETRY_MS);
 }
 
@@ -98,7 +112,7 @@ static void dispatch_submit(struct delivery_dispatch *d, struct dispatch_job *j)
 {
 	if (d->stopped || io_workers_submit(d->env->workers, dispatch_work,
 					    dispatch_done, j) < 0)
-		free(j);
+		dispatch_job_free(j);
 }
 
 void delivery_dispatch_add(struct delivery_dispatch *d, const char *id)
@@ -112,6 +126,7 @@ void delivery_dispatch_add(struct delivery_dispatch *d, const char *id)
 		return;
 	j->d = d;
 	snprintf(j->id, sizeof(j->id), "%s", id);
+	dispatch_link(d, j);
 	dispatch_submit(d, j);
 }
 
@@ -119,6 +134,73 @@ static int dispatch_scan_cb(void *ctx, const char *id)
 {
 	delivery_dispatch_add(ctx, id);
 	return 0;
+}
+
+static int dispatch_id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct dispatch_rescan {
+	struct delivery_dispatch *d;
+	char **busy; /* sorted ids of the live jobs */
+	size_t nbusy;
+	size_t added;
+};
+
+static int dispatch_rescan_cb(void *ctx, const char *id)
+{
+	struct dispatch_rescan *r = ctx;
+	const char *key = id;
+
+	if (r->nbusy > 0 && bsearch(&key, r->busy, r->nbusy, sizeof(char *),
+				    dispatch_id_cmp) != NULL)
+		return 0;
+	delivery_dispatch_add(r->d, id);
+	r->added++;
+	return 0;
+}
+
+void delivery_dispatch_rescan(struct delivery_dispatch *d)
+{
+	struct dispatch_rescan r = {.d = d};
+	const char *err;
+	size_t i = 0;
+
+	if (d == NULL || d->stopped)
+		return;
+	/* Those waiting to retry go now: the admin asked for it. */
+	for (struct dispatch_job *j = d->jobs; j != NULL; j = j->next) {
+		if (j->retry == NULL)
+			continue;
+		io_timer_free(j->retry);
+		j->retry = NULL;
+		if (io_workers_submit(d->env->workers, dispatch_work,
+				      dispatch_done, j) < 0) {
+			/* Left for the next rescan. */
+			j->retry = io_timer_new(d->env->loop, dispatch_retry_cb,
+						j);
+			if (j->retry != NULL)
+				io_timer_add(j->retry, DISPATCH_RETRY_MS);
+		}
+	}
+	if (d->njobs > 0) {
+		r.busy = calloc(d->njobs, sizeof(char *));
+		if (r.busy == NULL) {
+			log_error("queue rescan: out of memory");
+			return;
+		}
+		for (struct dispatch_job *j = d->jobs; j != NULL; j = j->next)
+			r.busy[i++] = j->id;
+		r.nbusy = i;
+		qsort(r.busy, r.nbusy, sizeof(char *), dispatch_id_cmp);
+	}
+	if (queue_scan(d->env->queue, QUEUE_ACTIVE, dispatch_rescan_cb, &r,
+		       &err) < 0)
+		log_error("queue rescan: %s", err);
+	else
+		log_info("queue rescan: %zu message(s) picked up", r.added);
+	free(r.busy);
 }
 
 struct delivery_dispatch *delivery_dispatch_new(struct env *env,
@@ -143,11 +225,12 @@ void delivery_dispatch_stop(struct delivery_dispatch *d)
 	if (d == NULL)
 		return;
 	d->stopped = 1;
-	while (d->retries != NULL) {
-		struct dispatch_job *j = d->retries;
-		d->retries = j->next;
-		io_timer_free(j->retry);
-		free(j);
+	/* Jobs waiting to retry go now; running ones free themselves when
+	 * their worker reports. */
+	for (struct dispatch_job *j = d->jobs, *next; j != NULL; j = next) {
+		next = j->next;
+		if (j->retry != NULL)
+			dispatch_job_free(j);
 	}
 }
 
@@ -156,5 +239,8 @@ void delivery_dispatch_free(struct delivery_dispatch *d)
 	if (d == NULL)
 		return;
 	delivery_dispatch_stop(d);
+	/* The workers are gone: what is left will never report. */
+	while (d->jobs != NULL)
+		dispatch_job_free(d->jobs);
 	free(d);
 }

@@ -11,6 +11,10 @@ struct delivery_dispatch *delivery_dispatch_new(struct env *env,
 						const char **error_r);
 /* A message was committed: deliver its local recipients. */
 void delivery_dispatch_add(struct delivery_dispatch *d, const char *id);
+/* Retries at once the messages waiting to retry, and schedules every
+ * message of the active queue not already being delivered (after
+ * petrelctl released or retried some: SIGUSR1). */
+void delivery_dispatch_rescan(struct delivery_dispatch *d);
 /* Shutdown: start nothing new (what runs finishes). */
 void delivery_dispatch_stop(struct delivery_dispatch *d);
 void delivery_dispatch_free(struct delivery_dispatch *d);
