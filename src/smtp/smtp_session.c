@@ -32,7 +32,7 @@
 #include "smtp/smtp_commit.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parse.h"
-#include "smtp/smtp_sasl.h"
+#include "lib/sasl.h"
 
 /* RFC 4954 4: a SASL response line may be 12288 octets long. */
 #define SMTP_AUTH_LINE_MAX 12288
@@ -72,7 +72,7 @@ struct smtp_session {
 
 	enum smtp_sasl_step sasl;
 	char sasl_mech[8];
-	char sasl_user[SMTP_SASL_FIELD_MAX];
+	char sasl_user[SASL_FIELD_MAX];
 
 	/* The transaction. */
 	int in_mail;
@@ -93,8 +93,8 @@ struct smtp_session {
 
 struct smtp_auth_job {
 	struct smtp_session *s;
-	char user[SMTP_SASL_FIELD_MAX];
-	char pass[SMTP_SASL_FIELD_MAX];
+	char user[SASL_FIELD_MAX];
+	char pass[SASL_FIELD_MAX];
 	char ip[INET6_ADDRSTRLEN];
 	char mech[8];
 	int64_t now;
@@ -820,7 +820,7 @@ static void smtp_auth_verify(struct smtp_session *s, const char *user,
 	struct smtp_auth_job *j = calloc(1, sizeof(*j));
 
 	if (j == NULL) {
-		sodium_memzero(pass, SMTP_SASL_FIELD_MAX);
+		sodium_memzero(pass, SASL_FIELD_MAX);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 		return;
@@ -831,7 +831,7 @@ static void smtp_auth_verify(struct smtp_session *s, const char *user,
 	snprintf(j->ip, sizeof(j->ip), "%s", s->ip);
 	snprintf(j->mech, sizeof(j->mech), "%s", s->sasl_mech);
 	j->now = clock_now();
-	sodium_memzero(pass, SMTP_SASL_FIELD_MAX);
+	sodium_memzero(pass, SASL_FIELD_MAX);
 	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
 	s->state = SMTP_STATE_BUSY;
 	io_pause(s->io);
@@ -848,8 +848,8 @@ static void smtp_auth_verify(struct smtp_session *s, const char *user,
 /* Handles one SASL message (initial response or a response line). */
 static void smtp_auth_step(struct smtp_session *s, const char *text, size_t len)
 {
-	char decoded[SMTP_SASL_FIELD_MAX * 3];
-	char user[SMTP_SASL_FIELD_MAX], pass[SMTP_SASL_FIELD_MAX];
+	char decoded[SASL_FIELD_MAX * 3];
+	char user[SASL_FIELD_MAX], pass[SASL_FIELD_MAX];
 	long n;
 
 	if (len == 1 && text[0] == '*') {
@@ -857,8 +857,8 @@ static void smtp_auth_step(struct smtp_session *s, const char *text, size_t len)
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 		return;
 	}
-	n = smtp_sasl_b64decode(text, len, decoded, sizeof(decoded),
-				s->sasl == SMTP_SASL_PLAIN);
+	n = sasl_b64decode(text, len, decoded, sizeof(decoded),
+			   s->sasl == SMTP_SASL_PLAIN);
 	if (n < 0) {
 		smtp_reply(s, "501 5.5.2 Cannot decode response");
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
@@ -866,7 +866,7 @@ static void smtp_auth_step(struct smtp_session *s, const char *text, size_t len)
 	}
 	switch (s->sasl) {
 	case SMTP_SASL_PLAIN:
-		if (smtp_sasl_plain_split(decoded, (size_t)n, user, pass) < 0) {
+		if (sasl_plain_split(decoded, (size_t)n, user, pass) < 0) {
 			smtp_reply(s, "501 5.5.2 Malformed PLAIN response");
 			smtp_enter_state(s, SMTP_STATE_COMMAND);
 			goto out;

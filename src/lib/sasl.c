@@ -1,16 +1,17 @@
 /*
- * smtp_sasl: the two SASL mechanisms the server offers under TLS, PLAIN
- * (RFC 4616) and LOGIN, as pure decoding functions so they can be fuzzed.
+ * sasl: the decoding half of the SASL mechanisms the SMTP and POP3 servers
+ * offer, PLAIN (RFC 4616) and LOGIN's base64 lines, as pure functions so
+ * they can be fuzzed.
  * Callers wipe the buffers with sodium_memzero once the check is done.
  */
-#include "smtp/smtp_sasl.h"
+#include "lib/sasl.h"
 
 #include <string.h>
 
 #include <sodium.h>
 
-long smtp_sasl_b64decode(const char *in, size_t len, char *out, size_t size,
-			 int nul_ok)
+long sasl_b64decode(const char *in, size_t len, char *out, size_t size,
+		    int nul_ok)
 {
 	size_t outlen = 0;
 	const char *end = NULL;
@@ -28,7 +29,7 @@ long smtp_sasl_b64decode(const char *in, size_t len, char *out, size_t size,
 	return (long)outlen;
 }
 
-int smtp_sasl_plain_split(const char *msg, size_t len, char *user, char *pass)
+int sasl_plain_split(const char *msg, size_t len, char *user, char *pass)
 {
 	const char *nul1 = memchr(msg, '\0', len), *nul2;
 	size_t zlen, ulen, plen;
@@ -41,8 +42,8 @@ int smtp_sasl_plain_split(const char *msg, size_t len, char *user, char *pass)
 	zlen = (size_t)(nul1 - msg);
 	ulen = (size_t)(nul2 - nul1 - 1);
 	plen = len - (size_t)(nul2 + 1 - msg);
-	if (ulen == 0 || plen == 0 || ulen >= SMTP_SASL_FIELD_MAX ||
-	    plen >= SMTP_SASL_FIELD_MAX)
+	if (ulen == 0 || plen == 0 || ulen >= SASL_FIELD_MAX ||
+	    plen >= SASL_FIELD_MAX)
 		return -1;
 	/* passwd = 1*SAFE (RFC 4616 2): a third NUL makes the message
 	 * malformed, and would cut the password that gets checked. */

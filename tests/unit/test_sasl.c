@@ -1,4 +1,4 @@
-/* Unit tests of smtp/smtp_sasl: base64 decoding and the PLAIN message. */
+/* Unit tests of lib/sasl: base64 decoding and the PLAIN message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "smtp/smtp_sasl.h"
+#include "lib/sasl.h"
 
 struct b64_case {
 	const char *name;
@@ -74,8 +74,8 @@ static void test_b64decode(void **state)
 		long got;
 
 		memset(out, 'Z', sizeof(out));
-		got = smtp_sasl_b64decode(c->in, strlen(c->in), out, size,
-					  c->nul_ok);
+		got = sasl_b64decode(c->in, strlen(c->in), out, size,
+				     c->nul_ok);
 		if (got != c->want)
 			fail_msg("%s: got %ld, want %ld", c->name, got,
 				 c->want);
@@ -96,11 +96,11 @@ static void test_b64decode_len(void **state)
 	char out[16];
 
 	(void)state;
-	assert_int_equal(
-		smtp_sasl_b64decode("YQ==garbage", 4, out, sizeof(out), 0), 1);
+	assert_int_equal(sasl_b64decode("YQ==garbage", 4, out, sizeof(out), 0),
+			 1);
 	assert_string_equal(out, "a");
-	assert_int_equal(
-		smtp_sasl_b64decode("YWJj\0YWJj", 9, out, sizeof(out), 0), -1);
+	assert_int_equal(sasl_b64decode("YWJj\0YWJj", 9, out, sizeof(out), 0),
+			 -1);
 }
 
 #define F(s) s, sizeof(s) - 1
@@ -150,10 +150,10 @@ static void test_plain_split(void **state)
 	for (size_t i = 0; i < sizeof(plain_cases) / sizeof(plain_cases[0]);
 	     i++) {
 		const struct plain_case *c = &plain_cases[i];
-		char user[SMTP_SASL_FIELD_MAX], pass[SMTP_SASL_FIELD_MAX];
+		char user[SASL_FIELD_MAX], pass[SASL_FIELD_MAX];
 		int got;
 
-		got = smtp_sasl_plain_split(c->msg, c->len, user, pass);
+		got = sasl_plain_split(c->msg, c->len, user, pass);
 		if (got != c->want)
 			fail_msg("%s: got %d, want %d", c->name, got, c->want);
 		if (got < 0)
@@ -186,21 +186,20 @@ struct long_case {
 };
 
 static const struct long_case long_cases[] = {
-	{0, SMTP_SASL_FIELD_MAX - 1, 6, 0},
-	{0, SMTP_SASL_FIELD_MAX, 6, -1},
-	{0, 4 * SMTP_SASL_FIELD_MAX, 6, -1},
-	{0, 5, SMTP_SASL_FIELD_MAX - 1, 0},
-	{0, 5, SMTP_SASL_FIELD_MAX, -1},
-	{0, 5, 4 * SMTP_SASL_FIELD_MAX, -1},
-	{SMTP_SASL_FIELD_MAX - 1, SMTP_SASL_FIELD_MAX - 1,
-	 SMTP_SASL_FIELD_MAX - 1, 0},
-	{SMTP_SASL_FIELD_MAX, SMTP_SASL_FIELD_MAX, 6, -1},
-	{4 * SMTP_SASL_FIELD_MAX, 5, 6, -1},
+	{0, SASL_FIELD_MAX - 1, 6, 0},
+	{0, SASL_FIELD_MAX, 6, -1},
+	{0, 4 * SASL_FIELD_MAX, 6, -1},
+	{0, 5, SASL_FIELD_MAX - 1, 0},
+	{0, 5, SASL_FIELD_MAX, -1},
+	{0, 5, 4 * SASL_FIELD_MAX, -1},
+	{SASL_FIELD_MAX - 1, SASL_FIELD_MAX - 1, SASL_FIELD_MAX - 1, 0},
+	{SASL_FIELD_MAX, SASL_FIELD_MAX, 6, -1},
+	{4 * SASL_FIELD_MAX, 5, 6, -1},
 };
 
 static void test_plain_split_long(void **state)
 {
-	static char msg[16 * SMTP_SASL_FIELD_MAX];
+	static char msg[16 * SASL_FIELD_MAX];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(long_cases) / sizeof(long_cases[0]);
@@ -208,19 +207,18 @@ static void test_plain_split_long(void **state)
 		const struct long_case *c = &long_cases[i];
 		/* One byte of slack each way: an overrun shows under ASan
 		 * and in the canaries. */
-		char user[SMTP_SASL_FIELD_MAX + 1],
-			pass[SMTP_SASL_FIELD_MAX + 1];
+		char user[SASL_FIELD_MAX + 1], pass[SASL_FIELD_MAX + 1];
 		size_t len = plain_msg(msg, c->zlen, c->ulen, c->plen);
 		int got;
 
-		user[SMTP_SASL_FIELD_MAX] = 'Z';
-		pass[SMTP_SASL_FIELD_MAX] = 'Z';
-		got = smtp_sasl_plain_split(msg, len, user, pass);
+		user[SASL_FIELD_MAX] = 'Z';
+		pass[SASL_FIELD_MAX] = 'Z';
+		got = sasl_plain_split(msg, len, user, pass);
 		if (got != c->want)
 			fail_msg("authzid %zu user %zu pass %zu: got %d",
 				 c->zlen, c->ulen, c->plen, got);
-		assert_int_equal(user[SMTP_SASL_FIELD_MAX], 'Z');
-		assert_int_equal(pass[SMTP_SASL_FIELD_MAX], 'Z');
+		assert_int_equal(user[SASL_FIELD_MAX], 'Z');
+		assert_int_equal(pass[SASL_FIELD_MAX], 'Z');
 		if (got == 0) {
 			assert_int_equal(strlen(user), c->ulen);
 			assert_int_equal(strlen(pass), c->plen);
@@ -231,17 +229,16 @@ static void test_plain_split_long(void **state)
 /* The two together, as the session uses them for AUTH PLAIN. */
 static void test_plain_roundtrip(void **state)
 {
-	char decoded[3 * SMTP_SASL_FIELD_MAX];
-	char user[SMTP_SASL_FIELD_MAX], pass[SMTP_SASL_FIELD_MAX];
+	char decoded[3 * SASL_FIELD_MAX];
+	char user[SASL_FIELD_MAX], pass[SASL_FIELD_MAX];
 	const char *in = "AGFsaWNlQGV4YW1wbGUudGVzdABjb3JyZWN0IGhvcnNlIGJhdHRl"
 			 "cnkgc3RhcGxl";
 	long n;
 
 	(void)state;
-	n = smtp_sasl_b64decode(in, strlen(in), decoded, sizeof(decoded), 1);
+	n = sasl_b64decode(in, strlen(in), decoded, sizeof(decoded), 1);
 	assert_true(n > 0);
-	assert_int_equal(smtp_sasl_plain_split(decoded, (size_t)n, user, pass),
-			 0);
+	assert_int_equal(sasl_plain_split(decoded, (size_t)n, user, pass), 0);
 	assert_string_equal(user, "alice@example.test");
 	assert_string_equal(pass, "correct horse battery staple");
 }
