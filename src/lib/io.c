@@ -39,6 +39,13 @@ struct io_timer {
 	void *arg;
 };
 
+struct io_fd {
+	struct event *rd, *wr;
+	int fd;
+	void (*cb)(int fd, int readable, int writable, void *arg);
+	void *arg;
+};
+
 struct io_signal {
 	struct event *ev;
 	void (*cb)(int signo, void *arg);
@@ -162,6 +169,61 @@ void io_timer_free(struct io_timer *t)
 		return;
 	event_free(t->ev);
 	free(t);
+}
+
+static void io_fd_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_fd *w = arg;
+
+	w->cb((int)fd, (what & EV_READ) != 0, (what & EV_WRITE) != 0, w->arg);
+}
+
+struct io_fd *
+io_fd_new(struct io_loop *loop, int fd,
+	  void (*cb)(int fd, int readable, int writable, void *arg), void *arg)
+{
+	struct io_fd *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->fd = fd;
+	w->cb = cb;
+	w->arg = arg;
+	w->rd = event_new(loop->base, fd, EV_READ | EV_PERSIST, io_fd_event_cb,
+			  w);
+	w->wr = event_new(loop->base, fd, EV_WRITE | EV_PERSIST, io_fd_event_cb,
+			  w);
+	if (w->rd == NULL || w->wr == NULL) {
+		io_fd_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int io_fd_want(struct io_fd *w, int readable, int writable)
+{
+	int r = 0;
+
+	if (readable && !event_pending(w->rd, EV_READ, NULL))
+		r |= event_add(w->rd, NULL);
+	else if (!readable)
+		event_del(w->rd);
+	if (writable && !event_pending(w->wr, EV_WRITE, NULL))
+		r |= event_add(w->wr, NULL);
+	else if (!writable)
+		event_del(w->wr);
+	return r < 0 ? -1 : 0;
+}
+
+void io_fd_free(struct io_fd *w)
+{
+	if (w == NULL)
+		return;
+	if (w->rd != NULL)
+		event_free(w->rd);
+	if (w->wr != NULL)
+		event_free(w->wr);
+	free(w);
 }
 
 static void io_signal_event_cb(evutil_socket_t signo, short what, void *arg)

@@ -32,6 +32,17 @@ void io_timer_del(struct io_timer *t);
 int io_timer_pending(const struct io_timer *t);
 void io_timer_free(struct io_timer *t);
 
+/* A descriptor owned by someone else (the resolver's sockets): cb runs on
+ * the loop when fd is readable and/or writable, as asked by io_fd_want(). */
+struct io_fd;
+struct io_fd *
+io_fd_new(struct io_loop *loop, int fd,
+	  void (*cb)(int fd, int readable, int writable, void *arg), void *arg);
+/* What to watch from now on; both 0 stops watching. Returns 0 or -1. */
+int io_fd_want(struct io_fd *w, int readable, int writable);
+/* Stops watching (the descriptor is not closed). NULL is fine. */
+void io_fd_free(struct io_fd *w);
+
 /* Signals, delivered on the loop. */
 struct io_signal *io_signal_new(struct io_loop *loop, int signo,
 				void (*cb)(int signo, void *arg), void *arg);
