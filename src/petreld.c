@@ -23,6 +23,7 @@
 #include "directory/settings.h"
 #include "lib/clock.h"
 #include "lib/config.h"
+#include "lib/dns.h"
 #include "lib/env.h"
 #include "lib/io.h"
 #include "lib/io_worker.h"
@@ -32,6 +33,7 @@
 
 #define PETRELD_SETTINGS_POLL_MS 250
 #define PETRELD_SHUTDOWN_GRACE_MS 10000
+#define PETRELD_DNS_TIMEOUT_MS 2000 /* per try; callers bound the total */
 
 static struct {
 	struct config cfg;
@@ -314,6 +316,10 @@ int main(int argc, char **argv)
 	petreld.env.loop = io_loop_new();
 	if (petreld.env.loop == NULL)
 		fatal("cannot create the event loop");
+	petreld.env.dns = dns_new(petreld.env.loop, cfg->dns_server,
+				  PETRELD_DNS_TIMEOUT_MS, 2, &err);
+	if (petreld.env.dns == NULL)
+		fatal("resolver: %s", err);
 	petreld.smtp = smtp_server_new(&petreld.env, &err);
 	if (petreld.smtp == NULL)
 		fatal("%s", err);
@@ -357,6 +363,7 @@ int main(int argc, char **argv)
 	io_timer_free(petreld.exit_timer);
 	io_tls_ctx_free(petreld.env.tls);
 	queue_close(petreld.env.queue);
+	dns_free(petreld.env.dns);
 	settings_unref(petreld.env.settings);
 	directory_close(petreld.env.dir);
 	io_loop_free(petreld.env.loop);

@@ -85,7 +85,11 @@ enum settings_type {
 	X(SMTP_TIMEOUT_COMMAND, "smtp.timeout_command", INT, "300", 1, 86400,  \
 	  NULL, "seconds to wait for a command inside a transaction")          \
 	X(SMTP_TIMEOUT_DATA, "smtp.timeout_data", INT, "180", 1, 86400, NULL,  \
-	  "seconds to wait for more DATA (RFC 5321 4.5.3.2.6: 3 minutes)")
+	  "seconds to wait for more DATA (RFC 5321 4.5.3.2.6: 3 minutes)")     \
+	X(SMTP_RDNS_TIMEOUT_MS, "smtp.rdns_timeout_ms", INT, "5000", 0, 60000, \
+	  NULL,                                                                \
+	  "longest wait for the client's reverse DNS name before the "         \
+	  "greeting; 0: no lookup (the name is \"unknown\")")
 
 #define SETTINGS_ENUM_ID(id, ...) SETTING_##id,
 enum settings_id { SETTINGS_TABLE(SETTINGS_ENUM_ID) SETTINGS_COUNT };

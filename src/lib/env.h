@@ -7,6 +7,7 @@ struct io_loop;
 struct io_workers;
 struct io_tls_ctx;
 struct directory;
+struct dns;
 struct queue;
 struct settings;
 
@@ -21,6 +22,7 @@ struct env {
 	struct io_tls_ctx *tls; /* server certificate */
 	struct directory *dir;	/* the loop thread's handle: reads only */
 	struct queue *queue;
+	struct dns *dns; /* the resolver (dns_server, or the system's) */
 	/* The current settings snapshot; replaced (not changed) on reload,
 	 * so a holder of a reference keeps a consistent view. */
 	struct settings *settings;

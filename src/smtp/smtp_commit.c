@@ -37,7 +37,7 @@ void smtp_commit_work(void *thread_state, void *arg)
 	memset(&st, 0, sizeof(st));
 	st.hostname = c->hostname;
 	st.helo = c->helo;
-	st.rdns = "";
+	st.rdns = c->rdns;
 	st.ip = c->ip;
 	st.proto = c->proto;
 	st.tls_info = c->tls_info;

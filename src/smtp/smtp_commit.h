@@ -50,6 +50,7 @@ struct smtp_commit {
 	char session_id[24];
 	char hostname[256];
 	char helo[256];
+	char rdns[256]; /* "" when unknown */
 	char ip[64];
 	int port;
 	char listener[64];

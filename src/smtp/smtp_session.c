@@ -22,6 +22,7 @@
 #include "directory/settings.h"
 #include "lib/addr.h"
 #include "lib/buf.h"
+#include "lib/dns.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/env.h"
@@ -89,6 +90,13 @@ struct smtp_session {
 	int shutdown;  /* close at the end of the transaction */
 	struct io_timer *delay;
 	char delayed_reply[SMTP_REPLY_MAX];
+
+	/* The client's name (forward-confirmed reverse DNS), looked up
+	 * while the connection starts; the greeting waits for it. */
+	struct dns_query *rdns_q;
+	struct io_timer *rdns_timer;
+	int greet_waiting;
+	char rdns[DNS_NAME_MAX]; /* "" when unknown */
 };
 
 struct smtp_auth_job {
@@ -218,8 +226,68 @@ static const char *smtp_proto(const struct smtp_session *s)
 
 static void smtp_greet(struct smtp_session *s)
 {
+	if (s->rdns_q != NULL) {
+		/* Input waits too: it is read after the greeting. */
+		s->greet_waiting = 1;
+		io_pause(s->io);
+		return;
+	}
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
 	smtp_reply(s, "220 %s ESMTP Petrel", s->env->cfg->hostname);
+}
+
+/* The name lookup is over (r == NULL: it timed out). */
+static void smtp_rdns_done(struct smtp_session *s, const struct dns_result *r)
+{
+	s->rdns_q = NULL;
+	io_timer_free(s->rdns_timer);
+	s->rdns_timer = NULL;
+	if (r != NULL && r->status == DNS_OK) {
+		snprintf(s->rdns, sizeof(s->rdns), "%s", r->name);
+		smtp_log(s, LOG_EVENT, "client name %s", s->rdns);
+	} else {
+		smtp_log(s, LOG_EVENT, "client name unknown (%s)",
+			 r == NULL		     ? "lookup timed out"
+			 : r->status == DNS_NOTFOUND ? "no confirmed name"
+						     : "temporary DNS failure");
+	}
+	if (s->greet_waiting) {
+		s->greet_waiting = 0;
+		io_resume(s->io);
+		smtp_greet(s);
+	}
+}
+
+static void smtp_rdns_cb(const struct dns_result *r, void *arg)
+{
+	smtp_rdns_done(arg, r);
+}
+
+static void smtp_rdns_timeout_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	dns_cancel(s->rdns_q);
+	smtp_rdns_done(s, NULL);
+}
+
+/* Starts the client name lookup, unless smtp.rdns_timeout_ms is 0. */
+static void smtp_rdns_start(struct smtp_session *s, const struct sockaddr *sa)
+{
+	int64_t ms = smtp_setting(s, SETTING_SMTP_RDNS_TIMEOUT_MS);
+
+	if (ms <= 0 || s->env->dns == NULL)
+		return;
+	s->rdns_timer = io_timer_new(s->env->loop, smtp_rdns_timeout_cb, s);
+	if (s->rdns_timer == NULL)
+		return;
+	s->rdns_q = dns_rdns(s->env->dns, sa, smtp_rdns_cb, s);
+	if (s->rdns_q == NULL) {
+		io_timer_free(s->rdns_timer);
+		s->rdns_timer = NULL;
+		return;
+	}
+	io_timer_add(s->rdns_timer, ms);
 }
 
 void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
@@ -262,6 +330,7 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 		smtp_free(s);
 		return;
 	}
+	smtp_rdns_start(s, sa);
 	if (listener == SMTP_LISTENER_SMTPS) {
 		s->state = SMTP_STATE_HANDSHAKE;
 		io_set_read_timeout(s->io,
@@ -286,6 +355,8 @@ static void smtp_free(struct smtp_session *s)
 		smtp_server_session_closed(s->srv, s, s->ip);
 	io_free(s->io);
 	io_timer_free(s->delay);
+	dns_cancel(s->rdns_q);
+	io_timer_free(s->rdns_timer);
 	smtp_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
 		 s->messages, s->errors);
 	free(s->rcpts);
@@ -1150,6 +1221,7 @@ static void smtp_data_complete(struct smtp_session *s)
 	snprintf(c->session_id, sizeof(c->session_id), "%s", s->id);
 	snprintf(c->hostname, sizeof(c->hostname), "%s", s->env->cfg->hostname);
 	snprintf(c->helo, sizeof(c->helo), "%s", s->helo);
+	snprintf(c->rdns, sizeof(c->rdns), "%s", s->rdns);
 	snprintf(c->ip, sizeof(c->ip), "%s", s->ip);
 	c->port = s->port;
 	snprintf(c->listener, sizeof(c->listener), "%s",

@@ -80,7 +80,8 @@ def test_inbound_delivery_and_trace_headers(petrel):
     m = email.message_from_bytes(data)
     assert m["Return-Path"] == "<someone@remote.test>"
     rcv = m["Received"]
-    assert "from sender.remote.test" in rcv and "[127.0.0.1]" in rcv
+    # The client's forward-confirmed name (from /etc/hosts here).
+    assert "from sender.remote.test (localhost [127.0.0.1])" in rcv, rcv
     assert "by mx.example.test (Petrel)" in rcv and "with ESMTP " in rcv
     assert "for <alice@example.test>" in rcv
     assert m["X-Authenticated-Sender"] is None  # forged one removed
@@ -103,6 +104,51 @@ def test_submission_auth_and_stamps(petrel):
     assert base64.b64encode(f"\0alice@example.test\0{PW}".encode()).decode() \
         not in log
     assert "<redacted>" in log
+
+
+def received_of_new_message(p, port, rcpt="alice@example.test",
+                            source="127.0.0.1"):
+    before = len(p.messages(rcpt, timeout=0))
+    with smtplib.SMTP("127.0.0.1", port, timeout=30,
+                      source_address=(source, 0)) as c:
+        c.sendmail("x@remote.test", [rcpt], "Subject: r\r\n\r\nx\r\n")
+    assert wait_for(lambda: len(p.messages(rcpt, timeout=0)) > before)
+    files = p.messages(rcpt)
+    newest = max(files, key=lambda f: f.stat().st_mtime_ns)
+    return email.message_from_bytes(newest.read_bytes())["Received"]
+
+
+def test_rdns_lookup_off(petrel_factory):
+    p = petrel_factory(settings={"smtp.rdns_timeout_ms": "0"})
+    rcv = received_of_new_message(p, p.ports["smtp"])
+    assert "(unknown [127.0.0.1])" in rcv, rcv
+    assert "client name" not in p.log("smtp-in")
+
+
+def test_rdns_timeout_bounds_the_greeting(petrel_factory):
+    """A DNS server that never answers: the greeting comes after
+    smtp.rdns_timeout_ms, and the name is unknown."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        p = petrel_factory(
+            settings={"smtp.rdns_timeout_ms": "300"},
+            dns_server=f"127.0.0.1:{silent.getsockname()[1]}")
+        # 127.0.0.2 is in no hosts file: the PTR query goes to the server.
+        t = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", p.ports["smtp"]),
+                                     timeout=10,
+                                     source_address=("127.0.0.2", 0))
+        banner = s.recv(512)
+        waited = time.monotonic() - t
+        s.close()
+        assert banner.startswith(b"220 "), banner
+        assert 0.25 <= waited < 5, waited
+        assert "client name unknown (lookup timed out)" in p.log("smtp-in")
+        rcv = received_of_new_message(p, p.ports["smtp"], source="127.0.0.2")
+        assert "(unknown [127.0.0.2])" in rcv, rcv
+    finally:
+        silent.close()
 
 
 def test_smtps_implicit_tls(petrel):
