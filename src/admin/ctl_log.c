@@ -173,7 +173,7 @@ static int ctl_log_pass(const char *path, const char *log,
 	if (f == NULL)
 		return 0; /* rotated away while we read: nothing to say */
 	while (getline(&line, &lcap, f) > 0) {
-		const char *sid;
+		const char *sid = NULL;
 		size_t sl = ctl_log_sid(line, &sid);
 		int hit = ctl_log_mentions(terms, line);
 
