@@ -68,6 +68,14 @@ enum settings_type {
 	  "refuse listed clients, or only add to their score")                 \
 	X(DNSBL_TIMEOUT_MS, "dnsbl.timeout_ms", INT, "2000", 10, 60000, NULL,  \
 	  "how long to wait for a DNSBL answer")                               \
+	X(POP3_MAX_SESSIONS, "pop3.max_sessions", INT, "1000", 1, 1000000,     \
+	  NULL, "concurrent POP3 sessions in all")                             \
+	X(POP3_MAX_SESSIONS_PER_IP, "pop3.max_sessions_per_ip", INT, "20", 1,  \
+	  1000000, NULL, "concurrent POP3 sessions from one IP")               \
+	X(POP3_TIMEOUT_IDLE, "pop3.timeout_idle", INT, "600", 1, 86400, NULL,  \
+	  "seconds to wait for a command (RFC 1939 3: at least 10 minutes)")   \
+	X(POP3_MAX_ERRORS, "pop3.max_errors", INT, "20", 1, 1000, NULL,        \
+	  "-ERR replies before the session is closed")                         \
 	X(SMTP_MAX_LINE, "smtp.max_line", INT, "1000", 512, 65536, NULL,       \
 	  "longest command or DATA line, CRLF included")                       \
 	X(SMTP_MAX_MESSAGE_KB, "smtp.max_message_kb", INT, "25600", 1,         \
