@@ -97,7 +97,51 @@ enum settings_type {
 	X(SMTP_RDNS_TIMEOUT_MS, "smtp.rdns_timeout_ms", INT, "5000", 0, 60000, \
 	  NULL,                                                                \
 	  "longest wait for the client's reverse DNS name before the "         \
-	  "greeting; 0: no lookup (the name is \"unknown\")")
+	  "greeting; 0: no lookup (the name is \"unknown\")")                  \
+	X(QUEUE_RETRY_FIRST, "queue.retry_first", INT, "300", 1, 86400, NULL,  \
+	  "seconds before the first retry of a deferred message")              \
+	X(QUEUE_RETRY_MAX, "queue.retry_max", INT, "3600", 1, 86400, NULL,     \
+	  "longest pause between retries, in seconds (the pause doubles "      \
+	  "from queue.retry_first up to it)")                                  \
+	X(QUEUE_MAX_DAYS, "queue.max_days", INT, "2", 0, 365, NULL,            \
+	  "days a message is retried before it bounces (0: one try only)")     \
+	X(QUEUE_DELAY_WARNING, "queue.delay_warning", BOOL, "on", 0, 1, NULL,  \
+	  "tell the sender when a message is delayed (queue.warn_hours)")      \
+	X(QUEUE_WARN_HOURS, "queue.warn_hours", INT, "4", 0, 720, NULL,        \
+	  "hours in the queue before the delay warning (0: at the first "      \
+	  "deferral)")                                                         \
+	X(QUEUE_MAX_HOPS, "queue.max_hops", INT, "50", 1, 1000, NULL,          \
+	  "Received headers a message may carry; more is a loop (bad queue)")  \
+	X(QUEUE_MAX_CONNECTIONS, "queue.max_connections", INT, "50", 1, 10000, \
+	  NULL, "outgoing SMTP connections in all")                            \
+	X(QUEUE_MAX_PER_DESTINATION, "queue.max_per_destination", INT, "5", 1, \
+	  1000, NULL,                                                          \
+	  "outgoing SMTP connections to one domain (or the smarthost)")        \
+	X(QUEUE_MAX_MESSAGES_PER_CONNECTION,                                   \
+	  "queue.max_messages_per_connection", INT, "100", 1, 100000, NULL,    \
+	  "messages sent over one connection before it is closed")             \
+	X(QUEUE_TIMEOUT_CONNECT, "queue.timeout_connect", INT, "30", 1, 3600,  \
+	  NULL, "seconds to wait for a TCP connection to a remote server")     \
+	X(QUEUE_TIMEOUT_GREETING, "queue.timeout_greeting", INT, "300", 1,     \
+	  3600, NULL, "seconds to wait for the 220 (RFC 5321 4.5.3.2.1)")      \
+	X(QUEUE_TIMEOUT_COMMAND, "queue.timeout_command", INT, "300", 1, 3600, \
+	  NULL,                                                                \
+	  "seconds to wait for the reply to EHLO, STARTTLS, AUTH, MAIL, RCPT " \
+	  "(RFC 5321 4.5.3.2.2-3)")                                            \
+	X(QUEUE_TIMEOUT_DATA_INIT, "queue.timeout_data_init", INT, "120", 1,   \
+	  3600, NULL, "seconds to wait for the 354 (RFC 5321 4.5.3.2.4)")      \
+	X(QUEUE_TIMEOUT_DATA_BLOCK, "queue.timeout_data_block", INT, "180", 1, \
+	  3600, NULL,                                                          \
+	  "seconds a block of message data may take to send (RFC 5321 "        \
+	  "4.5.3.2.5)")                                                        \
+	X(QUEUE_TIMEOUT_DATA_DONE, "queue.timeout_data_done", INT, "600", 1,   \
+	  3600, NULL,                                                          \
+	  "seconds to wait for the reply to the final dot (RFC 5321 "          \
+	  "4.5.3.2.6)")                                                        \
+	X(TLS_OUTBOUND, "tls.outbound", ENUM, "may", 0, 0,                     \
+	  "none|may|encrypt|verify",                                           \
+	  "STARTTLS to remote servers: never, when offered, required, or "     \
+	  "required with a verified certificate and name")
 
 #define SETTINGS_ENUM_ID(id, ...) SETTING_##id,
 enum settings_id { SETTINGS_TABLE(SETTINGS_ENUM_ID) SETTINGS_COUNT };
