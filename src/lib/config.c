@@ -58,6 +58,7 @@ static const struct config_key config_keys[] = {
 	CK(tls_cert, CONFIG_PATH),
 	CK(tls_key, CONFIG_PATH),
 	CK(smarthost, CONFIG_HOSTPORT),
+	CK(smarthost_auth, CONFIG_PATH),
 	CK(dns_server, CONFIG_IPPORT),
 	CK(user, CONFIG_USER),
 	CK(workers, CONFIG_INT),

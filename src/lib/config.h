@@ -34,6 +34,9 @@ struct config {
 	char tls_cert[CONFIG_PATH_MAX];
 	char tls_key[CONFIG_PATH_MAX];
 	char smarthost[256]; /* "host:port", "" for MX lookup */
+	/* A file (not world-readable) with "user password" for AUTH to the
+	 * smarthost; "" for none. */
+	char smarthost_auth[CONFIG_PATH_MAX];
 	char dns_server[64]; /* "ip:port", "" for the system's */
 	char user[64];	     /* drop to this user when started as root */
 	int workers;	     /* threads for blocking work */
