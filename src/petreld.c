@@ -29,6 +29,7 @@
 #include "lib/io_worker.h"
 #include "lib/log.h"
 #include "queue/queue.h"
+#include "pop3/pop3_server.h"
 #include "smtp/smtp_server.h"
 
 #define PETRELD_SETTINGS_POLL_MS 250
@@ -39,6 +40,7 @@ static struct {
 	struct config cfg;
 	struct env env;
 	struct smtp_server *smtp;
+	struct pop3_server *pop3;
 	struct delivery_dispatch *dispatch;
 	struct io_timer *settings_timer;
 	struct io_timer *exit_timer;
@@ -190,6 +192,7 @@ static void petreld_settings_cb(void *arg)
 static void petreld_exit_cb(void *arg)
 {
 	if ((petreld.smtp == NULL || smtp_server_sessions(petreld.smtp) == 0) &&
+	    (petreld.pop3 == NULL || pop3_server_sessions(petreld.pop3) == 0) &&
 	    io_workers_pending(petreld.env.workers) == 0) {
 		io_loop_exit(petreld.env.loop);
 		return;
@@ -217,6 +220,8 @@ static void petreld_signal_cb(int signo, void *arg)
 	delivery_dispatch_stop(petreld.dispatch);
 	if (petreld.smtp != NULL)
 		smtp_server_shutdown(petreld.smtp, PETRELD_SHUTDOWN_GRACE_MS);
+	if (petreld.pop3 != NULL)
+		pop3_server_shutdown(petreld.pop3, PETRELD_SHUTDOWN_GRACE_MS);
 	io_timer_add(petreld.exit_timer, 0);
 }
 
@@ -323,6 +328,9 @@ int main(int argc, char **argv)
 	petreld.smtp = smtp_server_new(&petreld.env, &err);
 	if (petreld.smtp == NULL)
 		fatal("%s", err);
+	petreld.pop3 = pop3_server_new(&petreld.env, &err);
+	if (petreld.pop3 == NULL)
+		fatal("%s", err);
 	petreld_drop_privileges(cfg);
 
 	petreld.env.workers = io_workers_new(petreld.env.loop, cfg->workers,
@@ -357,6 +365,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 4; i++)
 		io_signal_free(sigs[i]);
 	smtp_server_free(petreld.smtp);
+	pop3_server_free(petreld.pop3);
 	io_workers_free(petreld.env.workers);
 	delivery_dispatch_free(petreld.dispatch);
 	io_timer_free(petreld.settings_timer);
