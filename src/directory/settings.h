@@ -138,6 +138,9 @@ enum settings_type {
 	  3600, NULL,                                                          \
 	  "seconds to wait for the reply to the final dot (RFC 5321 "          \
 	  "4.5.3.2.6)")                                                        \
+	X(QUEUE_REMOTE_PORT, "queue.remote_port", INT, "25", 1, 65535, NULL,   \
+	  "TCP port of the remote mail servers found by MX (not the "          \
+	  "smarthost's)")                                                      \
 	X(TLS_OUTBOUND, "tls.outbound", ENUM, "may", 0, 0,                     \
 	  "none|may|encrypt|verify",                                           \
 	  "STARTTLS to remote servers: never, when offered, required, or "     \
