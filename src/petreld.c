@@ -28,6 +28,7 @@
 #include "lib/io.h"
 #include "lib/io_worker.h"
 #include "lib/log.h"
+#include "policy/trust.h"
 #include "queue/queue.h"
 #include "pop3/pop3_server.h"
 #include "smtp/smtp_server.h"
@@ -182,6 +183,10 @@ static void petreld_settings_cb(void *arg)
 			settings_unref(petreld.env.settings);
 			petreld.env.settings = s;
 			petreld.data_version = v;
+			policy_trust_free(petreld.env.trust);
+			petreld.env.trust =
+				policy_trust_new(s, petreld.env.dns);
+			log_info("directory changed: settings reloaded");
 		} else {
 			log_error("cannot reload settings: %s", err);
 		}
@@ -325,6 +330,8 @@ int main(int argc, char **argv)
 				  PETRELD_DNS_TIMEOUT_MS, 2, &err);
 	if (petreld.env.dns == NULL)
 		fatal("resolver: %s", err);
+	petreld.env.trust =
+		policy_trust_new(petreld.env.settings, petreld.env.dns);
 	petreld.smtp = smtp_server_new(&petreld.env, &err);
 	if (petreld.smtp == NULL)
 		fatal("%s", err);
@@ -372,6 +379,7 @@ int main(int argc, char **argv)
 	io_timer_free(petreld.exit_timer);
 	io_tls_ctx_free(petreld.env.tls);
 	queue_close(petreld.env.queue);
+	policy_trust_free(petreld.env.trust);
 	dns_free(petreld.env.dns);
 	settings_unref(petreld.env.settings);
 	directory_close(petreld.env.dir);

@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "lib/addr.h"
+#include "lib/netlist.h"
 
 #define SETTINGS_DEF_ENTRY(id, nm, ty, dv, mn, mx, ch, hp)                     \
 	[SETTING_##id] = {.name = nm,                                          \
@@ -107,6 +111,51 @@ static int settings_normalize_list(const char *value, char *norm,
 	return 0;
 }
 
+/* Checks each element of a normalized list (", "-separated) against the
+ * setting's choices and, for the network settings, as IPs and CIDRs (and
+ * host names for trusted.hosts). Returns 0 or -1 with *error_r. */
+static int settings_check_list(enum settings_id id,
+			       const struct settings_def *d, const char *norm,
+			       const char **error_r)
+{
+	const char *p = norm;
+
+	while (*p != '\0') {
+		size_t n = strcspn(p, ",");
+		char item[ADDR_DOMAIN_MAX + 1];
+		struct netlist_entry e;
+		int r;
+
+		if (n >= sizeof(item)) {
+			*error_r = "list element too long";
+			return -1;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (d->choices != NULL &&
+		    !settings_in_choices(d->choices, item)) {
+			*error_r = "not one of the allowed values";
+			return -1;
+		}
+		if (id == SETTING_TRUSTED_LOCAL_NETWORKS ||
+		    id == SETTING_TRUSTED_HOSTS) {
+			r = netlist_parse_entry(item, n, &e);
+			if (r < 0 || (r == 0 && id != SETTING_TRUSTED_HOSTS)) {
+				*error_r = "expected IPs or CIDRs";
+				return -1;
+			}
+			if (r == 0 && !addr_domain_valid(item)) {
+				*error_r = "expected IPs, CIDRs or host names";
+				return -1;
+			}
+		}
+		p += n;
+		while (*p == ',' || *p == ' ')
+			p++;
+	}
+	return 0;
+}
+
 int settings_normalize(enum settings_id id, const char *value, char *norm,
 		       size_t normsize, const char **error_r)
 {
@@ -165,6 +214,11 @@ int settings_normalize(enum settings_id id, const char *value, char *norm,
 			*error_r = "list too long";
 			return -1;
 		}
+		if (settings_check_list(id, d, norm, error_r) < 0)
+			return -1;
+		if (d->choices != NULL)
+			for (char *p = norm; *p != '\0'; p++)
+				*p = (char)tolower((unsigned char)*p);
 		return 0;
 	case SETTINGS_STR:
 	default:

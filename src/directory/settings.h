@@ -19,6 +19,11 @@ enum settings_type {
  * directory validates against it, `petrelctl settings` prints it, and the
  * daemon reads the snapshot through the ids.
  */
+/* The rules trusted.exempt_from may name. */
+#define POLICY_EXEMPTIONS                                                      \
+	"auth.require_for_local_senders|auth.require_for_role_senders|"        \
+	"auth.match_return_path|auth.match_from_header"
+
 #define SETTINGS_TABLE(X)                                                      \
 	X(AUTH_ALLOW_PLAINTEXT, "auth.allow_plaintext", BOOL, "off", 0, 1,     \
 	  NULL, "allow AUTH, USER/PASS without TLS")                           \
@@ -58,8 +63,8 @@ enum settings_type {
 	  "accounts never counted (wildcards: *@lists.example.com)")           \
 	X(TRUSTED_HOSTS, "trusted.hosts", LIST, "", 0, 65536, NULL,            \
 	  "IPs, CIDRs or host names that may relay without AUTH")              \
-	X(TRUSTED_EXEMPT_FROM, "trusted.exempt_from", LIST, "", 0, 4096, NULL, \
-	  "rules trusted hosts are exempt from")                               \
+	X(TRUSTED_EXEMPT_FROM, "trusted.exempt_from", LIST, "", 0, 4096,       \
+	  POLICY_EXEMPTIONS, "rules trusted hosts are exempt from")            \
 	X(TRUSTED_LOCAL_NETWORKS, "trusted.local_networks", LIST, "", 0,       \
 	  65536, NULL, "the server's own networks (CIDR list)")                \
 	X(DNSBL_ZONES, "dnsbl.zones", LIST, "", 0, 65536, NULL,                \

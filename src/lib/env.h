@@ -8,6 +8,7 @@ struct io_workers;
 struct io_tls_ctx;
 struct directory;
 struct dns;
+struct policy_trust;
 struct queue;
 struct settings;
 
@@ -23,6 +24,8 @@ struct env {
 	struct directory *dir;	/* the loop thread's handle: reads only */
 	struct queue *queue;
 	struct dns *dns; /* the resolver (dns_server, or the system's) */
+	/* Trusted hosts and local networks of the current settings. */
+	struct policy_trust *trust;
 	/* The current settings snapshot; replaced (not changed) on reload,
 	 * so a holder of a reference keeps a consistent view. */
 	struct settings *settings;

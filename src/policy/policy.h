@@ -15,7 +15,17 @@ struct policy_facts {
 	int tls;	  /* the session is under TLS */
 	int submission;	  /* on the submission or smtps listener */
 	const char *auth; /* authenticated account, or NULL */
+	int trusted;	  /* the client is one of trusted.hosts */
+	int local_ip;	  /* the client is in trusted.local_networks */
 	int64_t now;	  /* epoch seconds */
+};
+
+/* What MAIL FROM named, as the directory sees it. */
+struct policy_sender {
+	const struct addr *addr;
+	int null;	     /* MAIL FROM:<> */
+	int local;	     /* its domain is one of ours */
+	const char *account; /* the account it is or is an alias of, or NULL */
 };
 
 /*
@@ -23,17 +33,48 @@ struct policy_facts {
  * static) with *reason_r set to one line for the log saying why.
  */
 
-/* MAIL FROM: may this session send at all, with this sender? */
+/*
+ * MAIL FROM: may this session send at all, with this sender? Submission
+ * needs AUTH; then auth.require_for_local_ips, the null sender on
+ * authenticated sessions (auth.allow_null_sender),
+ * auth.match_return_path, auth.require_for_role_senders and
+ * auth.require_for_local_senders. *local_unauth_r is set to 1 when the
+ * sender is let through only for local recipients (auth.except_to_local):
+ * the RCPT check then refuses remote ones.
+ */
 const char *policy_check_mail(const struct policy_facts *f,
-			      const struct addr *sender, int sender_local,
-			      const char **reason_r);
+			      const struct policy_sender *s,
+			      int *local_unauth_r, const char **reason_r);
 
 /*
  * RCPT TO: relay control. rcpt_local: the domain is one of ours;
- * rcpt_exists: it names an account or alias there.
+ * rcpt_exists: it names an account or alias there; local_unauth: as set by
+ * policy_check_mail.
  */
 const char *policy_check_rcpt(const struct policy_facts *f,
 			      const struct addr *rcpt, int rcpt_local,
-			      int rcpt_exists, const char **reason_r);
+			      int rcpt_exists, int local_unauth,
+			      const char **reason_r);
+
+/* One address of the From: header, as the directory sees it. */
+struct policy_from {
+	const struct addr *addr;
+	int local;	     /* its domain is one of ours */
+	const char *account; /* the account it is or is an alias of, or NULL */
+};
+
+/*
+ * After DATA: the From: header. parsed: it was there once and parsed as
+ * an address list (n addresses, maybe 0). For authenticated sessions,
+ * auth.match_from_header wants at least one address and every one the
+ * account's; for the others, auth.require_for_role_senders refuses a
+ * local role address (postmaster@, abuse@, webmaster@).
+ */
+const char *policy_check_from(const struct policy_facts *f, int parsed,
+			      const struct policy_from *from, size_t n,
+			      const char **reason_r);
+
+/* 1 when local is a role name whose mail must be authenticated. */
+int policy_role_local_part(const char *local);
 
 #endif

@@ -23,13 +23,16 @@
 #include "lib/addr.h"
 #include "lib/buf.h"
 #include "lib/dns.h"
+#include "lib/addrlist.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/env.h"
+#include "lib/header.h"
 #include "lib/io.h"
 #include "lib/io_worker.h"
 #include "lib/log.h"
 #include "policy/policy.h"
+#include "policy/trust.h"
 #include "smtp/smtp_commit.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parse.h"
@@ -64,6 +67,7 @@ struct smtp_session {
 	char id[24];
 	char ip[INET6_ADDRSTRLEN];
 	int port;
+	struct sockaddr_storage peer;
 	char local_addr[64];
 
 	int helo_seen;
@@ -77,6 +81,7 @@ struct smtp_session {
 
 	/* The transaction. */
 	int in_mail;
+	int local_unauth; /* local sender without AUTH: local rcpts only */
 	char sender[ADDR_FORMAT_SIZE];
 	struct smtp_rcpt *rcpts;
 	size_t nrcpt, rcpt_cap;
@@ -191,6 +196,7 @@ static void smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 static void smtp_reset_transaction(struct smtp_session *s)
 {
 	s->in_mail = 0;
+	s->local_unauth = 0;
 	s->sender[0] = '\0';
 	s->nrcpt = 0;
 	buf_deinit(&s->msg);
@@ -316,6 +322,8 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 		inet_ntop(AF_INET, &s4->sin_addr, s->ip, sizeof(s->ip));
 		s->port = ntohs(s4->sin_port);
 	}
+	if (salen <= sizeof(s->peer))
+		memcpy(&s->peer, sa, salen);
 	snprintf(s->local_addr, sizeof(s->local_addr), "%s", local_addr);
 	buf_init(&s->msg, 0);
 	smtp_server_session_opened(srv, s);
@@ -559,6 +567,10 @@ static struct policy_facts smtp_facts(const struct smtp_session *s)
 		.tls = io_is_tls(s->io),
 		.submission = s->listener != SMTP_LISTENER_MX,
 		.auth = s->auth[0] != '\0' ? s->auth : NULL,
+		.trusted = policy_trust_host(s->env->trust,
+					     (const struct sockaddr *)&s->peer),
+		.local_ip = policy_trust_local(
+			s->env->trust, (const struct sockaddr *)&s->peer),
 		.now = clock_now(),
 	};
 	return f;
@@ -576,9 +588,11 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 {
 	struct smtp_mail_args m;
 	struct policy_facts f = smtp_facts(s);
-	const char *reply, *reason = NULL;
+	const char *reply, *reason = NULL, *err;
 	int64_t max = smtp_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) * 1024;
-	int local = 0;
+	char account[DIRECTORY_ADDRESS_MAX + 1] = "";
+	struct policy_sender ps = {.addr = NULL};
+	int local_unauth = 0;
 
 	if (args == NULL || smtp_parse_mail(args, len, &m, &reply) < 0) {
 		smtp_reply(s, "%s",
@@ -595,15 +609,38 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 			     "declared SIZE too big");
 		return;
 	}
-	if (!addr_is_null(&m.from))
-		local = directory_domain_exists(s->env->dir, m.from.domain) ==
-			1;
-	reply = policy_check_mail(&f, &m.from, local, &reason);
+	ps.addr = &m.from;
+	ps.null = addr_is_null(&m.from);
+	if (!ps.null) {
+		char text[ADDR_FORMAT_SIZE];
+		int r = directory_domain_exists(s->env->dir, m.from.domain);
+
+		if (r < 0) {
+			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+			return;
+		}
+		ps.local = r == 1;
+		addr_format(&m.from, text, sizeof(text));
+		if (ps.local) {
+			r = directory_resolve(s->env->dir, text, account, &err);
+			if (r < 0) {
+				log_error("resolve %s: %s", text, err);
+				smtp_reply(
+					s,
+					"451 4.3.0 Temporary lookup failure");
+				return;
+			}
+			if (r == 1)
+				ps.account = account;
+		}
+	}
+	reply = policy_check_mail(&f, &ps, &local_unauth, &reason);
 	if (reply != NULL) {
 		smtp_refused(s, "MAIL", reply, reason);
 		return;
 	}
 	addr_format(&m.from, s->sender, sizeof(s->sender));
+	s->local_unauth = local_unauth;
 	s->in_mail = 1;
 	s->nrcpt = 0;
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
@@ -690,7 +727,8 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 			exists = ret == 1;
 		}
 	}
-	reply = policy_check_rcpt(&f, &r.to, local, exists, &reason);
+	reply = policy_check_rcpt(&f, &r.to, local, exists, s->local_unauth,
+				  &reason);
 	if (reply != NULL) {
 		smtp_refused(s, "RCPT", reply, reason);
 		return;
@@ -1184,6 +1222,75 @@ static void smtp_commit_work_ctx(void *thread_state, void *arg)
 	smtp_commit_work(thread_state, &x->c);
 }
 
+#define SMTP_FROM_MAX 32 /* addresses of a From: header we check */
+
+/*
+ * The From: header against the sender rules (policy_check_from). The
+ * header section is parsed here, on the loop: it is in memory, bounded,
+ * and the directory lookups are reads. Returns 1 to go on, 0 after the
+ * refusal was sent.
+ */
+static int smtp_check_from(struct smtp_session *s)
+{
+	struct policy_facts f = smtp_facts(s);
+	struct addrlist_entry *list;
+	struct policy_from from[SMTP_FROM_MAX];
+	char accounts[SMTP_FROM_MAX][DIRECTORY_ADDRESS_MAX + 1];
+	const char *msg = buf_cstr(&s->msg), *reply, *reason = NULL, *err;
+	struct header_field h, found;
+	size_t pos = 0, n = 0, nfrom = 0;
+	int parsed = 0;
+
+	memset(&found, 0, sizeof(found));
+	while (header_next(msg, s->msg.len, &pos, &h) == 1) {
+		if (header_is(&h, "From")) {
+			found = h;
+			nfrom++;
+		}
+	}
+	list = calloc(SMTP_FROM_MAX, sizeof(*list));
+	if (list == NULL) {
+		smtp_data_refused(s, "451 4.3.1 Insufficient system storage",
+				  "out of memory");
+		return 0;
+	}
+	/* RFC 5322 3.6: exactly one From: field. */
+	if (nfrom == 1 && addrlist_parse(found.value, found.value_len, list,
+					 SMTP_FROM_MAX, &n, &err) == 0)
+		parsed = 1;
+	for (size_t i = 0; parsed && i < n; i++) {
+		char text[ADDR_FORMAT_SIZE];
+		int r;
+
+		from[i].addr = &list[i].addr;
+		from[i].account = NULL;
+		from[i].local = 0;
+		r = directory_domain_exists(s->env->dir, list[i].addr.domain);
+		if (r == 1) {
+			from[i].local = 1;
+			addr_format(&list[i].addr, text, sizeof(text));
+			r = directory_resolve(s->env->dir, text, accounts[i],
+					      &err);
+			if (r == 1)
+				from[i].account = accounts[i];
+		}
+		if (r < 0) {
+			free(list);
+			smtp_data_refused(s,
+					  "451 4.3.0 Temporary lookup failure",
+					  "directory lookup failed");
+			return 0;
+		}
+	}
+	reply = policy_check_from(&f, parsed, from, parsed ? n : 0, &reason);
+	free(list);
+	if (reply != NULL) {
+		smtp_data_refused(s, reply, reason);
+		return 0;
+	}
+	return 1;
+}
+
 static void smtp_data_complete(struct smtp_session *s)
 {
 	struct smtp_commit_ctx *x;
@@ -1209,6 +1316,8 @@ static void smtp_data_complete(struct smtp_session *s)
 				  "message too big");
 		return;
 	}
+	if (!smtp_check_from(s))
+		return;
 	x = calloc(1, sizeof(*x));
 	if (x == NULL) {
 		smtp_data_refused(s, "451 4.3.1 Insufficient system storage",

@@ -161,10 +161,20 @@ class Petrel:
         self.proc = None
         self.stderr.close()
 
+    def reloads(self):
+        return self.log("system").count("settings reloaded")
+
     def set(self, key, value):
+        """petrelctl set, then waits until the daemon has reloaded."""
         import time
+        before = self.reloads()
         self.ctl.ok("set", key, value)
-        time.sleep(0.6)  # the daemon polls the database every 250 ms
+        if self.proc is None:
+            return
+        deadline = time.monotonic() + 5
+        while self.reloads() == before:
+            assert time.monotonic() < deadline, "settings not reloaded"
+            time.sleep(0.02)
 
     def log(self, name):
         return "".join(p.read_text(errors="replace")

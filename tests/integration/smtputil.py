@@ -14,8 +14,11 @@ def tls_context():
 class Raw:
     """A raw SMTP connection: send bytes, read whole replies."""
 
-    def __init__(self, port, host="127.0.0.1", tls=False, timeout=10):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", tls=False, timeout=10,
+                 source=None):
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         if tls:
             self.sock = tls_context().wrap_socket(self.sock)
         self.buf = b""
