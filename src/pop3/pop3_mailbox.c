@@ -90,7 +90,8 @@ int pop3_mailbox_seen_name(const char *name, char *out, size_t size)
 	size_t base = pop3_mailbox_base_len(name), len = strlen(name), n;
 	const char *flags;
 
-	if (len + 4 > size)
+	/* The longest result is the name with ":2,S" appended, and NUL. */
+	if (len + 5 > size)
 		return -1;
 	if (name[base] != ':' || strncmp(name + base, ":2,", 3) != 0) {
 		/* No info, or an experimental one (":1,"): replace it, as

@@ -1440,8 +1440,11 @@ static void pop3_process(struct pop3_session *s)
 			}
 			if (avail < POP3_LINE_MAX)
 				break;
-			io_input_drain(s->io, avail);
-			s->skip_line = 1;
+			/* Drop the long line: up to its LF when it is here
+			 * already, else all and the rest as it comes. */
+			lf = io_input_find_lf(s->io, avail);
+			io_input_drain(s->io, lf >= 0 ? (size_t)lf + 1 : avail);
+			s->skip_line = lf < 0;
 			pop3_log(s, LOG_EVENT, "command line too long");
 			pop3_reply(s, "-ERR Line too long");
 			if (s->state == POP3_STATE_SASL)
