@@ -5,7 +5,9 @@ Subcommands:
   freeport tcp|udp        print a free port of 127.0.0.1
   probe PORT              exit 0 when 127.0.0.1:PORT accepts a connection
   dns-stub PORT           answer every DNS query on 127.0.0.1:PORT NXDOMAIN
-  run --results DIR ...   the grid, the idle sessions, the profile
+  idle|grid|report --results DIR ...
+                          phases: idle sessions (and the machine), the grid
+                          (and the profile), the tables
 
 A server is given as "HOST:PORT,PID,MAILDIR,QUEUEDIR" (MAILDIR and QUEUEDIR
 empty for smtp-sink). CPU time is read from /proc for the server's whole
@@ -602,9 +604,14 @@ def machine(work):
                        capture_output=True, text=True).stdout.strip()
     info["postfix"] = v
     g = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
-                        "describe", "--always", "--dirty"],
+                        "describe", "--always"],
                        capture_output=True, text=True).stdout.strip()
     info["petrel_commit"] = g
+    # The tree is shared: say which files under src/ differ from the commit.
+    st = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
+                         "status", "--porcelain", "--", "../src"],
+                        capture_output=True, text=True).stdout.split("\n")
+    info["petrel_src_changes"] = ", ".join(l[3:] for l in st if l.strip())
     return info
 
 
@@ -619,109 +626,149 @@ def parse_cells(spec):
     return cells
 
 
-def cmd_run(args):
+class Plan:
+    """What this run does, from the environment (see bench/run.sh)."""
+
+    def __init__(self):
+        env = os.environ.get
+        self.quick = env("BENCH_QUICK", "0") == "1"
+        self.reps = int(env("BENCH_REPS", "1" if self.quick else "3"))
+        self.idle_n = int(env("BENCH_IDLE", "200" if self.quick else "1000"))
+        self.hold_n = int(env("BENCH_HOLD", "0" if self.quick else "10000"))
+        self.want = env("BENCH_SERVERS", "petrel postfix sink").split()
+        self.profile = env("BENCH_PROFILE") == "1"
+        if env("BENCH_CELLS"):
+            self.cells = parse_cells(env("BENCH_CELLS"))
+        elif self.quick:
+            self.cells = QUICK_CELLS
+        else:
+            self.cells = [(z, s, p) for z in FULL_SIZES for s in FULL_SESSIONS
+                          for p in FULL_PER_SESSION]
+        self.names = [n for n in ("postfix", "petrel", "sink") if n in self.want]
+
+
+def setup(args):
     global ARGS
     ARGS = args
-    quick = os.environ.get("BENCH_QUICK", "0") == "1"
-    reps = int(os.environ.get("BENCH_REPS", "1" if quick else "3"))
-    idle_n = int(os.environ.get("BENCH_IDLE", "200" if quick else "1000"))
-    hold_n = int(os.environ.get("BENCH_HOLD", "0" if quick else "10000"))
-    want = os.environ.get("BENCH_SERVERS", "petrel postfix sink").split()
-    if os.environ.get("BENCH_CELLS"):
-        cells = parse_cells(os.environ["BENCH_CELLS"])
-    elif quick:
-        cells = QUICK_CELLS
-    else:
-        cells = [(z, s, p) for z in FULL_SIZES for s in FULL_SESSIONS
-                 for p in FULL_PER_SESSION]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return Plan(), {n: Server(n, getattr(args, n))
+                    for n in ("petrel", "postfix", "sink")}
 
-    servers = {n: Server(n, getattr(args, n)) for n in ("petrel", "postfix", "sink")}
-    names = [n for n in ("postfix", "petrel", "sink") if n in want]
+
+def cmd_idle(args):
+    """Phase 1, on fresh servers: the machine, then idle sessions."""
+    plan, servers = setup(args)
     res = args.results
     info = machine(args.work)
-    info.update(quick=quick, reps=reps, cells=cells)
+    info.update(quick=plan.quick, reps=plan.reps, cells=plan.cells)
     with open(os.path.join(res, "machine.json"), "w") as f:
         json.dump(info, f, indent=1)
     print(f"bench: {info.get('cores')} cores, {info.get('cpu', '?')}, "
           f"kernel {info['kernel']}, {info.get('fs')} on {info.get('device')}"
           f" ({info['fdatasync_per_s']} fdatasync/s), Postfix {info['postfix']},"
           f" Petrel {info['petrel_commit']}")
-    print(f"bench: {len(cells)} cells x {len(names)} servers x {reps} repeats"
-          f"{' (quick)' if quick else ''}")
-
-    # Idle sessions first, on servers that have not yet grown a heap that
-    # would hide what each session costs.
     idle = []
-    if "petrel" in want and idle_n > 0:
-        idle.append(hold_idle(servers["petrel"], idle_n))
-    if "postfix" in want and idle_n > 0:
+    if "petrel" in plan.want and plan.idle_n > 0:
+        idle.append(hold_idle(servers["petrel"], plan.idle_n))
+    if "postfix" in plan.want and plan.idle_n > 0:
         # Postfix's default process limit is 100 smtpd processes.
-        idle.append(hold_idle(servers["postfix"], min(idle_n, 90)))
-    if "sink" in want and idle_n > 0:
+        idle.append(hold_idle(servers["postfix"], min(plan.idle_n, 90)))
+    if "sink" in plan.want and plan.idle_n > 0:
         # smtp-sink stops answering somewhere under 1,000 sessions.
-        idle.append(hold_idle(servers["sink"], min(idle_n, 200)))
-    if "petrel" in want and hold_n > 0:
+        idle.append(hold_idle(servers["sink"], min(plan.idle_n, 200)))
+    if "petrel" in plan.want and plan.hold_n > 0:
         # Capacity, not a check: the session limit is raised for this only.
-        petrelctl("set", "smtp.max_sessions", str(hold_n + 100))
+        petrelctl("set", "smtp.max_sessions", str(plan.hold_n + 100))
         time.sleep(1.5)
         try:
-            idle.append(hold_idle(servers["petrel"], hold_n))
+            idle.append(hold_idle(servers["petrel"], plan.hold_n))
         finally:
             petrelctl("set", "smtp.max_sessions", "2000")
-            time.sleep(1)
     with open(os.path.join(res, "idle.json"), "w") as f:
         json.dump(idle, f, indent=1)
     print(idle_table(idle), flush=True)
+    return 0
 
+
+def cmd_grid(args):
+    """Phase 2, on fresh servers: the grid, servers in turns; the profile."""
+    plan, servers = setup(args)
+    res = args.results
+    print(f"bench: {len(plan.cells)} cells x {len(plan.names)} servers x "
+          f"{plan.reps} repeats{' (quick)' if plan.quick else ''}", flush=True)
     # Warm-up: processes started, caches filled; not recorded.
-    for n in names:
+    for n in plan.names:
         run_once(servers[n], 4096, 10, 20, 200)
-
-    runs = []
-    rawf = open(os.path.join(res, "runs.jsonl"), "w")
-    for rep in range(reps):
-        for size, sess, per in cells:
-            total = cell_count(size, sess, per, quick)
-            # Servers take turns; the order rotates with the repeat.
-            order = names[rep % len(names):] + names[:rep % len(names)]
-            for n in order:
-                r = run_once(servers[n], size, sess, per, total)
-                r["repeat"] = rep + 1
-                runs.append(r)
-                rawf.write(json.dumps(r) + "\n")
-                rawf.flush()
-                print(f"  {n:8} {size // 1024:4} KB {sess:3} x {per:2} "
-                      f"{total:5} msgs: {fmt(r['rate']):>7} msg/s"
-                      f"  e2e {fmt(r['e2e_s'], 2):>6} s"
-                      f"  cpu {r['cpu_per_1000']:.2f} s/1k"
-                      f"  peak {r['peak_pss_kb'] / 1024:.1f} MB"
-                      f"{'  ERROR ' + r['error'] if r['error'] else ''}",
-                      flush=True)
-    rawf.close()
-
-    prof = None
-    if os.environ.get("BENCH_PROFILE") == "1" and "petrel" in want:
+    bad = 0
+    with open(os.path.join(res, "runs.jsonl"), "w") as rawf:
+        for rep in range(plan.reps):
+            for size, sess, per in plan.cells:
+                total = cell_count(size, sess, per, plan.quick)
+                # Servers take turns; the order rotates with the repeat.
+                k = rep % len(plan.names)
+                for n in plan.names[k:] + plan.names[:k]:
+                    r = run_once(servers[n], size, sess, per, total)
+                    r["repeat"] = rep + 1
+                    bad += bool(r["error"])
+                    rawf.write(json.dumps(r) + "\n")
+                    rawf.flush()
+                    print(f"  {n:8} {size // 1024:4} KB {sess:3} x {per:2} "
+                          f"{total:5} msgs: {fmt(r['rate']):>7} msg/s"
+                          f"  e2e {fmt(r['e2e_s'], 2):>6} s"
+                          f"  cpu {r['cpu_per_1000']:.2f} s/1k"
+                          f"  peak {r['peak_pss_kb'] / 1024:.1f} MB"
+                          f"{'  ERROR ' + r['error'] if r['error'] else ''}",
+                          flush=True)
+    if plan.profile and "petrel" in plan.want:
         prof = profile(servers["petrel"], res)
+        if prof:
+            with open(os.path.join(res, "profile.json"), "w") as f:
+                json.dump(prof, f, indent=1)
+    return 1 if bad else 0
 
-    rows = summarize(runs, names)
+
+def load(path, default):
+    try:
+        with open(path) as f:
+            if path.endswith(".jsonl"):
+                return [json.loads(line) for line in f if line.strip()]
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def cmd_report(args):
+    """Phase 3: medians, ratios, the tables; summary.md and summary.json."""
+    plan = Plan()
+    res = args.results
+    info = load(os.path.join(res, "machine.json"), {})
+    idle = load(os.path.join(res, "idle.json"), [])
+    runs = load(os.path.join(res, "runs.jsonl"), [])
+    prof = load(os.path.join(res, "profile.json"), None)
+    rows = summarize(runs, plan.names)
     with open(os.path.join(res, "summary.json"), "w") as f:
         json.dump({"machine": info, "cells": rows, "idle": idle,
                    "profile": prof}, f, indent=1)
-    text = [table(rows, names), "", idle_table(idle), "", targets(rows, idle)]
+    text = [f"Machine: {info.get('cores')} cores ({info.get('cpu', '?')}), "
+            f"{info.get('memory_gb')} GB, kernel {info.get('kernel')}, "
+            f"{info.get('fs')} on {info.get('device')} "
+            f"({info.get('fdatasync_per_s')} 4 KB append+fdatasync/s); "
+            f"Postfix {info.get('postfix')}; Petrel {info.get('petrel_commit')}"
+            f"{' (changes in src/: ' + info['petrel_src_changes'] + ')' if info.get('petrel_src_changes') else ''}",
+            "", table(rows, plan.names), "", idle_table(idle), "",
+            targets(rows, idle)]
     if prof:
         text += ["", f"perf profile of petreld (4 KB 50 x 20, {prof['messages']}"
-                 f" messages at {fmt(prof['rate'])} msg/s): "
-                 f"{prof['profile']['self']}"]
+                 f" messages at {fmt(prof['rate'])} msg/s under perf): "
+                 f"{os.path.basename(prof['profile']['self'])}"]
         text += top_symbols(prof["profile"]["self"])
     text = "\n".join(text)
     with open(os.path.join(res, "summary.md"), "w") as f:
         f.write(text + "\n")
     print()
     print(text)
-    bad = [r for r in runs if r["error"]]
-    return 1 if bad else 0
+    return 1 if any(r["error"] for r in runs) or not runs else 0
 
 
 def top_symbols(path, n=15):
@@ -743,8 +790,8 @@ def main():
         return cmd_probe(sys.argv[2])
     if len(sys.argv) == 3 and sys.argv[1] == "dns-stub":
         return cmd_dns_stub(sys.argv[2])
-    p = argparse.ArgumentParser(prog="bench.py run")
-    p.add_argument("cmd", choices=["run"])
+    p = argparse.ArgumentParser(prog="bench.py")
+    p.add_argument("cmd", choices=["idle", "grid", "report"])
     p.add_argument("--results", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--rcpt", required=True)
@@ -753,7 +800,8 @@ def main():
     p.add_argument("--sink", required=True)
     p.add_argument("--petrelctl", required=True)
     p.add_argument("--petrel-conf", required=True)
-    return cmd_run(p.parse_args())
+    args = p.parse_args()
+    return {"idle": cmd_idle, "grid": cmd_grid, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":

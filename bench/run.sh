@@ -14,7 +14,8 @@
 #   BENCH_REPS=N         repeats of each cell (default 3; quick: 1)
 #   BENCH_CELLS="SIZE:SESSIONS:MSGS_PER_SESSION ..."   only these cells
 #   BENCH_SERVERS="petrel postfix sink"                 only these servers
-#   BENCH_IDLE=N         idle sessions held open to Petrel (default 1000)
+#   BENCH_IDLE=N         idle sessions held open to Petrel (default 1000;
+#                        quick: 200)
 #   BENCH_HOLD=N         sessions of the capacity check (default 10000;
 #                        quick: 0, skipped)
 #   BENCH_PROFILE=1      also perf-record petreld under 4 KB, 50 x 20
@@ -87,33 +88,42 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$ROOT/bench/results/$STAMP
 mkdir -p "$RESULTS"
 
-PIDS=()
-POSTFIX_CONF=""
+DNS_PID="" SINK_PID="" PETREL_PID="" POSTFIX_CONF=""
+
+# Stops a process started here: TERM, then KILL after 10 seconds.
+stop_pid() {
+	[ -n "$1" ] || return 0
+	kill "$1" 2>/dev/null || return 0
+	for _ in $(seq 100); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "$1" 2>/dev/null || true
+}
+
+stop_servers() {
+	if [ -n "$POSTFIX_CONF" ] && [ -f "$POSTFIX_CONF/main.cf" ]; then
+		postfix -c "$POSTFIX_CONF" stop >/dev/null 2>&1 || true
+		# The private master, should stop have failed.
+		local mpid=""
+		if [ -f "$WORK/postfix/queue/pid/master.pid" ]; then
+			mpid=$(tr -d ' ' <"$WORK/postfix/queue/pid/master.pid")
+		fi
+		if [ -n "$mpid" ] && grep -qs "$WORK" "/proc/$mpid/environ"; then
+			stop_pid "$mpid"
+		fi
+	fi
+	stop_pid "$SINK_PID"
+	stop_pid "$PETREL_PID"
+	SINK_PID="" PETREL_PID=""
+}
+
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ -n "$POSTFIX_CONF" ] && [ -f "$POSTFIX_CONF/main.cf" ]; then
-		postfix -c "$POSTFIX_CONF" stop >/dev/null 2>&1 || true
-	fi
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	done
-	# The private Postfix's master and children, should stop have failed.
-	if [ -n "$POSTFIX_CONF" ] && [ -f "$WORK/postfix/queue/pid/master.pid" ]; then
-		local mpid
-		mpid=$(tr -d ' ' <"$WORK/postfix/queue/pid/master.pid")
-		if [ -n "$mpid" ] && kill -0 "$mpid" 2>/dev/null &&
-			grep -q "$WORK" "/proc/$mpid/environ" 2>/dev/null; then
-			kill "$mpid" 2>/dev/null || true
-		fi
-	fi
+	stop_servers
+	stop_pid "$DNS_PID"
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "bench: kept $WORK"
 	else
@@ -149,12 +159,14 @@ wait_port() { # PORT NAME
 
 # --- a DNS stub: every query is answered NXDOMAIN (nothing is listed) ----------
 python3 "$ROOT/bench/bench.py" dns-stub "$DNS_PORT" &
-PIDS+=($!)
+DNS_PID=$!
 
 # --- smtp-sink: accept and discard, the ceiling ----------------------------------
-smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1024 >"$WORK/sink.log" 2>&1 &
-SINK_PID=$!
-PIDS+=("$SINK_PID")
+start_sink() {
+	smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1024 >>"$WORK/sink.log" 2>&1 &
+	SINK_PID=$!
+	wait_port "$SINK_PORT" smtp-sink
+}
 
 # --- Postfix: a private instance, defaults but for where things are ---------------
 PF=$WORK/postfix
@@ -220,12 +232,15 @@ scache     unix  - - n - 1 scache
 postlog    unix-dgram n - n - 1 postlogd
 EOF
 postfix -c "$POSTFIX_CONF" check
-postfix -c "$POSTFIX_CONF" start >/dev/null 2>&1 || {
-	echo "bench: the private Postfix did not start:" >&2
-	tail -5 "$PF/maillog" >&2 || true
-	exit 1
+start_postfix() {
+	postfix -c "$POSTFIX_CONF" start >/dev/null 2>&1 || {
+		echo "bench: the private Postfix did not start:" >&2
+		tail -5 "$PF/maillog" >&2 || true
+		exit 1
+	}
+	POSTFIX_PID=$(tr -d ' ' <"$PF/queue/pid/master.pid")
+	wait_port "$POSTFIX_PORT" Postfix
 }
-POSTFIX_PID=$(tr -d ' ' <"$PF/queue/pid/master.pid")
 
 # --- Petrel: its own data_dir, a bench domain and account, every check on ------
 P=$WORK/petrel
@@ -266,22 +281,41 @@ if "${CTL[@]}" filter list >/dev/null 2>&1 && [ -f "$ROOT/bench/filter-2mb.rules
 	"${CTL[@]}" filter import "$ROOT/bench/filter-2mb.rules" >/dev/null
 fi
 "${CTL[@]}" settings >"$RESULTS/petrel-settings.txt"
-"$PETRELD" -c "$P/petrel.conf" >"$P/petreld.out" 2>&1 &
-PETREL_PID=$!
-PIDS+=("$PETREL_PID")
+start_petrel() {
+	"$PETRELD" -c "$P/petrel.conf" >>"$P/petreld.out" 2>&1 &
+	PETREL_PID=$!
+	wait_port "$PETREL_PORT" petreld
+}
 
-wait_port "$SINK_PORT" smtp-sink
-wait_port "$POSTFIX_PORT" Postfix
-wait_port "$PETREL_PORT" petreld
+start_servers() {
+	start_sink
+	start_postfix
+	start_petrel
+}
 
 cp "$POSTFIX_CONF/main.cf" "$POSTFIX_CONF/master.cf" "$P/petrel.conf" "$RESULTS/"
 
-python3 "$ROOT/bench/bench.py" run \
-	--results "$RESULTS" --work "$WORK" --rcpt "$RCPT" \
-	--petrel "127.0.0.1:$PETREL_PORT,$PETREL_PID,$P/data/mail/$DOMAIN/${RCPT%@*}/Maildir,$P/data/queue" \
-	--postfix "127.0.0.1:$POSTFIX_PORT,$POSTFIX_PID,$PF/mail/bench/Maildir,$PF/queue" \
-	--sink "127.0.0.1:$SINK_PORT,$SINK_PID,," \
-	--petrelctl "$PETRELCTL" --petrel-conf "$P/petrel.conf"
+bench() { # PHASE
+	python3 "$ROOT/bench/bench.py" "$1" \
+		--results "$RESULTS" --work "$WORK" --rcpt "$RCPT" \
+		--petrel "127.0.0.1:$PETREL_PORT,${PETREL_PID:-0},$P/data/mail/$DOMAIN/${RCPT%@*}/Maildir,$P/data/queue" \
+		--postfix "127.0.0.1:$POSTFIX_PORT,${POSTFIX_PID:-0},$PF/mail/bench/Maildir,$PF/queue" \
+		--sink "127.0.0.1:$SINK_PORT,${SINK_PID:-0},," \
+		--petrelctl "$PETRELCTL" --petrel-conf "$P/petrel.conf"
+}
+
+# Idle sessions on fresh servers (a heap grown by the load, or Postfix's
+# idle smtpd processes, would hide what a session costs); then fresh servers
+# again for the load, so that what the idle test grew does not count there.
+start_servers
+bench idle
+stop_servers
+start_servers
+status=0
+bench grid || status=$?
+stop_servers
+bench report || status=$?
 gzip -c "$PF/maillog" >"$RESULTS/postfix-maillog.gz" 2>/dev/null || true
 tail -n 50 "$P/petreld.out" >"$RESULTS/petreld-tail.txt" 2>/dev/null || true
 echo "bench: results in ${RESULTS#"$ROOT"/}"
+exit "$status"
