@@ -28,6 +28,7 @@
 #include "lib/io.h"
 #include "lib/io_worker.h"
 #include "lib/log.h"
+#include "policy/screening.h"
 #include "policy/trust.h"
 #include "queue/queue.h"
 #include "pop3/pop3_server.h"
@@ -46,6 +47,7 @@ static struct {
 	struct io_timer *settings_timer;
 	struct io_timer *exit_timer;
 	int64_t data_version;
+	unsigned ticks;
 	char db_path[CONFIG_PATH_MAX + 16];
 	char pid_path[CONFIG_PATH_MAX + 16];
 	int pid_fd;
@@ -186,11 +188,16 @@ static void petreld_settings_cb(void *arg)
 			policy_trust_free(petreld.env.trust);
 			petreld.env.trust =
 				policy_trust_new(s, petreld.env.dns);
+			screening_reload(&petreld.env);
 			log_info("directory changed: settings reloaded");
 		} else {
 			log_error("cannot reload settings: %s", err);
 		}
 	}
+	/* Now and then, forget idle screening state. */
+	if (++petreld.ticks % (60000 / PETRELD_SETTINGS_POLL_MS) == 0)
+		screen_expire(petreld.env.screen, petreld.env.settings,
+			      clock_now_ms());
 	io_timer_add(petreld.settings_timer, PETRELD_SETTINGS_POLL_MS);
 }
 
@@ -332,6 +339,10 @@ int main(int argc, char **argv)
 		fatal("resolver: %s", err);
 	petreld.env.trust =
 		policy_trust_new(petreld.env.settings, petreld.env.dns);
+	petreld.env.screen = screen_new();
+	if (petreld.env.screen == NULL)
+		fatal("out of memory");
+	screening_reload(&petreld.env);
 	petreld.smtp = smtp_server_new(&petreld.env, &err);
 	if (petreld.smtp == NULL)
 		fatal("%s", err);
@@ -380,6 +391,7 @@ int main(int argc, char **argv)
 	io_tls_ctx_free(petreld.env.tls);
 	queue_close(petreld.env.queue);
 	policy_trust_free(petreld.env.trust);
+	screen_free(petreld.env.screen);
 	dns_free(petreld.env.dns);
 	settings_unref(petreld.env.settings);
 	directory_close(petreld.env.dir);

@@ -66,5 +66,7 @@ ctl_noun_fn ctl_domain, ctl_account, ctl_alias, ctl_group, ctl_set, ctl_get,
 ctl_noun_fn ctl_queue;
 /* src/admin/ctl_log.c */
 ctl_noun_fn ctl_log;
+/* src/admin/ctl_screening.c */
+ctl_noun_fn ctl_screening;
 
 #endif

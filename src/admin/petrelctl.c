@@ -47,6 +47,7 @@ static const struct ctl_noun ctl_nouns[] = {
 	 "queue list [QUEUE] | show ID | hold ID... | release ID...\n"
 	 "          | delete ID... | retry ID... | stats"},
 	{"log", ctl_log, "log search MESSAGE-ID|QUEUE-ID"},
+	{"screening", ctl_screening, "screening list | unblock IP"},
 };
 
 #define CTL_NOUNS (sizeof(ctl_nouns) / sizeof(ctl_nouns[0]))

@@ -92,6 +92,14 @@ static const char *const directory_migrations[] = {
 	"CREATE INDEX security_events_time ON security_events (time);"
 	"CREATE INDEX security_events_account"
 	"  ON security_events (account, time);",
+	/* 3: IPs blocked by failed-login screening. A row outlives its
+	 * block (until) as the IP's record of offenses. */
+	"CREATE TABLE screening_blocks ("
+	"  ip TEXT PRIMARY KEY,"
+	"  until INTEGER NOT NULL,"
+	"  offenses INTEGER NOT NULL DEFAULT 1,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  created INTEGER NOT NULL);",
 };
 
 #define DIRECTORY_SCHEMA_VERSION                                               \
@@ -1510,4 +1518,76 @@ int directory_security_event_add(struct directory *d, int64_t now,
 			   text != NULL ? text : "") < 0)
 		return -1;
 	return 1;
+}
+
+/* --- screening blocks --- */
+
+int directory_block_put(struct directory *d, const char *ip, int64_t until,
+			int offenses, const char *reason, int64_t now,
+			const char **error_r)
+{
+	if (directory_exec(
+		    d, error_r, "record the block",
+		    "INSERT INTO screening_blocks"
+		    " (ip, until, offenses, reason, created)"
+		    " VALUES (?, ?, ?, ?, ?)"
+		    " ON CONFLICT (ip) DO UPDATE SET until = excluded.until,"
+		    " offenses = excluded.offenses,"
+		    " reason = excluded.reason, created = excluded.created",
+		    "tiiti", ip, until, (int64_t)offenses, reason, now) < 0)
+		return -1;
+	return 1;
+}
+
+int directory_block_del(struct directory *d, const char *ip, int64_t now,
+			const char **error_r)
+{
+	/* The record of offenses stays; only the block ends. */
+	int n = directory_exec(d, error_r, "lift the block",
+			       "UPDATE screening_blocks SET until = ?"
+			       " WHERE ip = ? AND until > ?",
+			       "iti", now, ip, now);
+
+	return n < 0 ? -1 : n > 0 ? 1 : 0;
+}
+
+int directory_block_list(struct directory *d, int64_t since,
+			 void (*cb)(const struct directory_block *b, void *ctx),
+			 void *ctx, const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	st = directory_stmt(d, error_r,
+			    "SELECT ip, until, offenses, reason, created"
+			    " FROM screening_blocks WHERE until > ?"
+			    " ORDER BY until DESC",
+			    "i", since);
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct directory_block b;
+
+		memset(&b, 0, sizeof(b));
+		directory_column_text(st, 0, b.ip, sizeof(b.ip));
+		b.until = sqlite3_column_int64(st, 1);
+		b.offenses = sqlite3_column_int(st, 2);
+		directory_column_text(st, 3, b.reason, sizeof(b.reason));
+		b.created = sqlite3_column_int64(st, 4);
+		cb(&b, ctx);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return directory_dberror(d, error_r, "list the blocks");
+	return 1;
+}
+
+int directory_block_prune(struct directory *d, int64_t before,
+			  const char **error_r)
+{
+	return directory_exec(d, error_r, "forget old blocks",
+			      "DELETE FROM screening_blocks WHERE until < ?",
+			      "i", before) < 0
+		       ? -1
+		       : 1;
 }

@@ -154,6 +154,32 @@ int directory_setting_get(struct directory *d, const char *name, char *value_r,
 struct settings *directory_settings_load(struct directory *d,
 					 const char **error_r);
 
+/* IPs blocked by failed-login screening (a /64 for IPv6: "2001:db8::/64"). */
+struct directory_block {
+	char ip[64];
+	int64_t until; /* epoch seconds; in the past: only a record */
+	int offenses;  /* blocks so far: each one doubles the next */
+	char reason[256];
+	int64_t created;
+};
+
+/* Blocks ip until `until` (insert or replace). Returns 1, or -1. */
+int directory_block_put(struct directory *d, const char *ip, int64_t until,
+			int offenses, const char *reason, int64_t now,
+			const char **error_r);
+/* Ends a running block of ip (its record stays). Returns 1, 0 when ip was
+ * not blocked, -1 on error. */
+int directory_block_del(struct directory *d, const char *ip, int64_t now,
+			const char **error_r);
+/* Calls cb for each row whose until is after `since` (latest first).
+ * Returns 1 or -1. */
+int directory_block_list(struct directory *d, int64_t since,
+			 void (*cb)(const struct directory_block *b, void *ctx),
+			 void *ctx, const char **error_r);
+/* Forgets rows whose until is before `before`. Returns 1 or -1. */
+int directory_block_prune(struct directory *d, int64_t before,
+			  const char **error_r);
+
 /* Security events (auth failures, screening, hijack), for the record. */
 int directory_security_event_add(struct directory *d, int64_t now,
 				 const char *kind, const char *account,

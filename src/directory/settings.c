@@ -120,6 +120,9 @@ static int settings_check_list(enum settings_id id,
 {
 	const char *p = norm;
 
+	if (d->choices == NULL && id != SETTING_TRUSTED_LOCAL_NETWORKS &&
+	    id != SETTING_TRUSTED_HOSTS)
+		return 0; /* free text */
 	while (*p != '\0') {
 		size_t n = strcspn(p, ",");
 		char item[ADDR_DOMAIN_MAX + 1];

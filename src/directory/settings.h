@@ -81,6 +81,26 @@ enum settings_type {
 	  "seconds to wait for a command (RFC 1939 3: at least 10 minutes)")   \
 	X(POP3_MAX_ERRORS, "pop3.max_errors", INT, "20", 1, 1000, NULL,        \
 	  "-ERR replies before the session is closed")                         \
+	X(SCREENING_AUTH_FAILURES, "screening.auth_failures", INT, "5", 0, 64, \
+	  NULL,                                                                \
+	  "failed logins from one IP (a /64 for IPv6) that block it; 0: "      \
+	  "never block")                                                       \
+	X(SCREENING_AUTH_MINUTES, "screening.auth_minutes", INT, "10", 1,      \
+	  10080, NULL, "the window those failures are counted in, minutes")    \
+	X(SCREENING_BLOCK_MINUTES, "screening.block_minutes", INT, "30", 1,    \
+	  1440, NULL,                                                          \
+	  "how long a block lasts; doubled for each earlier block, up to a "   \
+	  "day")                                                               \
+	X(SCREENING_NOTIFY_AFTER, "screening.notify_after", INT, "20", 0,      \
+	  100000, NULL,                                                        \
+	  "failed logins on one account in the window that send a note to "    \
+	  "the postmaster; 0: none")                                           \
+	X(SCREENING_MAX_CONNECTIONS_PER_IP,                                    \
+	  "screening.max_connections_per_ip", INT, "50", 1, 1000000, NULL,     \
+	  "concurrent SMTP and POP3 sessions from one IP")                     \
+	X(SCREENING_MAX_CONNECTS_PER_MINUTE,                                   \
+	  "screening.max_connects_per_minute", INT, "600", 0, 10000000, NULL,  \
+	  "new SMTP and POP3 sessions from one IP per minute; 0: no limit")    \
 	X(SMTP_MAX_LINE, "smtp.max_line", INT, "1000", 512, 65536, NULL,       \
 	  "longest command or DATA line, CRLF included")                       \
 	X(SMTP_MAX_MESSAGE_KB, "smtp.max_message_kb", INT, "25600", 1,         \

@@ -9,6 +9,7 @@ struct io_tls_ctx;
 struct directory;
 struct dns;
 struct policy_trust;
+struct screen;
 struct queue;
 struct settings;
 
@@ -26,6 +27,8 @@ struct env {
 	struct dns *dns; /* the resolver (dns_server, or the system's) */
 	/* Trusted hosts and local networks of the current settings. */
 	struct policy_trust *trust;
+	/* Failed-login and connection screening (SMTP and POP3). */
+	struct screen *screen;
 	/* The current settings snapshot; replaced (not changed) on reload,
 	 * so a holder of a reference keeps a consistent view. */
 	struct settings *settings;

@@ -15,7 +15,10 @@
 
 #include "directory/settings.h"
 #include "lib/config.h"
+#include "lib/clock.h"
 #include "lib/env.h"
+#include "policy/screen.h"
+#include "policy/trust.h"
 #include "lib/io.h"
 #include "lib/log.h"
 
@@ -84,7 +87,11 @@ static void smtp_ip_release(struct smtp_server *srv, const char *ip)
 	for (pp = &srv->ips[h]; (c = *pp) != NULL; pp = &c->next) {
 		if (strcmp(c->ip, ip) != 0)
 			continue;
-		if (--c->count == 0) {
+		/* A count of 0: an entry made for a connection that was
+		 * then refused. */
+		if (c->count > 0)
+			c->count--;
+		if (c->count == 0) {
 			*pp = c->next;
 			free(c);
 		}
@@ -111,12 +118,16 @@ static void smtp_addr_text(const struct sockaddr *sa, char *ip, size_t size,
  * fresh, so the short write fits in its buffer. */
 static void smtp_refuse(int fd, const char *ip, int port, const char *why)
 {
-	static const char reply[] =
+	static const char busy[] =
 		"421 4.7.0 Too many connections, try again later\r\n";
+	static const char blocked[] =
+		"421 4.7.0 Too many failed logins, try again later\r\n";
+	int is_block = strncmp(why, "blocked", 7) == 0;
 
 	log_write(LOG_SMTP_IN, "-", LOG_EVENT,
 		  "refused connection from %s:%d: %s", ip, port, why);
-	if (write(fd, reply, sizeof(reply) - 1) < 0) {
+	if (write(fd, is_block ? blocked : busy,
+		  (is_block ? sizeof(blocked) : sizeof(busy)) - 1) < 0) {
 		/* The peer is gone already. */
 	}
 	close(fd);
@@ -129,6 +140,7 @@ static void smtp_accept_cb(int fd, const struct sockaddr *sa, socklen_t salen,
 	struct smtp_server *srv = ln->srv;
 	const struct settings *set = srv->env->settings;
 	struct smtp_ip_count *c;
+	const char *why;
 	char ip[INET6_ADDRSTRLEN];
 	int port;
 
@@ -152,6 +164,17 @@ static void smtp_accept_cb(int fd, const struct sockaddr *sa, socklen_t salen,
 		smtp_refuse(fd, ip, port, "smtp.max_sessions_per_ip reached");
 		return;
 	}
+	/* Dynamic screening: blocks, connections per IP and per minute
+	 * over SMTP and POP3 together. */
+	why = screen_connect(srv->env->screen, set, ip,
+			     policy_trust_host(srv->env->trust, sa),
+			     clock_now_ms());
+	if (why != NULL) {
+		if (c->count == 0)
+			smtp_ip_release(srv, ip);
+		smtp_refuse(fd, ip, port, why);
+		return;
+	}
 	c->count++;
 	srv->sessions++;
 	smtp_session_new(srv, srv->env, fd, sa, salen, ln->kind, ln->text);
@@ -164,6 +187,7 @@ void smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s,
 	struct smtp_session_ref **pp, *r;
 
 	smtp_ip_release(srv, ip);
+	screen_disconnect(srv->env->screen, ip);
 	srv->sessions--;
 	for (pp = &srv->live; (r = *pp) != NULL; pp = &r->next) {
 		if (r->s == s) {

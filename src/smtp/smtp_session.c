@@ -32,6 +32,7 @@
 #include "lib/io_worker.h"
 #include "lib/log.h"
 #include "policy/policy.h"
+#include "policy/screening.h"
 #include "policy/trust.h"
 #include "smtp/smtp_commit.h"
 #include "smtp/smtp_data.h"
@@ -101,6 +102,7 @@ struct smtp_session {
 	struct dns_query *rdns_q;
 	struct io_timer *rdns_timer;
 	int greet_waiting;
+	int blocked;		 /* failed-login screening blocked the IP */
 	char rdns[DNS_NAME_MAX]; /* "" when unknown */
 };
 
@@ -111,10 +113,12 @@ struct smtp_auth_job {
 	char ip[INET6_ADDRSTRLEN];
 	char mech[8];
 	int64_t now;
+	const struct screen *screen;
 	/* out */
 	int result;
 	const char *reason;
 	struct directory_account account;
+	unsigned char fp[SCREEN_FP_SIZE]; /* of what was tried */
 };
 
 static const char *const smtp_listener_names[] = {"smtp", "submission",
@@ -843,6 +847,10 @@ static void smtp_auth_reply_cb(void *arg)
 	struct smtp_session *s = arg;
 
 	smtp_reply(s, "%s", s->delayed_reply);
+	if (s->blocked) {
+		smtp_close(s, "421 4.7.0 Too many failed logins, closing");
+		return;
+	}
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
 	io_resume(s->io);
 	smtp_process(s);
@@ -869,6 +877,9 @@ static void smtp_auth_work(void *thread_state, void *arg)
 						     "auth-failure", j->user,
 						     j->ip, j->reason, &err);
 	}
+	if (j->result != 1)
+		screen_fingerprint(j->screen, j->user, j->pass, strlen(j->pass),
+				   j->fp);
 	sodium_memzero(j->pass, sizeof(j->pass));
 }
 
@@ -877,6 +888,7 @@ static void smtp_auth_done(void *arg)
 	struct smtp_auth_job *j = arg;
 	struct smtp_session *s = j->s;
 	char safe_user[128];
+	int64_t delay = smtp_setting(s, SETTING_AUTH_FAIL_DELAY_MS);
 
 	if (s->gone) {
 		smtp_free(s);
@@ -910,13 +922,20 @@ static void smtp_auth_done(void *arg)
 		  s->ip, s->port, safe_user, j->mech,
 		  j->result < 0 ? "error" : j->reason);
 	smtp_log(s, LOG_EVENT, "authentication failed for %s", safe_user);
+	if (j->result == 0) {
+		struct policy_facts f = smtp_facts(s);
+
+		delay = screening_auth_failed(s->env, "smtp", s->id, s->ip,
+					      f.trusted, safe_user, j->fp,
+					      &s->blocked);
+	}
 	if (s->delay == NULL)
 		s->delay = io_timer_new(s->env->loop, smtp_auth_reply_cb, s);
 	if (s->delay == NULL) {
 		smtp_auth_reply_cb(s);
 		goto out;
 	}
-	io_timer_add(s->delay, smtp_setting(s, SETTING_AUTH_FAIL_DELAY_MS));
+	io_timer_add(s->delay, delay);
 out:
 	sodium_memzero(j, sizeof(*j));
 	free(j);
@@ -940,6 +959,7 @@ static void smtp_auth_verify(struct smtp_session *s, const char *user,
 	snprintf(j->ip, sizeof(j->ip), "%s", s->ip);
 	snprintf(j->mech, sizeof(j->mech), "%s", s->sasl_mech);
 	j->now = clock_now();
+	j->screen = s->env->screen;
 	sodium_memzero(pass, SASL_FIELD_MAX);
 	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
 	s->state = SMTP_STATE_BUSY;

@@ -120,25 +120,71 @@ static void test_normalize(void **state)
 	}
 }
 
+/* The lists with a format: choices, IPs and CIDRs, host names. */
+static void test_list_checks(void **state)
+{
+	static const struct {
+		const char *name, *value;
+		int ok;
+	} cases[] = {
+		{"trusted.exempt_from", "auth.match_from_header", 1},
+		{"trusted.exempt_from",
+		 "AUTH.MATCH_RETURN_PATH, auth.require_for_role_senders", 1},
+		{"trusted.exempt_from", "auth.match_from_header, nope", 0},
+		{"trusted.local_networks", "10.0.0.0/8, 2001:db8::/32", 1},
+		{"trusted.local_networks", "10.0.0.0/33", 0},
+		{"trusted.local_networks", "mail.example.test", 0},
+		{"trusted.hosts", "192.0.2.1, mail.example.test", 1},
+		{"trusted.hosts", "bad_host!", 0},
+		{"trusted.hosts", "", 1},
+	};
+	char norm[512];
+	const char *error;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int id = settings_lookup(cases[i].name);
+		int r = settings_normalize((enum settings_id)id, cases[i].value,
+					   norm, sizeof(norm), &error);
+
+		assert_true(id >= 0);
+		if ((r == 0) != cases[i].ok)
+			fail_msg("%s = %s: %d", cases[i].name, cases[i].value,
+				 r);
+	}
+	/* Choices come out lower-case. */
+	assert_int_equal(settings_normalize((enum settings_id)settings_lookup(
+						    "trusted.exempt_from"),
+					    "AUTH.MATCH_FROM_HEADER", norm,
+					    sizeof(norm), &error),
+			 0);
+	assert_string_equal(norm, "auth.match_from_header");
+}
+
 static void test_list_length(void **state)
 {
-	int id = settings_lookup("trusted.exempt_from"); /* max 4096 */
-	size_t size = 3 * 4096;
-	char *value = malloc(4098), *norm = malloc(size);
+	/* A list of free text (no choices, no format to check). */
+	int id = settings_lookup("hijack.exempt");
+	size_t max, size;
+	char *value, *norm;
 	const char *error;
 
 	(void)state;
 	assert_true(id >= 0);
+	max = (size_t)settings_def((enum settings_id)id)->max;
+	size = 3 * max;
+	value = malloc(max + 2);
+	norm = malloc(size);
 	assert_non_null(value);
 	assert_non_null(norm);
-	memset(value, 'a', 4096);
-	value[4096] = '\0';
+	memset(value, 'a', max);
+	value[max] = '\0';
 	assert_int_equal(settings_normalize((enum settings_id)id, value, norm,
 					    size, &error),
 			 0);
-	assert_int_equal(strlen(norm), 4096);
-	value[4096] = 'a';
-	value[4097] = '\0';
+	assert_int_equal(strlen(norm), max);
+	value[max] = 'a';
+	value[max + 1] = '\0';
 	assert_int_equal(settings_normalize((enum settings_id)id, value, norm,
 					    size, &error),
 			 -1);
@@ -277,6 +323,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_normalize),
 		cmocka_unit_test(test_list_length),
+		cmocka_unit_test(test_list_checks),
 		cmocka_unit_test(test_lookup),
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_defaults),

@@ -1,0 +1,112 @@
+/*
+ * screening: glue between the pure screen (policy/screen.c), the logs and
+ * the directory, shared by the SMTP and POP3 servers.
+ */
+#include "policy/screening.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "directory/directory.h"
+#include "lib/clock.h"
+#include "lib/env.h"
+#include "lib/io_worker.h"
+#include "lib/log.h"
+
+/* How long a block's record is kept to double the next one. */
+#define SCREENING_RECORD_DAYS 7
+
+struct screening_job {
+	char key[SCREEN_KEY_SIZE];
+	char reason[256];
+	int64_t until, now;
+	int offenses;
+};
+
+static void screening_block_work(void *thread_state, void *arg)
+{
+	struct env_thread *t = thread_state;
+	struct screening_job *j = arg;
+	const char *err = NULL;
+
+	if (t == NULL || t->dir == NULL)
+		return;
+	if (directory_block_put(t->dir, j->key, j->until, j->offenses,
+				j->reason, j->now, &err) < 0 ||
+	    directory_security_event_add(t->dir, j->now, "ip-blocked", NULL,
+					 j->key, j->reason, &err) < 0)
+		log_error("cannot record the block of %s: %s", j->key, err);
+	directory_block_prune(t->dir, j->now - SCREENING_RECORD_DAYS * 86400,
+			      &err);
+}
+
+static void screening_block_done(void *arg)
+{
+	free(arg);
+}
+
+int64_t screening_auth_failed(struct env *env, const char *service,
+			      const char *session, const char *ip, int trusted,
+			      const char *account,
+			      const unsigned char fp[SCREEN_FP_SIZE],
+			      int *blocked_r)
+{
+	struct screen_verdict v;
+	struct screening_job *j;
+	char when[32];
+	struct tm tm;
+	time_t until;
+
+	*blocked_r = 0;
+	screen_auth_failed(env->screen, env->settings, ip, trusted, account, fp,
+			   clock_now_ms(), &v);
+	if (v.notify)
+		log_write(LOG_SECURITY, session, LOG_EVENT,
+			  "account %s: %u failed logins in "
+			  "screening.auth_minutes (screening.notify_after)",
+			  account, v.account_failures);
+	if (!v.blocked)
+		return v.delay_ms;
+	*blocked_r = 1;
+	until = (time_t)v.until;
+	if (gmtime_r(&until, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(when, sizeof(when), "?");
+	/* fail2ban-friendly, like the failure lines. */
+	log_write(LOG_SECURITY, session, LOG_EVENT,
+		  "ip blocked: ip=%s key=%s until=%s offenses=%d "
+		  "failures=%u service=%s",
+		  ip, v.key, when, v.offenses, v.ip_failures, service);
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return v.delay_ms;
+	snprintf(j->key, sizeof(j->key), "%s", v.key);
+	snprintf(j->reason, sizeof(j->reason),
+		 "%u failed logins (%s), block %d", v.ip_failures, service,
+		 v.offenses);
+	j->until = v.until;
+	j->offenses = v.offenses;
+	j->now = clock_now();
+	if (io_workers_submit(env->workers, screening_block_work,
+			      screening_block_done, j) < 0)
+		free(j);
+	return v.delay_ms;
+}
+
+static void screening_load_cb(const struct directory_block *b, void *ctx)
+{
+	screen_load_block(ctx, b->ip, b->until, b->offenses);
+}
+
+void screening_reload(struct env *env)
+{
+	const char *err;
+
+	screen_clear_blocks(env->screen);
+	if (directory_block_list(env->dir,
+				 clock_now() - SCREENING_RECORD_DAYS * 86400,
+				 screening_load_cb, env->screen, &err) < 0)
+		log_error("cannot load the screening blocks: %s", err);
+}
