@@ -1,9 +1,10 @@
 /*
  * ctl_queue: petrelctl's `queue` noun: list, show, hold, release, delete,
- * retry and stats over the spool of src/queue/. Every change is one durable
- * queue operation; after moving messages into the active queue it wakes the
- * running daemon (SIGUSR1 to the pid of <data_dir>/petreld.pid, whose lock
- * proves the daemon alive) so that they leave at once.
+ * retry, bounce and stats over the spool of src/queue/. Every change is one
+ * durable queue operation; after moving messages into the active queue it
+ * wakes the running daemon (SIGUSR1 to the pid of <data_dir>/petreld.pid,
+ * whose lock proves the daemon alive) so that they leave at once. `bounce`
+ * only marks the message: the daemon writes the report to the sender.
  */
 #include "admin/ctl.h"
 
@@ -16,11 +17,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "queue/queue.h"
 
 #define CTL_QUEUE_USAGE                                                        \
 	"queue list [QUEUE] | show ID | hold ID... | release ID...\n"          \
-	"          | delete ID... | retry ID... | stats"
+	"          | delete ID... | retry ID... | bounce ID... | stats"
 
 /* The queues an admin sees; incoming holds only messages being received. */
 static const enum queue_name ctl_queue_shown[] = {QUEUE_ACTIVE, QUEUE_DEFERRED,
@@ -98,7 +100,7 @@ static json_t *ctl_queue_json(const char *id, enum queue_name name,
 	if (rcpts == NULL)
 		return NULL;
 	j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s, s:s, "
-		      "s:s, s:s, s:s, s:I, s:s, s:o}",
+		      "s:s, s:s, s:s, s:I, s:s, s:o, s:I, s:b, s:b}",
 		      "id", id, "queue", queue_name_str(name), "sender",
 		      e->sender, "size", (json_int_t)e->size, "received",
 		      (json_int_t)e->received, "client_ip", e->client_ip,
@@ -107,20 +109,46 @@ static json_t *ctl_queue_json(const char *id, enum queue_name name,
 		      "auth_account", e->auth_account, "message_id",
 		      e->message_id, "subject", e->subject, "next_retry",
 		      (json_int_t)e->next_retry, "reason", e->reason,
-		      "recipients", rcpts);
+		      "recipients", rcpts, "age",
+		      (json_int_t)(clock_now() - e->received), "warned",
+		      (e->flags & QUEUE_FLAG_WARNED) != 0, "bounce",
+		      (e->flags & QUEUE_FLAG_BOUNCE) != 0);
 	return j;
 }
 
+/* "3d4h", "2h10m", "5m", "40s". */
+static void ctl_queue_age(int64_t secs, char *buf, size_t size)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs >= 86400)
+		snprintf(buf, size, "%lldd%lldh", (long long)(secs / 86400),
+			 (long long)(secs % 86400 / 3600));
+	else if (secs >= 3600)
+		snprintf(buf, size, "%lldh%lldm", (long long)(secs / 3600),
+			 (long long)(secs % 3600 / 60));
+	else if (secs >= 60)
+		snprintf(buf, size, "%lldm", (long long)(secs / 60));
+	else
+		snprintf(buf, size, "%llds", (long long)secs);
+}
+
 /* One message of `queue list`: a line with the id, queue, size, arrival
- * and sender, then one indented line per recipient. */
+ * and sender, one with the age, subject and retry time, then one indented
+ * line per recipient with its state, attempts and last error. */
 static void ctl_queue_print(const char *id, enum queue_name name,
 			    const struct queue_envelope *e)
 {
-	char size[32], when[64];
+	char size[32], when[64], age[32];
 
 	ctl_queue_size(e->size, size, sizeof(size));
+	ctl_queue_age(clock_now() - e->received, age, sizeof(age));
 	printf("%s  %-8s %6s  %s  <%s>\n", id, queue_name_str(name), size,
 	       ctl_time(e->received, when, sizeof(when)), e->sender);
+	printf("    age %s, subject: %s\n", age, e->subject);
+	if (name == QUEUE_DEFERRED && e->next_retry != 0)
+		printf("    next retry %s\n",
+		       ctl_time(e->next_retry, when, sizeof(when)));
 	if (e->reason[0] != '\0')
 		printf("    (%s)\n", e->reason);
 	for (size_t i = 0; i < e->rcpt_count; i++) {
@@ -128,6 +156,9 @@ static void ctl_queue_print(const char *id, enum queue_name name,
 		printf("    %s  %s %s", r->address,
 		       queue_rcpt_kind_str(r->kind),
 		       queue_rcpt_status_str(r->status));
+		if (r->attempts > 0)
+			printf(" (%u attempt%s)", r->attempts,
+			       r->attempts == 1 ? "" : "s");
 		if (r->error[0] != '\0')
 			printf(": %s", r->error);
 		printf("\n");
@@ -281,6 +312,10 @@ static int ctl_queue_show(struct ctl *ctl, int argc, char **argv)
 	printf("listener:    %s (%s)\n", e->listener, e->protocol);
 	if (e->auth_account[0] != '\0')
 		printf("account:     %s\n", e->auth_account);
+	if (e->flags & QUEUE_FLAG_WARNED)
+		printf("warned:      the sender was told of the delay\n");
+	if (e->flags & QUEUE_FLAG_BOUNCE)
+		printf("bounce:      to be returned to the sender\n");
 	printf("message-id:  %s\n", e->message_id);
 	printf("subject:     %s\n", e->subject);
 	for (size_t i = 0; i < e->rcpt_count; i++) {
@@ -289,6 +324,9 @@ static int ctl_queue_show(struct ctl *ctl, int argc, char **argv)
 		printf("recipient:   %s  %s %s, %u attempt(s)", rc->address,
 		       queue_rcpt_kind_str(rc->kind),
 		       queue_rcpt_status_str(rc->status), rc->attempts);
+		if (rc->last_attempt != 0)
+			printf(", last %s",
+			       ctl_time(rc->last_attempt, when, sizeof(when)));
 		if (rc->error[0] != '\0')
 			printf(": %s", rc->error);
 		printf("\n");
@@ -331,7 +369,7 @@ static int ctl_queue_show(struct ctl *ctl, int argc, char **argv)
 }
 
 /* What hold, release, delete and retry do to one message. */
-enum ctl_queue_op { CTL_HOLD, CTL_RELEASE, CTL_DELETE, CTL_RETRY };
+enum ctl_queue_op { CTL_HOLD, CTL_RELEASE, CTL_DELETE, CTL_RETRY, CTL_BOUNCE };
 
 static int ctl_queue_change(struct ctl *ctl, int argc, char **argv,
 			    enum ctl_queue_op op)
@@ -392,6 +430,21 @@ static int ctl_queue_change(struct ctl *ctl, int argc, char **argv,
 			r = queue_delete(q, id, &err);
 			done = "deleted";
 			break;
+		case CTL_BOUNCE:
+			if (where == QUEUE_BAD) {
+				rc = ctl_fail("%s is in the bad queue: delete "
+					      "it",
+					      id);
+				continue;
+			}
+			/* The daemon fails its pending recipients and
+			 * writes the report. */
+			r = queue_set_flags(q, id, QUEUE_FLAG_BOUNCE, 0, &err);
+			if (r == 1)
+				r = queue_move(q, id, QUEUE_ACTIVE, NULL, &err);
+			done = "returned to the sender";
+			kick = 1;
+			break;
 		}
 		if (r == 0)
 			rc = ctl_fail("no message %s in the queue", id);
@@ -426,18 +479,43 @@ static int ctl_queue_retry(struct ctl *ctl, int argc, char **argv)
 	return ctl_queue_change(ctl, argc, argv, CTL_RETRY);
 }
 
+static int ctl_queue_bounce(struct ctl *ctl, int argc, char **argv)
+{
+	return ctl_queue_change(ctl, argc, argv, CTL_BOUNCE);
+}
+
+static const char *const ctl_queue_events[QUEUE_EV_COUNT] = {
+	[QUEUE_EV_RECEIVED] = "received",
+	[QUEUE_EV_DELIVERED] = "delivered",
+	[QUEUE_EV_DEFERRED] = "deferred",
+	[QUEUE_EV_BOUNCED] = "bounced",
+};
+
+static json_t *ctl_queue_events_json(const uint64_t *v)
+{
+	json_t *o = json_object();
+
+	for (int i = 0; o != NULL && i < QUEUE_EV_COUNT; i++)
+		json_object_set_new(o, ctl_queue_events[i],
+				    json_integer((json_int_t)v[i]));
+	return o;
+}
+
 static int ctl_queue_stats(struct ctl *ctl, int argc, char **argv)
 {
 	struct queue_stats st;
 	struct queue *q;
 	const char *err;
 	json_t *j = NULL;
+	uint64_t hour[QUEUE_EV_COUNT], day[QUEUE_EV_COUNT];
 	int r;
 
 	q = ctl_queue_open(ctl);
 	if (q == NULL)
 		return 1;
 	r = queue_stats(q, &st, &err);
+	if (r > 0)
+		r = queue_event_counts(q, clock_now(), hour, day, &err);
 	queue_close(q);
 	if (r < 0)
 		return ctl_fail("%s", err);
@@ -459,7 +537,24 @@ static int ctl_queue_stats(struct ctl *ctl, int argc, char **argv)
 			       st.messages[n], size);
 		}
 	}
-	return ctl->json ? ctl_json_print(j) : 0;
+	if (j != NULL) {
+		json_object_set_new(j, "last_hour",
+				    ctl_queue_events_json(hour));
+		json_object_set_new(j, "last_day", ctl_queue_events_json(day));
+		return ctl_json_print(j);
+	}
+	if (ctl->json)
+		return ctl_fail("out of memory");
+	for (int k = 0; k < 2; k++) {
+		const uint64_t *v = k == 0 ? hour : day;
+
+		printf("%s:", k == 0 ? "last hour" : "last day ");
+		for (int i = 0; i < QUEUE_EV_COUNT; i++)
+			printf("%s %llu %s", i > 0 ? "," : "",
+			       (unsigned long long)v[i], ctl_queue_events[i]);
+		printf("\n");
+	}
+	return 0;
 }
 
 int ctl_queue(struct ctl *ctl, int argc, char **argv)
@@ -471,6 +566,7 @@ int ctl_queue(struct ctl *ctl, int argc, char **argv)
 		{"release", 1, -1, ctl_queue_release},
 		{"delete", 1, -1, ctl_queue_delete},
 		{"retry", 1, -1, ctl_queue_retry},
+		{"bounce", 1, -1, ctl_queue_bounce},
 		{"stats", 0, 0, ctl_queue_stats},
 	};
 

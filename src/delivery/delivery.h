@@ -2,7 +2,14 @@
 #ifndef PETREL_DELIVERY_H
 #define PETREL_DELIVERY_H
 
-struct queue;
+#include <stddef.h>
+#include <stdint.h>
+
+#include "delivery/remote.h"
+#include "queue/queue.h"
+
+struct directory;
+struct settings;
 
 /*
  * Delivers message id of the spool q to each of its pending local
@@ -20,5 +27,91 @@ struct queue;
 int delivery_local_run(struct queue *q, const char *data_dir,
 		       const char *hostname, const char *id,
 		       const char **error_r);
+
+/*
+ * One delivery attempt of one message, in three steps: delivery_prepare()
+ * and delivery_finish() run on a worker thread, the remote part between
+ * them on the loop (remote.h). The queue manager (dispatch.c) drives them.
+ */
+
+/* What the worker functions need; every pointer is the caller's. */
+struct delivery_ctx {
+	struct queue *q;
+	struct directory *dir; /* the worker thread's handle */
+	const char *data_dir;
+	const char *hostname;
+	const struct settings *settings;
+	int64_t now; /* seconds since the epoch */
+};
+
+/* What became of one recipient in this attempt. */
+struct delivery_rcpt {
+	enum remote_outcome outcome; /* REMOTE_NONE: not tried now */
+	char error[QUEUE_ERROR_MAX + 1];
+	char status[16]; /* RFC 3463 */
+	char mta[256];	 /* the remote server, or "" */
+	int recorded;	 /* already written to the spool */
+};
+
+enum delivery_next {
+	DELIVERY_DROP,	 /* nothing to do (gone, held, bad, moved) */
+	DELIVERY_SEND,	 /* remote recipients wait: remote_submit() */
+	DELIVERY_FINISH, /* go on with delivery_finish() */
+};
+
+struct delivery_msg {
+	char id[QUEUE_ID_SIZE];
+	int fresh;    /* just committed: counts as received */
+	int held;     /* the loop found the sender frozen while sending */
+	int stopping; /* shutdown: leave what is left in active/ */
+	/* Set by delivery_prepare(). */
+	enum delivery_next next;
+	struct queue_envelope *env; /* owned */
+	int body_fd;		    /* owned, -1 when closed */
+	uint64_t body_len;
+	int eightbit;
+	struct delivery_rcpt *rcpts; /* env->rcpt_count, owned */
+	size_t remote_pending;
+	/* Set by delivery_finish(). */
+	char notices[2][QUEUE_ID_SIZE]; /* bounces and warnings queued */
+	size_t nnotices;
+	int64_t next_retry; /* deferred until then, 0: not deferred */
+	char error[256];    /* trouble of the step, for the log */
+};
+
+/*
+ * Loads message m->id and gets it ready: held and bad messages are left
+ * alone; a message of a frozen account goes to hold; one with more than
+ * queue.max_hops Received headers to bad (a loop); one the administrator
+ * asked to return (QUEUE_FLAG_BOUNCE) has its pending recipients failed.
+ * Local recipients are delivered now (each recorded durably at once);
+ * remote ones are counted in m->remote_pending. Sets m->next. Returns 1,
+ * or -1 on error (m->error; m->next is DELIVERY_DROP). Blocking.
+ */
+int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m);
+
+/*
+ * Records the attempt: recipients that failed for good (or whose time ran
+ * out, queue.max_days) are returned to the sender in one RFC 3464 report
+ * (never to the null sender; a failed report goes to the postmaster), the
+ * statuses are written at once, a delay warning goes out when due
+ * (queue.warn_hours), and the message is removed when nothing is pending,
+ * or deferred to its next retry. Returns 1, or -1 on error (m->error).
+ * Blocking.
+ */
+int delivery_finish(const struct delivery_ctx *ctx, struct delivery_msg *m);
+
+/* Frees what delivery_prepare() left in m (not m). */
+void delivery_msg_clear(struct delivery_msg *m);
+
+/*
+ * Moves every deferred message whose retry time has come into active/
+ * (their ids into *due_r, caller frees; *ndue_r), and with `active` also
+ * lists the messages already in active/. *earliest_r gets the earliest
+ * retry time still ahead (0: none). Returns 1 or -1. Blocking.
+ */
+int delivery_scan(struct queue *q, int64_t now, int active,
+		  char (**due_r)[QUEUE_ID_SIZE], size_t *ndue_r,
+		  int64_t *earliest_r, const char **error_r);
 
 #endif

@@ -1,8 +1,14 @@
 /*
- * dispatch: hands spooled messages to local delivery on the worker threads,
- * one job per message, and retries the ones whose local recipients could
- * not all be served (a full disk, a broken mailbox) after a pause. At start
- * it recovers the spool and picks up what a crash left in the active queue.
+ * dispatch: the queue manager. Owns, in the daemon, the active and
+ * deferred queues: every message committed, found in active/ at start, or
+ * whose retry time came in deferred/ is handed, one attempt at a time, to
+ * delivery_prepare() on a worker (local recipients, checks), then its
+ * remote recipients, grouped by domain, to remote.c, and at last to
+ * delivery_finish() on a worker (statuses, bounces, warnings, deferral).
+ * A message is never in two attempts at once: the live attempts are kept
+ * here by id. The queues are scanned at the earliest retry time, every
+ * minute, and on SIGUSR1 (petrelctl); a restart finds everything again in
+ * the spool, which is the only record.
  */
 #include "delivery/dispatch.h"
 
@@ -11,6 +17,10 @@
 #include <string.h>
 
 #include "delivery/delivery.h"
+#include "delivery/remote.h"
+#include "delivery/remote_route.h"
+#include "directory/settings.h"
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/env.h"
 #include "lib/io.h"
@@ -18,220 +28,426 @@
 #include "lib/log.h"
 #include "queue/queue.h"
 
-#define DISPATCH_RETRY_MS (60 * 1000)
+#define DISPATCH_SCAN_MS (60 * 1000) /* at least this often */
+#define DISPATCH_JOB_RCPTS 50	     /* recipients per SMTP transaction */
 
-struct dispatch_job {
+struct dispatch_msg {
 	struct delivery_dispatch *d;
-	char id[64];
+	struct delivery_msg m;
+	struct settings *settings; /* the snapshot of this attempt */
+	struct remote_job *jobs;
+	struct remote_rcpt *rrcpts;
+	size_t njobs, jobs_left;
+	int result;
+	struct dispatch_msg *prev, *next;
+};
+
+struct dispatch_scan {
+	struct delivery_dispatch *d;
+	int64_t now;
+	char (*due)[QUEUE_ID_SIZE];
+	size_t ndue;
+	int64_t earliest;
 	int result;
 	char error[256];
-	struct io_timer *retry;		  /* set while waiting to retry */
-	struct dispatch_job *prev, *next; /* on the list of live jobs */
 };
 
 struct delivery_dispatch {
 	struct env *env;
+	struct remote *remote;
 	int stopped;
-	/* Every job running or waiting to retry: a message is never handed
-	 * out twice at once. */
-	struct dispatch_job *jobs;
-	size_t njobs;
+	struct dispatch_msg *msgs; /* attempts under way */
+	size_t nmsgs;
+	struct io_timer *scan_timer;
+	int64_t scan_at; /* ms (clock_now_ms) the timer is set for */
+	int scanning;
+	int scan_again;
 };
 
-static void dispatch_submit(struct delivery_dispatch *d,
-			    struct dispatch_job *j);
+static void dispatch_schedule(struct delivery_dispatch *d, int64_t at_ms);
+static void dispatch_add(struct delivery_dispatch *d, const char *id,
+			 int fresh);
 
-static void dispatch_work(void *thread_state, void *arg)
+static struct dispatch_msg *dispatch_find(struct delivery_dispatch *d,
+					  const char *id)
 {
-	struct dispatch_job *j = arg;
-	const struct config *cfg = j->d->env->cfg;
-	const char *err = NULL;
-
-	j->result = delivery_local_run(j->d->env->queue, cfg->data_dir,
-				       cfg->hostname, j->id, &err);
-	snprintf(j->error, sizeof(j->error), "%s", err != NULL ? err : "");
+	for (struct dispatch_msg *x = d->msgs; x != NULL; x = x->next)
+		if (strcmp(x->m.id, id) == 0)
+			return x;
+	return NULL;
 }
 
-static void dispatch_link(struct delivery_dispatch *d, struct dispatch_job *j)
+static void dispatch_msg_free(struct dispatch_msg *x)
 {
-	j->prev = NULL;
-	j->next = d->jobs;
-	if (d->jobs != NULL)
-		d->jobs->prev = j;
-	d->jobs = j;
-	d->njobs++;
-}
+	struct delivery_dispatch *d = x->d;
 
-/* Unlinks and frees j. */
-static void dispatch_job_free(struct dispatch_job *j)
-{
-	struct delivery_dispatch *d = j->d;
-
-	if (j->prev != NULL)
-		j->prev->next = j->next;
+	if (x->prev != NULL)
+		x->prev->next = x->next;
 	else
-		d->jobs = j->next;
-	if (j->next != NULL)
-		j->next->prev = j->prev;
-	d->njobs--;
-	io_timer_free(j->retry);
-	free(j);
+		d->msgs = x->next;
+	if (x->next != NULL)
+		x->next->prev = x->prev;
+	d->nmsgs--;
+	delivery_msg_clear(&x->m);
+	settings_unref(x->settings);
+	free(x->jobs);
+	free(x->rrcpts);
+	free(x);
 }
 
-static void dispatch_retry_cb(void *arg)
+static void dispatch_ctx(struct dispatch_msg *x, void *thread_state,
+			 struct delivery_ctx *ctx)
 {
-	struct dispatch_job *j = arg;
+	struct env_thread *t = thread_state;
+	const struct config *cfg = x->d->env->cfg;
 
-	io_timer_free(j->retry);
-	j->retry = NULL;
-	dispatch_submit(j->d, j);
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->q = x->d->env->queue;
+	ctx->dir = t != NULL ? t->dir : NULL;
+	ctx->data_dir = cfg->data_dir;
+	ctx->hostname = cfg->hostname;
+	ctx->settings = x->settings;
+	ctx->now = clock_now();
 }
 
-static void dispatch_done(void *arg)
-{
-	struct dispatch_job *j = arg;
-	struct delivery_dispatch *d = j->d;
+/* ---- finish ---- */
 
-	if (j->result == 1 || d->stopped) {
-		dispatch_job_free(j);
+static void dispatch_finish_work(void *thread_state, void *arg)
+{
+	struct dispatch_msg *x = arg;
+	struct delivery_ctx ctx;
+
+	dispatch_ctx(x, thread_state, &ctx);
+	x->result = delivery_finish(&ctx, &x->m);
+}
+
+static void dispatch_finish_done(void *arg)
+{
+	struct dispatch_msg *x = arg;
+	struct delivery_dispatch *d = x->d;
+	char notices[2][QUEUE_ID_SIZE];
+	size_t n = x->m.nnotices;
+
+	if (x->result < 0)
+		log_error("delivery of %s: %s", x->m.id, x->m.error);
+	memcpy(notices, x->m.notices, sizeof(notices));
+	if (x->m.next_retry > 0)
+		dispatch_schedule(d, x->m.next_retry * 1000);
+	dispatch_msg_free(x);
+	/* Bounces and warnings leave at once. */
+	for (size_t i = 0; i < n; i++)
+		dispatch_add(d, notices[i], 0);
+}
+
+static void dispatch_finish(struct dispatch_msg *x)
+{
+	if (io_workers_submit(x->d->env->workers, dispatch_finish_work,
+			      dispatch_finish_done, x) < 0) {
+		log_error("delivery of %s: out of memory", x->m.id);
+		dispatch_msg_free(x);
+	}
+}
+
+/* ---- remote ---- */
+
+static void dispatch_job_done(struct remote_job *job, void *arg)
+{
+	struct dispatch_msg *x = arg;
+
+	for (size_t i = 0; i < job->nrcpt; i++) {
+		const struct remote_rcpt *rc = &job->rcpts[i];
+		struct delivery_rcpt *o = &x->m.rcpts[rc->idx];
+
+		o->outcome = rc->outcome;
+		memcpy(o->error, rc->error, sizeof(o->error));
+		memcpy(o->status, rc->status, sizeof(o->status));
+		memcpy(o->mta, rc->mta, sizeof(o->mta));
+	}
+	if (job->held)
+		x->m.held = 1;
+	if (--x->jobs_left > 0)
+		return;
+	x->m.stopping = x->d->stopped;
+	dispatch_finish(x);
+}
+
+/* Groups the pending remote recipients by domain (all together through a
+ * smarthost) into jobs of at most DISPATCH_JOB_RCPTS. */
+static int dispatch_send(struct dispatch_msg *x)
+{
+	const struct queue_envelope *env = x->m.env;
+	int smarthost = x->d->env->cfg->smarthost[0] != '\0';
+	size_t n = 0, nj = 0;
+	char(*domains)[256];
+	int *taken;
+
+	x->rrcpts = calloc(x->m.remote_pending, sizeof(*x->rrcpts));
+	x->jobs = calloc(x->m.remote_pending, sizeof(*x->jobs));
+	domains = calloc(env->rcpt_count, sizeof(*domains));
+	taken = calloc(env->rcpt_count, sizeof(*taken));
+	if (x->rrcpts == NULL || x->jobs == NULL || domains == NULL ||
+	    taken == NULL) {
+		free(domains);
+		free(taken);
+		return -1;
+	}
+	for (size_t i = 0; i < env->rcpt_count; i++) {
+		const struct queue_rcpt *rc = &env->rcpts[i];
+
+		if (rc->status != QUEUE_RCPT_PENDING ||
+		    rc->kind != QUEUE_RCPT_REMOTE) {
+			taken[i] = 1;
+			continue;
+		}
+		if (smarthost)
+			domains[i][0] = '\0';
+		else if (!remote_route_domain(rc->address, domains[i],
+					      sizeof(domains[i])))
+			snprintf(domains[i], sizeof(domains[i]), "%s",
+				 "invalid.");
+	}
+	for (size_t i = 0; i < env->rcpt_count; i++) {
+		struct remote_job *j;
+
+		if (taken[i])
+			continue;
+		j = &x->jobs[nj++];
+		snprintf(j->id, sizeof(j->id), "%s", x->m.id);
+		j->sender = env->sender;
+		j->message_id = env->message_id;
+		j->auth_account = env->auth_account;
+		snprintf(j->domain, sizeof(j->domain), "%s", domains[i]);
+		j->size = x->m.body_len;
+		j->eightbit = x->m.eightbit;
+		j->body_fd = x->m.body_fd;
+		j->body_len = x->m.body_len;
+		j->rcpts = &x->rrcpts[n];
+		j->done = dispatch_job_done;
+		j->arg = x;
+		for (size_t k = i;
+		     k < env->rcpt_count && j->nrcpt < DISPATCH_JOB_RCPTS;
+		     k++) {
+			if (taken[k] || strcmp(domains[k], domains[i]) != 0)
+				continue;
+			taken[k] = 1;
+			x->rrcpts[n].idx = k;
+			x->rrcpts[n].address = env->rcpts[k].address;
+			n++;
+			j->nrcpt++;
+		}
+	}
+	free(domains);
+	free(taken);
+	x->njobs = x->jobs_left = nj;
+	for (size_t i = 0; i < nj; i++)
+		remote_submit(x->d->remote, &x->jobs[i]);
+	return 0;
+}
+
+/* ---- prepare ---- */
+
+static void dispatch_prepare_work(void *thread_state, void *arg)
+{
+	struct dispatch_msg *x = arg;
+	struct delivery_ctx ctx;
+
+	dispatch_ctx(x, thread_state, &ctx);
+	x->result = delivery_prepare(&ctx, &x->m);
+}
+
+static void dispatch_prepare_done(void *arg)
+{
+	struct dispatch_msg *x = arg;
+	struct delivery_dispatch *d = x->d;
+
+	if (x->result < 0)
+		log_error("delivery of %s: %s", x->m.id, x->m.error);
+	switch (x->m.next) {
+	case DELIVERY_DROP:
+		dispatch_msg_free(x);
+		return;
+	case DELIVERY_SEND:
+		if (d->stopped) {
+			/* What was delivered locally is recorded; the rest
+			 * waits in active/ for the next start. */
+			x->m.stopping = 1;
+			dispatch_finish(x);
+			return;
+		}
+		if (dispatch_send(x) < 0) {
+			log_error("delivery of %s: out of memory", x->m.id);
+			dispatch_msg_free(x);
+		}
+		return;
+	case DELIVERY_FINISH:
+		x->m.stopping = d->stopped;
+		dispatch_finish(x);
 		return;
 	}
-	/* Some local recipient is still pending (or an error): retry. */
-	log_warn("delivery of %s incomplete (%s), retrying in %d s", j->id,
-		 j->error[0] != '\0' ? j->error : "recipients pending",
-		 DISPATCH_RETRY_MS / 1000);
-	j->retry = io_timer_new(d->env->loop, dispatch_retry_cb, j);
-	if (j->retry == NULL) {
-		dispatch_job_free(j);
-		return;
-	}
-	io_timer_add(j->retry, DISPATCH_RETRY_MS);
 }
 
-static void dispatch_submit(struct delivery_dispatch *d, struct dispatch_job *j)
+static void dispatch_add(struct delivery_dispatch *d, const char *id, int fresh)
 {
-	if (d->stopped || io_workers_submit(d->env->workers, dispatch_work,
-					    dispatch_done, j) < 0)
-		dispatch_job_free(j);
+	struct dispatch_msg *x;
+
+	if (d == NULL || d->stopped || !queue_id_valid(id) ||
+	    dispatch_find(d, id) != NULL)
+		return;
+	x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return; /* found again by the next scan */
+	x->d = d;
+	snprintf(x->m.id, sizeof(x->m.id), "%s", id);
+	x->m.fresh = fresh;
+	x->m.body_fd = -1;
+	x->settings = d->env->settings;
+	settings_ref(x->settings);
+	x->next = d->msgs;
+	if (d->msgs != NULL)
+		d->msgs->prev = x;
+	d->msgs = x;
+	d->nmsgs++;
+	if (io_workers_submit(d->env->workers, dispatch_prepare_work,
+			      dispatch_prepare_done, x) < 0)
+		dispatch_msg_free(x);
 }
 
 void delivery_dispatch_add(struct delivery_dispatch *d, const char *id)
 {
-	struct dispatch_job *j;
+	dispatch_add(d, id, 1);
+}
 
-	if (d == NULL || d->stopped)
+/* ---- scans ---- */
+
+static void dispatch_scan_work(void *thread_state, void *arg)
+{
+	struct dispatch_scan *s = arg;
+	const char *err = NULL;
+
+	s->result = delivery_scan(s->d->env->queue, s->now, 1, &s->due,
+				  &s->ndue, &s->earliest, &err);
+	if (s->result < 0)
+		snprintf(s->error, sizeof(s->error), "%s", err);
+}
+
+static void dispatch_scan_done(void *arg)
+{
+	struct dispatch_scan *s = arg;
+	struct delivery_dispatch *d = s->d;
+	size_t added = 0;
+
+	d->scanning = 0;
+	if (s->result < 0)
+		log_error("queue scan: %s", s->error);
+	for (size_t i = 0; i < s->ndue && !d->stopped; i++) {
+		size_t before = d->nmsgs;
+
+		dispatch_add(d, s->due[i], 0);
+		added += d->nmsgs > before;
+	}
+	if (added > 0)
+		log_info("queue scan: %zu message(s) picked up", added);
+	if (s->earliest > 0)
+		dispatch_schedule(d, s->earliest * 1000);
+	free(s->due);
+	free(s);
+	if (d->scan_again && !d->stopped) {
+		d->scan_again = 0;
+		dispatch_schedule(d, 0);
+	}
+}
+
+static void dispatch_scan_cb(void *arg)
+{
+	struct delivery_dispatch *d = arg;
+	struct dispatch_scan *s;
+
+	d->scan_at = 0;
+	if (d->stopped)
 		return;
-	j = calloc(1, sizeof(*j));
-	if (j == NULL)
+	/* The next one at the latest in a minute. */
+	dispatch_schedule(d, clock_now_ms() + DISPATCH_SCAN_MS);
+	if (d->scanning) {
+		d->scan_again = 1;
 		return;
-	j->d = d;
-	snprintf(j->id, sizeof(j->id), "%s", id);
-	dispatch_link(d, j);
-	dispatch_submit(d, j);
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return;
+	s->d = d;
+	s->now = clock_now();
+	d->scanning = 1;
+	if (io_workers_submit(d->env->workers, dispatch_scan_work,
+			      dispatch_scan_done, s) < 0) {
+		d->scanning = 0;
+		free(s);
+	}
 }
 
-static int dispatch_scan_cb(void *ctx, const char *id)
+/* Makes sure a scan runs at at_ms (0: now) or earlier. */
+static void dispatch_schedule(struct delivery_dispatch *d, int64_t at_ms)
 {
-	delivery_dispatch_add(ctx, id);
-	return 0;
-}
+	int64_t now = clock_now_ms();
 
-static int dispatch_id_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-struct dispatch_rescan {
-	struct delivery_dispatch *d;
-	char **busy; /* sorted ids of the live jobs */
-	size_t nbusy;
-	size_t added;
-};
-
-static int dispatch_rescan_cb(void *ctx, const char *id)
-{
-	struct dispatch_rescan *r = ctx;
-	const char *key = id;
-
-	if (r->nbusy > 0 && bsearch(&key, r->busy, r->nbusy, sizeof(char *),
-				    dispatch_id_cmp) != NULL)
-		return 0;
-	delivery_dispatch_add(r->d, id);
-	r->added++;
-	return 0;
+	if (d->stopped)
+		return;
+	if (d->scan_at != 0 && io_timer_pending(d->scan_timer) &&
+	    d->scan_at <= at_ms)
+		return;
+	d->scan_at = at_ms > now ? at_ms : now;
+	io_timer_add(d->scan_timer, d->scan_at - now);
 }
 
 void delivery_dispatch_rescan(struct delivery_dispatch *d)
 {
-	struct dispatch_rescan r = {.d = d};
-	const char *err;
-	size_t i = 0;
-
 	if (d == NULL || d->stopped)
 		return;
-	/* Those waiting to retry go now: the admin asked for it. */
-	for (struct dispatch_job *j = d->jobs; j != NULL; j = j->next) {
-		if (j->retry == NULL)
-			continue;
-		io_timer_free(j->retry);
-		j->retry = NULL;
-		if (io_workers_submit(d->env->workers, dispatch_work,
-				      dispatch_done, j) < 0) {
-			/* Left for the next rescan. */
-			j->retry = io_timer_new(d->env->loop, dispatch_retry_cb,
-						j);
-			if (j->retry != NULL)
-				io_timer_add(j->retry, DISPATCH_RETRY_MS);
-		}
-	}
-	if (d->njobs > 0) {
-		r.busy = calloc(d->njobs, sizeof(char *));
-		if (r.busy == NULL) {
-			log_error("queue rescan: out of memory");
-			return;
-		}
-		for (struct dispatch_job *j = d->jobs; j != NULL; j = j->next)
-			r.busy[i++] = j->id;
-		r.nbusy = i;
-		qsort(r.busy, r.nbusy, sizeof(char *), dispatch_id_cmp);
-	}
-	if (queue_scan(d->env->queue, QUEUE_ACTIVE, dispatch_rescan_cb, &r,
-		       &err) < 0)
-		log_error("queue rescan: %s", err);
-	else
-		log_info("queue rescan: %zu message(s) picked up", r.added);
-	free(r.busy);
+	log_info("queue rescan requested");
+	dispatch_schedule(d, 0);
 }
+
+/* ---- life ---- */
 
 struct delivery_dispatch *delivery_dispatch_new(struct env *env,
 						const char **error_r)
 {
 	struct delivery_dispatch *d = calloc(1, sizeof(*d));
+	size_t removed = 0;
 
 	if (d == NULL) {
 		*error_r = "out of memory";
 		return NULL;
 	}
 	d->env = env;
-	if (queue_recover(env->queue, dispatch_scan_cb, d, NULL, error_r) < 0) {
+	d->remote = remote_new(env, error_r);
+	d->scan_timer = io_timer_new(env->loop, dispatch_scan_cb, d);
+	if (d->remote == NULL || d->scan_timer == NULL) {
+		if (d->scan_timer == NULL && d->remote != NULL)
+			*error_r = "out of memory";
+		remote_free(d->remote);
+		io_timer_free(d->scan_timer);
 		free(d);
 		return NULL;
 	}
+	/* incoming/ leftovers go; active/ and deferred/ are picked up by
+	 * the first scan, at once. */
+	if (queue_recover(env->queue, NULL, NULL, &removed, error_r) < 0) {
+		delivery_dispatch_free(d);
+		return NULL;
+	}
+	dispatch_schedule(d, 0);
 	return d;
 }
 
 void delivery_dispatch_stop(struct delivery_dispatch *d)
 {
-	if (d == NULL)
+	if (d == NULL || d->stopped)
 		return;
 	d->stopped = 1;
-	/* Jobs waiting to retry go now; running ones free themselves when
-	 * their worker reports. */
-	for (struct dispatch_job *j = d->jobs, *next; j != NULL; j = next) {
-		next = j->next;
-		if (j->retry != NULL)
-			dispatch_job_free(j);
-	}
+	io_timer_del(d->scan_timer);
+	/* Their jobs come back now, and their attempts are finished (what
+	 * was done is recorded) on the workers before the daemon exits. */
+	remote_stop(d->remote);
 }
 
 void delivery_dispatch_free(struct delivery_dispatch *d)
@@ -240,7 +456,9 @@ void delivery_dispatch_free(struct delivery_dispatch *d)
 		return;
 	delivery_dispatch_stop(d);
 	/* The workers are gone: what is left will never report. */
-	while (d->jobs != NULL)
-		dispatch_job_free(d->jobs);
+	while (d->msgs != NULL)
+		dispatch_msg_free(d->msgs);
+	remote_free(d->remote);
+	io_timer_free(d->scan_timer);
 	free(d);
 }

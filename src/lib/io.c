@@ -567,8 +567,17 @@ static int io_tls_attach(struct io *io, struct io_tls_ctx *tls, int accepting,
 
 	if (ssl == NULL)
 		return -1;
-	if (servername != NULL)
+	if (servername != NULL) {
 		SSL_set_tlsext_host_name(ssl, servername);
+		/* A verifying client checks the name too, not only the
+		 * chain (RFC 6125). */
+		if (!accepting &&
+		    (SSL_CTX_get_verify_mode(tls->ctx) & SSL_VERIFY_PEER) &&
+		    SSL_set1_host(ssl, servername) != 1) {
+			SSL_free(ssl);
+			return -1;
+		}
+	}
 	/* The TLS bufferevent owns fd and ssl from here on. */
 	bev = bufferevent_openssl_socket_new(
 		io->loop->base, io->fd, ssl,
@@ -731,4 +740,18 @@ int io_is_tls(const struct io *io)
 const char *io_tls_info(const struct io *io)
 {
 	return io->tls ? io->tls_info : "";
+}
+
+const char *io_tls_verify_error(const struct io *io)
+{
+	SSL *ssl;
+	long r;
+
+	if (!io->tls || io->bev == NULL)
+		return "";
+	ssl = bufferevent_openssl_get_ssl(io->bev);
+	if (ssl == NULL)
+		return "";
+	r = SSL_get_verify_result(ssl);
+	return r == X509_V_OK ? "" : X509_verify_cert_error_string(r);
 }

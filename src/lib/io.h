@@ -67,7 +67,9 @@ int io_listener_port(const struct io_listener *l);
 /* TLS server context from PEM files. NULL on error with *error_r. */
 struct io_tls_ctx *io_tls_server_new(const char *cert, const char *key,
 				     const char **error_r);
-/* TLS client context (for remote delivery). verify: check the peer. */
+/* TLS client context (for remote delivery). verify: check the peer's
+ * chain against the system's CAs and, with the servername given to
+ * io_starttls_client(), its name. */
 struct io_tls_ctx *io_tls_client_new(int verify, const char **error_r);
 void io_tls_ctx_free(struct io_tls_ctx *ctx);
 /* Makes a self-signed certificate and key (EC P-256, 10 years) for
@@ -130,6 +132,10 @@ int io_starttls(struct io *io, struct io_tls_ctx *tls);
 int io_starttls_client(struct io *io, struct io_tls_ctx *tls,
 		       const char *servername);
 int io_is_tls(const struct io *io);
+/* Why the peer's certificate did not verify (a verifying client context,
+ * after IO_EV_TLS_ERROR), or "" when it did or was not checked. Static
+ * text. */
+const char *io_tls_verify_error(const struct io *io);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or "" when not under TLS. */
 const char *io_tls_info(const struct io *io);
 

@@ -31,7 +31,7 @@
  * never straddle a 512-byte sector, and a slot found damaged anyway (a torn
  * write) reads as "pending, no error": at worst a second delivery, never a
  * lost one.
- *   message slot:   u32 crc, u32 0, i64 next_retry, u16 reason length,
+ *   message slot:   u32 crc, u32 flags, i64 next_retry, u16 reason length,
  *                   reason (QUEUE_REASON_MAX)
  *   recipient slot: u32 crc, u8 status, 3 zero, u32 attempts, u32 0,
  *                   i64 last attempt, u16 error length, error
@@ -57,6 +57,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -521,12 +522,14 @@ static int queue_rec_u64(struct buf *out, uint16_t type, uint64_t v)
 }
 
 static void queue_msg_slot_build(unsigned char slot[QUEUE_MSG_SLOT],
-				 int64_t next_retry, const char *reason)
+				 uint32_t flags, int64_t next_retry,
+				 const char *reason)
 {
 	char text[QUEUE_REASON_MAX + 1];
 	size_t n = queue_text_clean(text, reason, QUEUE_REASON_MAX);
 
 	memset(slot, 0, QUEUE_MSG_SLOT);
+	queue_put32(slot + 4, flags);
 	queue_put64(slot + 8, (uint64_t)next_retry);
 	queue_put16(slot + 16, (uint16_t)n);
 	memcpy(slot + 18, text, n);
@@ -646,7 +649,7 @@ static int queue_tail_build(const struct queue_envelope *env, uint64_t body_len,
 			       pad < sizeof(slot) ? pad : sizeof(slot)) < 0)
 			goto too_big;
 	}
-	queue_msg_slot_build(slot, env->next_retry, env->reason);
+	queue_msg_slot_build(slot, env->flags, env->next_retry, env->reason);
 	if (buf_append(out, slot, QUEUE_MSG_SLOT) < 0)
 		goto too_big;
 	for (i = 0; i < env->rcpt_count; i++) {
@@ -784,8 +787,10 @@ static void queue_slots_parse(struct queue_envelope_priv *p,
 	if (queue_get32(s) != queue_crc32(s + 4, QUEUE_MSG_SLOT - 4) ||
 	    n > QUEUE_REASON_MAX) {
 		env->next_retry = 0;
+		env->flags = 0;
 		env->reason = QUEUE_DAMAGED;
 	} else {
+		env->flags = queue_get32(s + 4);
 		env->next_retry = (int64_t)queue_get64(s + 8);
 		env->reason = queue_arena_str(p, s + 18, n);
 	}
@@ -1434,6 +1439,7 @@ static int queue_relocate(struct queue *q, const char *id, enum queue_name to,
 {
 	unsigned char slot[QUEUE_MSG_SLOT];
 	struct queue_msg m;
+	uint32_t flags = 0;
 	int r;
 
 	if (to == QUEUE_INCOMING || (unsigned)to >= QUEUE_COUNT) {
@@ -1445,15 +1451,16 @@ static int queue_relocate(struct queue *q, const char *id, enum queue_name to,
 		return r;
 	if (queue_msg_trailer(q, id, &m, error_r) < 0)
 		goto fail;
-	if (!set_retry) {
-		r = queue_pread_all(m.fd, slot, sizeof(slot), m.tr.slots_off);
-		if (r > 0 && queue_get32(slot) ==
-				     queue_crc32(slot + 4, QUEUE_MSG_SLOT - 4))
+	r = queue_pread_all(m.fd, slot, sizeof(slot), m.tr.slots_off);
+	if (r > 0 &&
+	    queue_get32(slot) == queue_crc32(slot + 4, QUEUE_MSG_SLOT - 4)) {
+		flags = queue_get32(slot + 4);
+		if (!set_retry)
 			next_retry = (int64_t)queue_get64(slot + 8);
-		else
-			next_retry = 0;
+	} else if (!set_retry) {
+		next_retry = 0;
 	}
-	queue_msg_slot_build(slot, next_retry, reason);
+	queue_msg_slot_build(slot, flags, next_retry, reason);
 	if (queue_pwrite_all(m.fd, slot, sizeof(slot), m.tr.slots_off) < 0 ||
 	    fdatasync(m.fd) < 0) {
 		*error_r = queue_errorf("cannot update %s: %m", id);
@@ -1491,6 +1498,108 @@ int queue_defer(struct queue *q, const char *id, int64_t next_retry,
 {
 	return queue_relocate(q, id, QUEUE_DEFERRED, 1, next_retry, reason,
 			      error_r);
+}
+
+int queue_set_flags(struct queue *q, const char *id, uint32_t set,
+		    uint32_t clear, const char **error_r)
+{
+	unsigned char slot[QUEUE_MSG_SLOT];
+	struct queue_msg m;
+	char reason[QUEUE_REASON_MAX + 1] = "";
+	uint32_t flags = 0;
+	int64_t next_retry = 0;
+	int r;
+
+	r = queue_msg_open(q, id, 1, &m, error_r);
+	if (r <= 0)
+		return r;
+	if (queue_msg_trailer(q, id, &m, error_r) < 0)
+		goto fail;
+	r = queue_pread_all(m.fd, slot, sizeof(slot), m.tr.slots_off);
+	if (r > 0 &&
+	    queue_get32(slot) == queue_crc32(slot + 4, QUEUE_MSG_SLOT - 4) &&
+	    queue_get16(slot + 16) <= QUEUE_REASON_MAX) {
+		flags = queue_get32(slot + 4);
+		next_retry = (int64_t)queue_get64(slot + 8);
+		memcpy(reason, slot + 18, queue_get16(slot + 16));
+		reason[queue_get16(slot + 16)] = '\0';
+	}
+	flags = (flags | set) & ~clear;
+	queue_msg_slot_build(slot, flags, next_retry, reason);
+	if (queue_pwrite_all(m.fd, slot, sizeof(slot), m.tr.slots_off) < 0 ||
+	    fdatasync(m.fd) < 0) {
+		*error_r = queue_errorf("cannot update %s: %m", id);
+		goto fail;
+	}
+	queue_msg_close(&m);
+	return 1;
+fail:
+	queue_msg_close(&m);
+	return -1;
+}
+
+int queue_rcpts_update(struct queue *q, const char *id,
+		       const struct queue_rcpt_update *u, size_t n,
+		       const char **error_r)
+{
+	unsigned char slot[QUEUE_RCPT_SLOT];
+	struct queue_msg m;
+	int64_t now = clock_now();
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (u[i].status != QUEUE_RCPT_PENDING &&
+		    u[i].status != QUEUE_RCPT_DONE &&
+		    u[i].status != QUEUE_RCPT_FAILED) {
+			*error_r = "invalid recipient status";
+			return -1;
+		}
+	}
+	r = queue_msg_open(q, id, 1, &m, error_r);
+	if (r <= 0)
+		return r;
+	if (queue_msg_trailer(q, id, &m, error_r) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t off;
+		uint32_t attempts = 0;
+		int64_t last = 0;
+
+		if (u[i].idx >= m.tr.rcpt_count) {
+			*error_r = queue_errorf("%s: no recipient %zu", id,
+						u[i].idx);
+			goto fail;
+		}
+		off = m.tr.slots_off + QUEUE_MSG_SLOT +
+		      (uint64_t)u[i].idx * QUEUE_RCPT_SLOT;
+		r = queue_pread_all(m.fd, slot, sizeof(slot), off);
+		if (r > 0 &&
+		    queue_get32(slot) ==
+			    queue_crc32(slot + 4, QUEUE_RCPT_SLOT - 4)) {
+			attempts = queue_get32(slot + 8);
+			last = (int64_t)queue_get64(slot + 16);
+		}
+		if (u[i].attempted) {
+			if (attempts < UINT32_MAX)
+				attempts++;
+			last = now;
+		}
+		queue_rcpt_slot_build(slot, u[i].status, attempts, last,
+				      u[i].error);
+		if (queue_pwrite_all(m.fd, slot, sizeof(slot), off) < 0) {
+			*error_r = queue_errorf("cannot update %s: %m", id);
+			goto fail;
+		}
+	}
+	if (n > 0 && fdatasync(m.fd) < 0) {
+		*error_r = queue_errorf("cannot update %s: %m", id);
+		goto fail;
+	}
+	queue_msg_close(&m);
+	return 1;
+fail:
+	queue_msg_close(&m);
+	return -1;
 }
 
 int queue_delete(struct queue *q, const char *id, const char **error_r)
@@ -1639,6 +1748,86 @@ int queue_stats(struct queue *q, struct queue_stats *stats_r,
 			stats_r->bytes[i] += (uint64_t)st.st_size;
 		}
 		free(l.ids);
+	}
+	return 1;
+}
+
+/* ---- event counts ---- */
+
+#define QUEUE_EVENTS_MAX (1024 * 1024)
+
+static pthread_mutex_t queue_events_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int queue_event_add(struct queue *q, enum queue_event ev, uint64_t count,
+		    int64_t now, const char **error_r)
+{
+	char line[64], path[PATH_MAX + 16], old[PATH_MAX + 16];
+	struct stat st;
+	int fd, n, rc = 0;
+
+	if ((unsigned)ev >= QUEUE_EV_COUNT || count == 0)
+		return 0;
+	n = snprintf(line, sizeof(line), "%lld %d %llu\n", (long long)now,
+		     (int)ev, (unsigned long long)count);
+	snprintf(path, sizeof(path), "%s/events", q->dir);
+	snprintf(old, sizeof(old), "%s/events.1", q->dir);
+	pthread_mutex_lock(&queue_events_lock);
+	if (stat(path, &st) == 0 && st.st_size > QUEUE_EVENTS_MAX)
+		rename(path, old);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || queue_write_all(fd, line, (size_t)n) < 0) {
+		*error_r = queue_errorf("cannot write %s: %m", path);
+		rc = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(&queue_events_lock);
+	return rc;
+}
+
+static int queue_events_read(const char *path, int64_t now,
+			     uint64_t hour[QUEUE_EV_COUNT],
+			     uint64_t day[QUEUE_EV_COUNT])
+{
+	FILE *f = fopen(path, "re");
+	char line[128];
+
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		long long t;
+		unsigned long long c;
+		int ev;
+
+		if (sscanf(line, "%lld %d %llu", &t, &ev, &c) != 3 || ev < 0 ||
+		    ev >= QUEUE_EV_COUNT || t > now)
+			continue;
+		if (t > now - 86400)
+			day[ev] += c;
+		if (t > now - 3600)
+			hour[ev] += c;
+	}
+	fclose(f);
+	return 0;
+}
+
+int queue_event_counts(struct queue *q, int64_t now,
+		       uint64_t hour[QUEUE_EV_COUNT],
+		       uint64_t day[QUEUE_EV_COUNT], const char **error_r)
+{
+	char path[PATH_MAX + 16];
+
+	memset(hour, 0, sizeof(uint64_t) * QUEUE_EV_COUNT);
+	memset(day, 0, sizeof(uint64_t) * QUEUE_EV_COUNT);
+	snprintf(path, sizeof(path), "%s/events.1", q->dir);
+	if (queue_events_read(path, now, hour, day) < 0) {
+		*error_r = queue_errorf("cannot read %s: %m", path);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/events", q->dir);
+	if (queue_events_read(path, now, hour, day) < 0) {
+		*error_r = queue_errorf("cannot read %s: %m", path);
+		return -1;
 	}
 	return 1;
 }

@@ -75,9 +75,23 @@ struct queue_envelope {
 	const char *message_id;
 	const char *subject; /* cut at QUEUE_SUBJECT_MAX, for listings */
 	uint64_t size;	     /* set by the spool: bytes of the message */
-	/* Mutable part, updated in place by queue_move()/queue_defer(). */
+	/* Mutable part, updated in place by queue_move()/queue_defer()
+	 * (which keep the flags) and queue_set_flags(). */
 	int64_t next_retry; /* seconds since the epoch, 0: as soon as possible */
 	const char *reason; /* why held, deferred or bad; "" for none */
+	uint32_t flags;	    /* QUEUE_FLAG_* */
+};
+
+/* Message flags, stored on disk: never renumber. */
+#define QUEUE_FLAG_WARNED 0x1 /* the sender was told of the delay */
+#define QUEUE_FLAG_BOUNCE 0x2 /* return it to the sender (admin's order) */
+
+/* One change of queue_rcpts_update(). */
+struct queue_rcpt_update {
+	size_t idx;
+	enum queue_rcpt_status status;
+	const char *error; /* NULL: none */
+	int attempted;	   /* count an attempt and stamp the time */
 };
 
 struct queue_stats {
@@ -187,6 +201,19 @@ int queue_rcpt_set_status(struct queue *q, const char *id, size_t idx,
 			  const char **error_r);
 
 /*
+ * Rewrites n recipient slots of message id at once (one fdatasync()): each
+ * gets its status and error; those with `attempted` one more attempt at
+ * the current time. Returns as queue_rcpt_set_status().
+ */
+int queue_rcpts_update(struct queue *q, const char *id,
+		       const struct queue_rcpt_update *u, size_t n,
+		       const char **error_r);
+/* Sets and clears message flags (QUEUE_FLAG_*), durably, wherever the
+ * message is. Returns 1, 0 when there is no such message, -1 on error. */
+int queue_set_flags(struct queue *q, const char *id, uint32_t set,
+		    uint32_t clear, const char **error_r);
+
+/*
  * Moves message id into queue `to` (active, deferred, hold or bad) and sets
  * its reason (NULL: clears it); into active, next_retry is reset to 0.
  * Durable on return. Moving a message where it already is only updates
@@ -219,6 +246,26 @@ int queue_scan(struct queue *q, enum queue_name name, queue_scan_cb *cb,
  */
 int queue_recover(struct queue *q, queue_scan_cb *cb, void *ctx,
 		  size_t *removed_r, const char **error_r);
+
+/* What the spool counts for `petrelctl queue stats` (stored as numbers:
+ * never renumber). */
+enum queue_event {
+	QUEUE_EV_RECEIVED = 0,	/* messages committed */
+	QUEUE_EV_DELIVERED = 1, /* recipients delivered */
+	QUEUE_EV_DEFERRED = 2,	/* deliveries deferred (per message try) */
+	QUEUE_EV_BOUNCED = 3,	/* recipients returned to the sender */
+	QUEUE_EV_COUNT
+};
+
+/* Records count events of one kind at time now (appended to
+ * <data_dir>/queue/events, rotated at 1 MB). Returns 0 or -1. */
+int queue_event_add(struct queue *q, enum queue_event ev, uint64_t count,
+		    int64_t now, const char **error_r);
+/* Sums the events of the last hour and of the last day before now.
+ * Returns 1, or -1 on error. */
+int queue_event_counts(struct queue *q, int64_t now,
+		       uint64_t hour[QUEUE_EV_COUNT],
+		       uint64_t day[QUEUE_EV_COUNT], const char **error_r);
 
 /* Counts messages and bytes per queue. Returns 1, or -1 on error. */
 int queue_stats(struct queue *q, struct queue_stats *stats_r,
