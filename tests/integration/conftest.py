@@ -96,6 +96,10 @@ class Petrel:
         listen.update(listen_pop3="none", listen_pop3s="none",
                       listen_admin="none", user=getpass.getuser(),
                       workers="2")
+        # Never the internet: a resolver port where nothing answers, so
+        # that mail to other domains waits in deferred/ unless a test
+        # starts its own DNS server (test_remote.py).
+        listen.update(dns_server=f"127.0.0.1:{free_port()}")
         listen.update(conf)
         self.config = write_config(tmp_path / "petrel.conf", self.data_dir,
                                    **listen)
