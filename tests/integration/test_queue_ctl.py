@@ -12,40 +12,51 @@ QID = re.compile(r"^([0-9A-F]{18})  (\w+) ", re.M)
 
 
 def queued_remote(petrel, subject="out"):
-    """Submits a message to a remote recipient (it stays in active: remote
-    delivery is not wired yet) and returns its queue id."""
+    """Submits a message to a remote recipient and returns its queue id
+    once its first try failed: the test daemon's resolver answers nothing
+    (conftest.py), so it waits in deferred/ for minutes."""
     submit(petrel, rcpts=("friend@remote.test",),
            msg=f"From: alice@example.test\r\nSubject: {subject}\r\n"
                "Message-ID: <q-" + subject + "@x.test>\r\n\r\nx\r\n")
     m = re.search(r"message saved <Message-ID: <q-" + subject +
                   r"@x\.test>> as ([0-9A-F]{18})", petrel.log("smtp-in"))
     assert m
-    return m.group(1)
+    qid = m.group(1)
+    assert wait_for(lambda: (qid, "deferred") in
+                    QID.findall(petrel.ctl.ok("queue", "list")), timeout=20)
+    return qid
 
 
 def test_list_show_and_json(petrel):
     assert petrel.ctl.ok("queue", "list").strip() == "the queue is empty"
     qid = queued_remote(petrel)
     out = petrel.ctl.ok("queue", "list")
-    assert QID.findall(out) == [(qid, "active")]
+    assert QID.findall(out) == [(qid, "deferred")]
     assert "<alice@example.test>" in out
-    assert re.search(r"^    friend@remote\.test  remote pending$", out, re.M)
+    assert re.search(r"^    friend@remote\.test  remote pending "
+                     r"\(1 attempt\): .*MX records of remote\.test", out,
+                     re.M), out
+    assert "subject: out" in out and "next retry" in out
     assert "-- 1 message(s)" in out
     assert petrel.ctl.ok("queue", "list", "hold").strip() == "hold is empty"
 
     [j] = json.loads(petrel.ctl.ok("queue", "list", json=True))
-    assert j["id"] == qid and j["queue"] == "active"
+    assert j["id"] == qid and j["queue"] == "deferred"
     assert j["sender"] == "alice@example.test"
     assert j["auth_account"] == "alice@example.test"
     assert j["message_id"] == "<q-out@x.test>" and j["subject"] == "out"
-    assert j["recipients"] == [{
-        "address": "friend@remote.test", "mailbox": "", "kind": "remote",
-        "status": "pending", "attempts": 0, "last_attempt": 0, "error": ""}]
+    [r] = j["recipients"]
+    assert r["address"] == "friend@remote.test" and r["kind"] == "remote"
+    assert r["status"] == "pending" and r["attempts"] == 1
+    assert r["last_attempt"] > 0 and "MX records" in r["error"]
+    assert j["next_retry"] > r["last_attempt"] and j["age"] >= 0
 
     show = petrel.ctl.ok("queue", "show", qid)
     assert f"id:          {qid}" in show
     assert "listener:    submission (ESMTPSA)" in show
-    assert "recipient:   friend@remote.test  remote pending" in show
+    assert "recipient:   friend@remote.test  remote pending, 1 attempt(s)" \
+        in show
+    assert "next retry:" in show
     # The stored header section follows, trace headers first.
     headers = show.split("\n\n", 1)[1]
     assert headers.startswith("Received: from ")
@@ -59,7 +70,7 @@ def test_hold_release_delete(petrel):
     a, b = queued_remote(petrel, "a"), queued_remote(petrel, "b")
     assert petrel.ctl.ok("queue", "hold", a).strip() == f"{a} held"
     out = petrel.ctl.ok("queue", "list")
-    assert set(QID.findall(out)) == {(a, "hold"), (b, "active")}
+    assert set(QID.findall(out)) == {(a, "hold"), (b, "deferred")}
     assert "(held by the administrator)" in out
     assert QID.findall(petrel.ctl.ok("queue", "list", "hold")) == [(a, "hold")]
 
@@ -70,10 +81,12 @@ def test_hold_release_delete(petrel):
     assert r.returncode == 1 and "release it" in r.stderr
 
     assert petrel.ctl.ok("queue", "release", a).strip() == f"{a} released"
-    assert set(QID.findall(petrel.ctl.ok("queue", "list"))) == \
-        {(a, "active"), (b, "active")}
-    # The daemon was woken to look at the active queue again.
+    # The daemon was woken, tried it at once, and deferred it again.
     assert wait_for(lambda: "queue rescan" in petrel.log("system"))
+    assert wait_for(lambda: set(QID.findall(petrel.ctl.ok(
+        "queue", "list"))) == {(a, "deferred"), (b, "deferred")})
+    j = json.loads(petrel.ctl.ok("queue", "show", a, json=True))
+    assert j["recipients"][0]["attempts"] == 2
 
     assert petrel.ctl.ok("queue", "delete", a, b) == \
         f"{a} deleted\n{b} deleted\n"
@@ -98,11 +111,14 @@ def test_stats(petrel):
     queued_remote(petrel, "s1")
     queued_remote(petrel, "s2")
     out = petrel.ctl.ok("queue", "stats")
-    assert re.search(r"^active +2 message\(s\)", out, re.M), out
+    assert re.search(r"^deferred +2 message\(s\)", out, re.M), out
     assert re.search(r"^hold +0 message\(s\)", out, re.M), out
+    assert re.search(r"^last hour: 2 received, 0 delivered, 2 deferred, "
+                     r"0 bounced$", out, re.M), out
     j = json.loads(petrel.ctl.ok("queue", "stats", json=True))
-    assert j["active"]["messages"] == 2 and j["active"]["bytes"] > 0
-    assert j["deferred"]["messages"] == 0
+    assert j["deferred"]["messages"] == 2 and j["deferred"]["bytes"] > 0
+    assert j["active"]["messages"] == 0
+    assert j["last_day"]["received"] == 2
 
 
 def test_failed_local_delivery_is_retried_on_release(petrel):
@@ -144,7 +160,11 @@ def test_kick_without_daemon_is_harmless(petrel):
     assert not (petrel.data_dir / "petreld.pid").exists()
     assert petrel.ctl.ok("queue", "release", qid).strip() == f"{qid} released"
     petrel.start()
-    assert QID.findall(petrel.ctl.ok("queue", "list")) == [(qid, "active")]
+    # Picked up at start, tried, deferred.
+    assert wait_for(lambda: QID.findall(petrel.ctl.ok("queue", "list")) ==
+                    [(qid, "deferred")])
+    j = json.loads(petrel.ctl.ok("queue", "show", qid, json=True))
+    assert j["recipients"][0]["attempts"] == 2
 
 
 def test_second_daemon_on_same_data_refused(petrel):
