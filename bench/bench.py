@@ -258,6 +258,7 @@ def run_once(server, size, sess, per, total):
     server.settle()
     sampler = MemSampler(server.pid)
     hwm_reset(server.pid)
+    load1 = os.getloadavg()[0]
     cpu0 = cpu_seconds(server.pid)
     sampler.start()
     err = ""
@@ -296,7 +297,7 @@ def run_once(server, size, sess, per, total):
         "cpu_per_1000": (cpu1 - cpu0) * 1000 / total,
         "peak_rss_kb": sampler.peak_rss, "peak_pss_kb": sampler.peak_pss,
         "hwm_kb": hwm_kb(server.pid) if server.name != "postfix" else None,
-        "delivered": delivered, "error": err,
+        "delivered": delivered, "error": err, "loadavg": load1,
     }
 
 
@@ -438,20 +439,25 @@ def summarize(runs, names):
     for key in cells:
         row = {"size": key[0], "sessions": key[1], "per_session": key[2]}
         for n in names:
-            rs = [r for r in runs if r["server"] == n
-                  and (r["size"], r["sessions"], r["per_session"]) == key]
-            if not rs:
+            every = [r for r in runs if r["server"] == n
+                     and (r["size"], r["sessions"], r["per_session"]) == key]
+            if not every:
                 continue
+            # Medians over the runs that completed; failures are listed.
+            rs = [r for r in every if not r["error"]]
             row["messages"] = rs[0]["messages"]
             row[n] = {
                 "rate": median([r["rate"] for r in rs]),
                 "e2e_s": median([r["e2e_s"] for r in rs]),
                 "e2e_rate": median([r["e2e_rate"] for r in rs]),
                 "cpu_per_1000": median([r["cpu_per_1000"] for r in rs]),
-                "peak_pss_mb": max(r["peak_pss_kb"] for r in rs) / 1024,
-                "peak_rss_mb": max(r["peak_rss_kb"] for r in rs) / 1024,
-                "runs": len(rs),
-                "errors": [r["error"] for r in rs if r["error"]],
+                "peak_pss_mb": max((r["peak_pss_kb"] / 1024 for r in rs),
+                                   default=None),
+                "peak_rss_mb": max((r["peak_rss_kb"] / 1024 for r in rs),
+                                   default=None),
+                "runs": len(every),
+                "failed": sum(1 for r in every if r["error"]),
+                "errors": [r["error"] for r in every if r["error"]],
             }
         pe, pf, sk = (row.get(n, {}) for n in ("petrel", "postfix", "sink"))
         row["petrel_vs_postfix"] = ratio(pe.get("rate"), pf.get("rate"))
@@ -505,7 +511,9 @@ def table(rows, names):
         out.append("")
         for r, n in errs:
             out.append(f"errors: {n} {size(r['size'])} {r['sessions']}x"
-                       f"{r['per_session']}: {'; '.join(r[n]['errors'])}")
+                       f"{r['per_session']}, {r[n]['failed']} of {r[n]['runs']}"
+                       f" runs failed (medians are of the others): "
+                       f"{r[n]['errors'][0]}")
     return "\n".join(out)
 
 
@@ -567,8 +575,16 @@ def targets(rows, idle):
 # ------------------------------------------------------------------ machine
 
 
-def machine(work):
-    info = {"kernel": platform.release(), "cores": os.cpu_count()}
+def machine(work, petreld):
+    info = {"kernel": platform.release(), "cores": os.cpu_count(),
+            "loadavg": os.getloadavg()[0]}
+    try:
+        st = os.stat(petreld)
+        info["petreld"] = petreld
+        info["petreld_built"] = time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                              time.gmtime(st.st_mtime))
+    except OSError:
+        pass
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -660,7 +676,8 @@ def cmd_idle(args):
     """Phase 1, on fresh servers: the machine, then idle sessions."""
     plan, servers = setup(args)
     res = args.results
-    info = machine(args.work)
+    info = machine(args.work,
+                   os.path.join(os.path.dirname(args.petrelctl), "petreld"))
     info.update(quick=plan.quick, reps=plan.reps, cells=plan.cells)
     with open(os.path.join(res, "machine.json"), "w") as f:
         json.dump(info, f, indent=1)
@@ -755,7 +772,10 @@ def cmd_report(args):
             f"{info.get('fs')} on {info.get('device')} "
             f"({info.get('fdatasync_per_s')} 4 KB append+fdatasync/s); "
             f"Postfix {info.get('postfix')}; Petrel {info.get('petrel_commit')}"
+            f" (petreld built {info.get('petreld_built', '?')})"
             f"{' (changes in src/: ' + info['petrel_src_changes'] + ')' if info.get('petrel_src_changes') else ''}",
+            f"Load average (1 min) of the machine at the start of the runs: "
+            f"{load_range(runs)} (other work on the machine shows here).",
             "", table(rows, plan.names), "", idle_table(idle), "",
             targets(rows, idle)]
     if prof:
@@ -769,6 +789,13 @@ def cmd_report(args):
     print()
     print(text)
     return 1 if any(r["error"] for r in runs) or not runs else 0
+
+
+def load_range(runs):
+    xs = sorted(r["loadavg"] for r in runs if r.get("loadavg") is not None)
+    if not xs:
+        return "-"
+    return f"median {statistics.median(xs):.1f}, from {xs[0]:.1f} to {xs[-1]:.1f}"
 
 
 def top_symbols(path, n=15):
