@@ -445,7 +445,7 @@ def summarize(runs, names):
                 continue
             # Medians over the runs that completed; failures are listed.
             rs = [r for r in every if not r["error"]]
-            row["messages"] = rs[0]["messages"]
+            row["messages"] = every[0]["messages"]
             row[n] = {
                 "rate": median([r["rate"] for r in rs]),
                 "e2e_s": median([r["e2e_s"] for r in rs]),
