@@ -77,6 +77,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(n):
+    """n distinct free ports: each stays bound until all are chosen, so
+    that two listeners never get the same one."""
+    import socket
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 class Petrel:
     """A running petreld on free loopback ports, with its data directory,
     config and petrelctl. Started by the `petrel` fixture; settings can be
@@ -89,12 +105,11 @@ class Petrel:
         self.tmp = tmp_path
         self.data_dir = tmp_path / "var"
         self.data_dir.mkdir(exist_ok=True)
-        self.ports = {k: free_port() for k in
-                      ("smtp", "submission", "smtps")}
+        names = ("smtp", "submission", "smtps", "pop3", "pop3s")
+        self.ports = dict(zip(names, free_ports(len(names))))
         listen = {f"listen_{k}": f"127.0.0.1:{p}"
                   for k, p in self.ports.items()}
-        listen.update(listen_pop3="none", listen_pop3s="none",
-                      listen_admin="none", user=getpass.getuser(),
+        listen.update(listen_admin="none", user=getpass.getuser(),
                       workers="2")
         # Never the internet: a resolver port where nothing answers, so
         # that mail to other domains waits in deferred/ unless a test
