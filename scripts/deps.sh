@@ -11,6 +11,10 @@ PACKAGES=(
 	libpcre2-dev libjansson-dev            # filter regexes, admin JSON
 	libcmocka-dev                          # unit tests
 	python3 python3-pytest swaks openssl   # integration tests, real clients
+	mpop                                   # a real POP3 client (test_pop3.py)
+	# IMAP over our Maildirs and accounts (docs/dovecot.md); the test
+	# starts a private instance, never the system service these install.
+	dovecot-imapd dovecot-sqlite
 	clang libclang-rt-14-dev               # libFuzzer for `make fuzz`
 )
 
@@ -20,10 +24,13 @@ missing() {
 		libcares sqlite3 libsodium libpcre2-8 jansson cmocka; do
 		pkg-config --exists "$m" 2>/dev/null || { echo "pkg-config: $m"; return 0; }
 	done
-	for c in cc cmake make pkg-config swaks openssl clang; do
+	for c in cc cmake make pkg-config swaks openssl clang mpop; do
 		command -v "$c" >/dev/null 2>&1 || { echo "command: $c"; return 0; }
 	done
 	/usr/bin/python3 -c 'import pytest' 2>/dev/null || { echo "python3-pytest"; return 0; }
+	[ -x /usr/sbin/dovecot ] || { echo "dovecot-imapd"; return 0; }
+	[ -e /usr/lib/dovecot/modules/libdriver_sqlite.so ] ||
+		{ echo "dovecot-sqlite"; return 0; }
 	return 1
 }
 
