@@ -628,6 +628,22 @@ def machine(work, petreld):
                          "status", "--porcelain", "--", "../src"],
                         capture_output=True, text=True).stdout.split("\n")
     info["petrel_src_changes"] = ", ".join(l[3:] for l in st if l.strip())
+    # The source petreld was built from, when not this tree (CMakeCache).
+    try:
+        with open(os.path.join(os.path.dirname(petreld), "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("CMAKE_HOME_DIRECTORY:"):
+                    src = line.split("=", 1)[1].strip()
+                    if os.path.realpath(src) != os.path.realpath(
+                            os.path.join(os.path.dirname(__file__), "..")):
+                        info["petreld_source"] = src
+                        rev = os.path.join(src, ".revision")
+                        if os.path.exists(rev):
+                            with open(rev) as r:
+                                info["petrel_commit"] = r.read().strip()
+                            info["petrel_src_changes"] = ""
+    except OSError:
+        pass
     return info
 
 
@@ -772,7 +788,8 @@ def cmd_report(args):
             f"{info.get('fs')} on {info.get('device')} "
             f"({info.get('fdatasync_per_s')} 4 KB append+fdatasync/s); "
             f"Postfix {info.get('postfix')}; Petrel {info.get('petrel_commit')}"
-            f" (petreld built {info.get('petreld_built', '?')})"
+            f" (petreld built {info.get('petreld_built', '?')}"
+            f"{' from ' + info['petreld_source'] if info.get('petreld_source') else ''})"
             f"{' (changes in src/: ' + info['petrel_src_changes'] + ')' if info.get('petrel_src_changes') else ''}",
             f"Load average (1 min) of the machine at the start of the runs: "
             f"{load_range(runs)} (other work on the machine shows here).",
