@@ -1278,6 +1278,10 @@ static int smtp_check_from(struct smtp_session *s)
 	if (nfrom == 1 && addrlist_parse(found.value, found.value_len, list,
 					 SMTP_FROM_MAX, &n, &err) == 0)
 		parsed = 1;
+	/* RFC 5322 3.6.2: From: is a mailbox-list, without groups. */
+	for (size_t i = 0; parsed && i < n; i++)
+		if (list[i].group[0] != '\0')
+			parsed = 0;
 	for (size_t i = 0; parsed && i < n; i++) {
 		char text[ADDR_FORMAT_SIZE];
 		int r;

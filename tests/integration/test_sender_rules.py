@@ -117,7 +117,6 @@ FORGED_FROMS = [
     "alice@example.test, bob@example.test",
     '"alice@example.test" <bob@example.test>',
     "bob@example.test (alice@example.test)",
-    "Team: alice@example.test, bob@example.test;",
     "=?utf-8?q?alice=40example=2Etest?= <x@remote.test>",
 ]
 
@@ -160,6 +159,7 @@ def test_own_from_accepted(petrel, value):
     "From: not an address\r\nSubject: junk\r\n",
     "From: alice@example.test\r\nFrom: alice@example.test\r\n",
     "From: undisclosed-recipients:;\r\n",
+    "From: Team: alice@example.test;\r\n",
 ])
 def test_submission_without_valid_from_refused(petrel, headers):
     with submission(petrel) as c:

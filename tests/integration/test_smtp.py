@@ -437,7 +437,10 @@ def test_sessions_per_ip_limit(petrel):
 
 
 def test_thousand_idle_sessions(petrel):
+    # One client IP: lift the per-IP limits (screening's too).
     petrel.set("smtp.max_sessions_per_ip", "2000")
+    petrel.set("screening.max_connections_per_ip", "2000")
+    petrel.set("screening.max_connects_per_minute", "0")
     conns = []
     try:
         for _ in range(1000):
