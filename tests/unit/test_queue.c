@@ -850,6 +850,117 @@ static void test_batch(void **state)
 	assert_int_equal(queue_commit_batch(ws, envs, 0, results, NULL), 1);
 }
 
+/* Flags survive moves and deferrals; queue_set_flags keeps the retry
+ * time and reason. */
+static void test_flags(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env, *got;
+	enum queue_name where;
+	const char *error = NULL;
+	char id[QUEUE_ID_SIZE];
+
+	test_envelope(&env);
+	commit(f, test_body, sizeof(test_body) - 1, &env, id);
+	assert_int_equal(queue_envelope_load(f->q, id, &where, &got, &error),
+			 1);
+	assert_int_equal(got->flags, 0);
+	queue_envelope_free(got);
+	assert_int_equal(queue_defer(f->q, id, 1800000000, "later", &error), 1);
+	assert_int_equal(
+		queue_set_flags(f->q, id, QUEUE_FLAG_WARNED, 0, &error), 1);
+	assert_int_equal(queue_envelope_load(f->q, id, &where, &got, &error),
+			 1);
+	assert_int_equal(where, QUEUE_DEFERRED);
+	assert_int_equal(got->flags, QUEUE_FLAG_WARNED);
+	assert_int_equal(got->next_retry, 1800000000);
+	assert_string_equal(got->reason, "later");
+	queue_envelope_free(got);
+	assert_int_equal(queue_move(f->q, id, QUEUE_HOLD, "held", &error), 1);
+	assert_int_equal(queue_set_flags(f->q, id, QUEUE_FLAG_BOUNCE,
+					 QUEUE_FLAG_WARNED, &error),
+			 1);
+	assert_int_equal(queue_move(f->q, id, QUEUE_ACTIVE, NULL, &error), 1);
+	assert_int_equal(queue_envelope_load(f->q, id, &where, &got, &error),
+			 1);
+	assert_int_equal(got->flags, QUEUE_FLAG_BOUNCE);
+	assert_int_equal(got->next_retry, 0);
+	queue_envelope_free(got);
+	assert_int_equal(
+		queue_set_flags(f->q, "0123456789ABCDEF01", 1, 0, &error), 0);
+}
+
+static void test_rcpts_update(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env, *got;
+	const char *error = NULL;
+	char id[QUEUE_ID_SIZE];
+	struct queue_rcpt_update u[3] = {
+		{.idx = 0, .status = QUEUE_RCPT_DONE, .attempted = 1},
+		{.idx = 2,
+		 .status = QUEUE_RCPT_PENDING,
+		 .error = "451 later\r\nx",
+		 .attempted = 1},
+		{.idx = 1, .status = QUEUE_RCPT_FAILED, .error = "550 no"},
+	};
+
+	test_envelope(&env);
+	commit(f, test_body, sizeof(test_body) - 1, &env, id);
+	assert_int_equal(queue_rcpts_update(f->q, id, u, 3, &error), 1);
+	assert_int_equal(queue_envelope_load(f->q, id, NULL, &got, &error), 1);
+	assert_int_equal(got->rcpts[0].status, QUEUE_RCPT_DONE);
+	assert_int_equal(got->rcpts[0].attempts, 1);
+	assert_true(got->rcpts[0].last_attempt > 0);
+	assert_int_equal(got->rcpts[1].status, QUEUE_RCPT_FAILED);
+	assert_int_equal(got->rcpts[1].attempts, 0); /* not attempted */
+	assert_string_equal(got->rcpts[1].error, "550 no");
+	assert_int_equal(got->rcpts[2].status, QUEUE_RCPT_PENDING);
+	assert_string_equal(got->rcpts[2].error, "451 later  x");
+	queue_envelope_free(got);
+	/* Again: the attempts add up. */
+	assert_int_equal(queue_rcpts_update(f->q, id, &u[1], 1, &error), 1);
+	assert_int_equal(queue_envelope_load(f->q, id, NULL, &got, &error), 1);
+	assert_int_equal(got->rcpts[2].attempts, 2);
+	queue_envelope_free(got);
+	/* Out of range and bad status: refused, nothing written. */
+	u[0].idx = 3;
+	assert_int_equal(queue_rcpts_update(f->q, id, u, 1, &error), -1);
+	u[0].idx = 0;
+	u[0].status = (enum queue_rcpt_status)7;
+	assert_int_equal(queue_rcpts_update(f->q, id, u, 1, &error), -1);
+	assert_int_equal(
+		queue_rcpts_update(f->q, "0123456789ABCDEF01", u, 0, &error),
+		0);
+}
+
+static void test_events(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t hour[QUEUE_EV_COUNT], day[QUEUE_EV_COUNT];
+	const char *error = NULL;
+	int64_t now = 1700000000;
+
+	assert_int_equal(queue_event_counts(f->q, now, hour, day, &error), 1);
+	assert_int_equal(day[QUEUE_EV_RECEIVED], 0);
+	assert_int_equal(
+		queue_event_add(f->q, QUEUE_EV_RECEIVED, 2, now - 100, &error),
+		0);
+	assert_int_equal(
+		queue_event_add(f->q, QUEUE_EV_RECEIVED, 1, now - 7200, &error),
+		0);
+	assert_int_equal(
+		queue_event_add(f->q, QUEUE_EV_BOUNCED, 5, now - 90000, &error),
+		0);
+	assert_int_equal(
+		queue_event_add(f->q, QUEUE_EV_DELIVERED, 0, now, &error), 0);
+	assert_int_equal(queue_event_counts(f->q, now, hour, day, &error), 1);
+	assert_int_equal(hour[QUEUE_EV_RECEIVED], 2);
+	assert_int_equal(day[QUEUE_EV_RECEIVED], 3);
+	assert_int_equal(day[QUEUE_EV_BOUNCED], 0); /* older than a day */
+	assert_int_equal(day[QUEUE_EV_DELIVERED], 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -872,6 +983,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rcpts_update, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
 	};
 
 	/* Quarantine warnings go to the system log: keep the output quiet. */
