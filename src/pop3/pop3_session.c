@@ -1314,6 +1314,14 @@ static void pop3_log_command(struct pop3_session *s,
 			       ? len
 			       : (size_t)(cmd->args - 1 - line);
 		redact = keep < len;
+	} else if (c == NULL && len > POP3_KEYWORD_MAX + 4) {
+		/* An unknown line may be a SASL response or a password sent
+		 * out of turn (after a refused AUTH): only its start. */
+		pop3_log(s, LOG_FROM_PEER, "%s... [unknown, %zu bytes]",
+			 log_sanitize(safe, sizeof(safe), line,
+				      POP3_KEYWORD_MAX),
+			 len);
+		return;
 	}
 	pop3_log(s, LOG_FROM_PEER, "%s%s",
 		 log_sanitize(safe, sizeof(safe), line, keep),

@@ -440,6 +440,14 @@ def test_auth_plain(petrel):
     log = petrel.log("pop3")
     assert plain() not in log and PW not in log
     assert "AUTH PLAIN <redacted>" in log
+    # Credentials sent out of turn, after a refused AUTH, are not logged.
+    r = Raw(petrel.ports["pop3"])
+    r.line()
+    assert r.cmd("AUTH PLAIN").startswith("-ERR [AUTH]")
+    assert r.cmd(plain()) == "-ERR Unknown command"
+    r.cmd("QUIT")
+    log = petrel.log("pop3")
+    assert plain() not in log and "[unknown, " in log
 
 
 def test_auth_failures(petrel_factory):
