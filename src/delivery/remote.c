@@ -130,6 +130,7 @@ struct remote_conn {
 	enum remote_state state;
 	int ready_once; /* reached RS_READY with this address */
 	int tls_done;
+	int auth_step; /* AUTH LOGIN prompts answered */
 	struct remote_reply reply;
 	struct remote_ehlo ehlo;
 	size_t messages;
@@ -831,6 +832,7 @@ static void remote_auth_start(struct remote_conn *c)
 		sodium_memzero(b64, sizeof(b64));
 	} else if (c->ehlo.auth_login) {
 		c->state = RS_AUTH_USER;
+		c->auth_step = 0;
 		remote_cmd(c, NULL, "AUTH LOGIN");
 	} else {
 		remote_error(c, "4.7.0",
@@ -1200,9 +1202,9 @@ static void remote_on_reply(struct remote_conn *c)
 			remote_conn_fail_addr(c);
 			return;
 		}
-		/* Two 334 prompts: user name, then password. */
-		if (c->reply.text_len > 0 &&
-		    strncmp(c->reply.text, "UGFzc3dvcmQ6", 12) == 0)
+		/* Two 334 prompts: user name, then password (whatever
+		 * their text says). */
+		if (c->auth_step++ > 0)
 			v = r->auth_pass;
 		sodium_bin2base64(b64, sizeof(b64), (const unsigned char *)v,
 				  strlen(v), sodium_base64_VARIANT_ORIGINAL);

@@ -175,6 +175,7 @@ class SmtpSink:
         self.rcpt = self.default_rcpt
         self.tls = tls
         self.auth = None
+        self.auth_mechs = "PLAIN LOGIN"
         self.messages = []
         self.sessions = 0
         self.transcript = []
@@ -265,7 +266,7 @@ class SmtpSink:
                 if self.tls and not f.tls:
                     ext.append("STARTTLS")
                 if self.auth:
-                    ext.append("AUTH PLAIN LOGIN")
+                    ext.append("AUTH " + self.auth_mechs)
                 f.send("\r\n".join(
                     ["250-sink.test"] +
                     ["250-" + e for e in ext[:-1]] +

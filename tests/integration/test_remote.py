@@ -389,6 +389,28 @@ def test_smarthost_with_auth(remote, sinks, tmp_path):
     assert not sinks["127.0.0.2"].messages
 
 
+def test_smarthost_auth_login_and_refusal(remote, sinks, tmp_path):
+    crt, key = make_cert(tmp_path, "relay.test")
+    s = sinks["127.0.0.4"]
+    s.tls = _tls_ctx(crt, key)
+    s.auth = {"petrel": "right"}
+    s.auth_mechs = "LOGIN"
+    secret = tmp_path / "relay.auth"
+    secret.write_text("petrel right\n")
+    secret.chmod(0o600)
+    p = remote(smarthost=f"127.0.0.4:{s.port}",
+               smarthost_auth=str(secret))
+    send(p, ["a@remote.test"])
+    [m] = s.wait(1)
+    assert m.auth == "petrel"
+    # Refused credentials: deferred (our configuration), not bounced.
+    s.auth = {"petrel": "other"}
+    qid, _ = send(p, ["b@remote.test"])
+    j = wait_for(lambda: queue(p, "deferred"))
+    assert j and "535 5.7.8" in j[0]["recipients"][0]["error"]
+    assert "right" not in p.log("smtp-out")
+
+
 def test_smarthost_auth_file_must_be_private(remote, sinks, tmp_path):
     secret = tmp_path / "relay.auth"
     secret.write_text("petrel pw\n")
@@ -398,6 +420,24 @@ def test_smarthost_auth_file_must_be_private(remote, sinks, tmp_path):
     with pytest.raises(AssertionError, match="others can not read"):
         p.start()
     p.proc = None
+
+
+def test_sigterm_in_mid_delivery(remote, sinks):
+    """A connection under way at shutdown closes; the message stays in
+    active/ and leaves after the restart, once."""
+    s = sinks["127.0.0.2"]
+    s.data_delay = 3
+    p = remote({"queue.timeout_data_done": "30"})
+    qid, _ = send(p, ["x@remote.test"])
+    assert wait_for(lambda: "--> ." in p.log("smtp-out"))
+    s.data_reply = "451 4.3.0 not this one"  # the reply comes too late
+    assert p.stop() == 0
+    assert [m["id"] for m in queue(p, "active")] == [qid]
+    s.data_delay = 0
+    s.data_reply = "250 ok"
+    p.start()
+    assert len(s.wait(1)) == 1
+    assert wait_for(lambda: empty(p))
 
 
 # --- queues ----------------------------------------------------------------
