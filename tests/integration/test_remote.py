@@ -252,9 +252,10 @@ def test_delay_warning_once(remote, sinks):
     assert "Action: delayed" in status and "Will-Retry-Until:" in status
     assert "You need not send it again" in human
     # Retried (attempts grow), but warned only once.
-    assert wait_for(lambda: queue(p) and
-                    queue(p)[0]["recipients"][0]["attempts"] >= 3,
-                    timeout=20)
+    def attempts():
+        q = queue(p)  # once: the queue may change between two reads
+        return q and q[0]["recipients"][0]["attempts"] >= 3
+    assert wait_for(attempts, timeout=20)
     assert len(p.messages("alice@example.test", timeout=0)) == 1
     sinks["127.0.0.2"].rcpt = lambda a: "250 ok"
     assert wait_for(lambda: empty(p), timeout=15)
