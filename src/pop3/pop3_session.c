@@ -73,6 +73,10 @@ struct pop3_xfer {
 	size_t outlen;
 	int eof;
 	int waiting; /* for the output to drain */
+	/* The +OK line, sent with the first chunk: one segment for a small
+	 * message, not a line and then data behind Nagle and delayed ACK. */
+	char head[64];
+	size_t headlen;
 	const char *error;
 	char errbuf[256];
 };
@@ -885,12 +889,19 @@ static void pop3_proceed_stat(struct pop3_session *s, const char *args,
 static void pop3_listing(struct pop3_session *s, int uidl)
 {
 	struct buf b;
-	size_t count;
+	size_t count, head = 2;
 	uint64_t size;
 	int ok = 1;
 
 	pop3_totals(s, &count, &size);
 	buf_init(&b, POP3_LISTING_MAX);
+	/* The +OK line and the listing in one write (one TLS record). */
+	if (uidl)
+		ok = buf_printf(&b, "+OK Unique-ID listing follows\r\n") == 0;
+	else
+		ok = buf_printf(&b, "+OK %zu messages (%llu octets)\r\n", count,
+				(unsigned long long)size) == 0;
+	head = b.len;
 	for (size_t i = 0; i < s->count && ok; i++) {
 		if (s->msgs[i].deleted)
 			continue;
@@ -907,11 +918,7 @@ static void pop3_listing(struct pop3_session *s, int uidl)
 		pop3_reply(s, "-ERR [SYS/TEMP] Listing too large");
 		return;
 	}
-	if (uidl)
-		pop3_reply(s, "+OK Unique-ID listing follows");
-	else
-		pop3_reply(s, "+OK %zu messages (%llu octets)", count,
-			   (unsigned long long)size);
+	pop3_log(s, LOG_TO_PEER, "%.*s", (int)(head - 2), b.data);
 	io_write(s->io, b.data, b.len);
 	pop3_log(s, LOG_EVENT, "[%zu lines]", count);
 	buf_deinit(&b);
@@ -1001,16 +1008,26 @@ static void pop3_read_work(struct env_thread *t, struct pop3_job *j)
 {
 	struct pop3_xfer *x = j->xfer;
 	const char *err = NULL;
-	long n = pop3_maildir_read(x->fd, x->off, x->in, POP3_XFER_CHUNK, &err);
+	size_t got = 0;
+	long n = 1;
 
-	x->outlen = 0;
-	if (n < 0) {
-		snprintf(x->errbuf, sizeof(x->errbuf), "%s", err);
-		x->error = x->errbuf;
-		return;
+	/* Fill the chunk, or reach the end: the end line then goes out with
+	 * the last data instead of alone behind Nagle and delayed ACK. */
+	while (got < POP3_XFER_CHUNK && n > 0) {
+		n = pop3_maildir_read(x->fd, x->off, x->in + got,
+				      POP3_XFER_CHUNK - got, &err);
+		if (n < 0) {
+			snprintf(x->errbuf, sizeof(x->errbuf), "%s", err);
+			x->error = x->errbuf;
+			x->outlen = 0;
+			return;
+		}
+		x->off += (uint64_t)n;
+		got += (size_t)n;
 	}
-	x->off += (uint64_t)n;
-	x->outlen = pop3_conv_feed(&x->conv, x->in, (size_t)n, x->out);
+	/* The first chunk follows the +OK line already in out. */
+	x->outlen = x->headlen +
+		    pop3_conv_feed(&x->conv, x->in, got, x->out + x->headlen);
 	if (n == 0 || x->conv.done) {
 		x->outlen += pop3_conv_finish(&x->conv, x->out + x->outlen);
 		x->eof = 1;
@@ -1024,12 +1041,22 @@ static void pop3_read_done(struct pop3_session *s, struct pop3_job *j)
 	if (s->gone)
 		return;
 	if (x->error != NULL) {
-		/* The +OK is out: the only way to say it is to close. */
 		log_error("pop3: %s: message %lu: %s", s->account, x->msgno,
 			  x->error);
+		if (x->headlen > 0) {
+			/* Nothing sent yet: a plain -ERR will do. */
+			pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %lu",
+				   x->msgno);
+			pop3_xfer_free(s);
+			pop3_ready(s);
+			return;
+		}
+		/* The +OK is out: the only way to say it is to close. */
 		pop3_free(s);
 		return;
 	}
+	/* The first chunk starts with the +OK line (one TLS record). */
+	x->headlen = 0;
 	io_write(s->io, x->out, x->outlen);
 	x->sent += x->outlen;
 	if (x->eof) {
@@ -1111,7 +1138,7 @@ static void pop3_open_done(struct pop3_session *s, struct pop3_job *j)
 	x = calloc(1, sizeof(*x));
 	if (x != NULL) {
 		x->in = malloc(POP3_XFER_CHUNK);
-		x->out = malloc(2 * POP3_XFER_CHUNK + 8);
+		x->out = malloc(2 * POP3_XFER_CHUNK + sizeof(x->head) + 8);
 	}
 	if (x == NULL || x->in == NULL || x->out == NULL) {
 		if (x != NULL) {
@@ -1130,10 +1157,17 @@ static void pop3_open_done(struct pop3_session *s, struct pop3_job *j)
 	s->xfer = x;
 	if (j->top_lines < 0) {
 		s->retrieved++;
-		pop3_reply(s, "+OK %llu octets", (unsigned long long)m->size);
+		snprintf(x->head, sizeof(x->head), "+OK %llu octets",
+			 (unsigned long long)m->size);
 	} else {
-		pop3_reply(s, "+OK Top of message follows");
+		snprintf(x->head, sizeof(x->head),
+			 "+OK Top of message follows");
 	}
+	pop3_log(s, LOG_TO_PEER, "%s", x->head);
+	x->headlen = strlen(x->head);
+	memcpy(x->out, x->head, x->headlen);
+	memcpy(x->out + x->headlen, "\r\n", 2);
+	x->headlen += 2;
 	pop3_xfer_next(s);
 }
 
