@@ -104,8 +104,9 @@ int netlist_add_sockaddr(struct netlist *l, const struct sockaddr *sa)
 	return netlist_add(l, &e);
 }
 
-int netlist_parse(struct netlist *l, const char *list, int names_ok,
-		  const char **bad_r, size_t *bad_len_r, const char **error_r)
+int netlist_parse(struct netlist *l, const char *list, netlist_name_cb *name_cb,
+		  void *arg, const char **bad_r, size_t *bad_len_r,
+		  const char **error_r)
 {
 	const char *p = list;
 
@@ -113,11 +114,15 @@ int netlist_parse(struct netlist *l, const char *list, int names_ok,
 		size_t len = strcspn(p, ",");
 		struct netlist_entry e;
 		int r = netlist_parse_entry(p, len, &e);
-		int blank = 1;
+		const char *w = p;
+		size_t wlen = len;
 
-		for (size_t i = 0; i < len; i++)
-			if (!isspace((unsigned char)p[i]))
-				blank = 0;
+		while (wlen > 0 && isspace((unsigned char)*w)) {
+			w++;
+			wlen--;
+		}
+		while (wlen > 0 && isspace((unsigned char)w[wlen - 1]))
+			wlen--;
 		if (r == 1) {
 			if (netlist_add(l, &e) < 0) {
 				*error_r = "out of memory";
@@ -125,12 +130,14 @@ int netlist_parse(struct netlist *l, const char *list, int names_ok,
 				*bad_len_r = len;
 				return -1;
 			}
-		} else if (!blank && (r < 0 || !names_ok)) {
+		} else if (wlen > 0 && (r < 0 || name_cb == NULL)) {
 			*error_r = r < 0 ? "malformed IP or CIDR"
 					 : "expected an IP or a CIDR";
 			*bad_r = p;
 			*bad_len_r = len;
 			return -1;
+		} else if (wlen > 0) {
+			name_cb(w, wlen, arg);
 		}
 		p += len;
 		if (*p == ',')

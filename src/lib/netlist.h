@@ -26,14 +26,18 @@ struct netlist {
  */
 int netlist_parse_entry(const char *s, size_t len, struct netlist_entry *out);
 
+/* Called for an element that is no IP (a host name), trimmed. */
+typedef void netlist_name_cb(const char *name, size_t len, void *arg);
+
 /*
- * Parses a comma-separated list of IPs and CIDRs into l (appended).
- * names_ok: elements that are host names are skipped (callers resolve
- * them); otherwise they are an error. Returns 0, or -1 with *error_r (a
- * static text) and *bad_r, *bad_len_r pointing at the element.
+ * Parses a comma-separated list of IPs and CIDRs into l (appended). Host
+ * names go to name_cb (callers resolve them); with name_cb NULL they are
+ * an error. Returns 0, or -1 with *error_r (a static text) and *bad_r,
+ * *bad_len_r pointing at the element.
  */
-int netlist_parse(struct netlist *l, const char *list, int names_ok,
-		  const char **bad_r, size_t *bad_len_r, const char **error_r);
+int netlist_parse(struct netlist *l, const char *list, netlist_name_cb *name_cb,
+		  void *arg, const char **bad_r, size_t *bad_len_r,
+		  const char **error_r);
 
 /* Appends an entry, or an address as a full-length prefix. 0 or -1. */
 int netlist_add(struct netlist *l, const struct netlist_entry *e);

@@ -6,7 +6,6 @@
  */
 #include "policy/trust.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,49 +45,45 @@ static void trust_lookup_cb(const struct dns_result *r, void *arg)
 	log_info("trusted.hosts: %s has %zu address(es)", l->name, r->naddrs);
 }
 
+struct trust_build {
+	struct policy_trust *t;
+	struct dns *dns;
+};
+
+/* A host name of trusted.hosts: look it up. */
+static void trust_name_cb(const char *name, size_t len, void *arg)
+{
+	struct trust_build *b = arg;
+	struct trust_lookup *l;
+
+	if (b->dns == NULL || len >= DNS_NAME_MAX ||
+	    b->t->nlookups == TRUST_NAMES_MAX)
+		return;
+	l = &b->t->lookups[b->t->nlookups];
+	memcpy(l->name, name, len);
+	l->name[len] = '\0';
+	l->t = b->t;
+	l->q = dns_addrs(b->dns, l->name, trust_lookup_cb, l);
+	if (l->q != NULL)
+		b->t->nlookups++;
+}
+
 struct policy_trust *policy_trust_new(const struct settings *s, struct dns *dns)
 {
 	struct policy_trust *t = calloc(1, sizeof(*t));
-	const char *p, *bad, *err;
+	struct trust_build b = {.t = t, .dns = dns};
+	const char *bad, *err;
 	size_t badlen;
 
 	if (t == NULL)
 		return NULL;
 	/* The values were checked when they were set: errors here mean
 	 * nothing is added. */
-	netlist_parse(&t->hosts, settings_str(s, SETTING_TRUSTED_HOSTS), 1,
-		      &bad, &badlen, &err);
+	netlist_parse(&t->hosts, settings_str(s, SETTING_TRUSTED_HOSTS),
+		      trust_name_cb, &b, &bad, &badlen, &err);
 	netlist_parse(&t->local,
-		      settings_str(s, SETTING_TRUSTED_LOCAL_NETWORKS), 0, &bad,
-		      &badlen, &err);
-	/* The host names among trusted.hosts. */
-	p = settings_str(s, SETTING_TRUSTED_HOSTS);
-	while (*p != '\0' && dns != NULL) {
-		size_t n = strcspn(p, ",");
-		struct netlist_entry e;
-
-		while (n > 0 && isspace((unsigned char)*p)) {
-			p++;
-			n--;
-		}
-		if (n > 0 && n < DNS_NAME_MAX &&
-		    netlist_parse_entry(p, n, &e) == 0 &&
-		    t->nlookups < TRUST_NAMES_MAX) {
-			struct trust_lookup *l = &t->lookups[t->nlookups];
-
-			memcpy(l->name, p, n);
-			l->name[n] = '\0';
-			while (n > 0 && isspace((unsigned char)l->name[n - 1]))
-				l->name[--n] = '\0';
-			l->t = t;
-			l->q = dns_addrs(dns, l->name, trust_lookup_cb, l);
-			if (l->q != NULL)
-				t->nlookups++;
-		}
-		p += strcspn(p, ",");
-		if (*p == ',')
-			p++;
-	}
+		      settings_str(s, SETTING_TRUSTED_LOCAL_NETWORKS), NULL,
+		      NULL, &bad, &badlen, &err);
 	return t;
 }
 

@@ -84,6 +84,14 @@ static const struct match_case match_cases[] = {
 	{"10.0.0.0/8", "not an ip", 0},
 };
 
+static void count_name(const char *name, size_t len, void *arg)
+{
+	size_t *n = arg;
+
+	assert_true(len > 0 && name[0] != ' ' && name[len - 1] != ' ');
+	(*n)++;
+}
+
 static void test_match(void **state)
 {
 	(void)state;
@@ -92,10 +100,11 @@ static void test_match(void **state)
 		const struct match_case *c = &match_cases[i];
 		struct netlist l = {0};
 		const char *bad, *err;
-		size_t badlen;
+		size_t badlen, names = 0;
 
-		assert_int_equal(
-			netlist_parse(&l, c->list, 1, &bad, &badlen, &err), 0);
+		assert_int_equal(netlist_parse(&l, c->list, count_name, &names,
+					       &bad, &badlen, &err),
+				 0);
 		if (netlist_match(&l, c->ip) != c->want)
 			fail_msg("%s in %s: want %d", c->ip, c->list, c->want);
 		netlist_clear(&l);
@@ -106,23 +115,32 @@ static void test_parse_errors(void **state)
 {
 	struct netlist l = {0};
 	const char *bad = NULL, *err = NULL;
-	size_t badlen = 0;
+	size_t badlen = 0, names = 0;
 
 	(void)state;
-	assert_int_equal(netlist_parse(&l, "10.0.0.0/8, mail.example.test", 0,
-				       &bad, &badlen, &err),
+	assert_int_equal(netlist_parse(&l, "10.0.0.0/8, mail.example.test",
+				       NULL, NULL, &bad, &badlen, &err),
 			 -1);
 	assert_int_equal(badlen, strlen(" mail.example.test"));
 	assert_non_null(err);
 	netlist_clear(&l);
-	assert_int_equal(netlist_parse(&l, "10.0.0.0/8,10.0.0.0/99", 1, &bad,
-				       &badlen, &err),
+	assert_int_equal(netlist_parse(&l, "10.0.0.0/8,10.0.0.0/99", count_name,
+				       &names, &bad, &badlen, &err),
 			 -1);
 	assert_memory_equal(bad, "10.0.0.0/99", badlen);
 	netlist_clear(&l);
 	/* Blank elements are fine. */
-	assert_int_equal(
-		netlist_parse(&l, " , 10.0.0.1 ,", 0, &bad, &badlen, &err), 0);
+	assert_int_equal(netlist_parse(&l, " , 10.0.0.1 ,", NULL, NULL, &bad,
+				       &badlen, &err),
+			 0);
+	assert_int_equal(l.n, 1);
+	netlist_clear(&l);
+	/* Host names are handed over trimmed; the IPs are kept. */
+	names = 0;
+	assert_int_equal(netlist_parse(&l, " a.example.test ,192.0.2.1, b.test",
+				       count_name, &names, &bad, &badlen, &err),
+			 0);
+	assert_int_equal(names, 2);
 	assert_int_equal(l.n, 1);
 	netlist_clear(&l);
 }
