@@ -100,6 +100,31 @@ static const char *const directory_migrations[] = {
 	"  offenses INTEGER NOT NULL DEFAULT 1,"
 	"  reason TEXT NOT NULL DEFAULT '',"
 	"  created INTEGER NOT NULL);",
+	/* 4: hijack detection. Every message an account sent over an
+	 * authenticated session and every login (the sliding windows, kept
+	 * across restarts), and the single-use re-activation tokens of the
+	 * alerts, stored hashed. */
+	"CREATE TABLE hijack_sends ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account TEXT NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  ip TEXT NOT NULL,"
+	"  rcpts INTEGER NOT NULL,"
+	"  subject TEXT NOT NULL DEFAULT '',"
+	"  domains TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX hijack_sends_account ON hijack_sends (account, time);"
+	"CREATE TABLE hijack_logins ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account TEXT NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  ip TEXT NOT NULL);"
+	"CREATE INDEX hijack_logins_account ON hijack_logins (account, time);"
+	"CREATE TABLE hijack_tokens ("
+	"  hash TEXT PRIMARY KEY,"
+	"  account TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  used INTEGER NOT NULL DEFAULT 0);",
 };
 
 #define DIRECTORY_SCHEMA_VERSION                                               \
