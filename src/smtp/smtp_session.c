@@ -6,6 +6,7 @@
  * is local, and the worker pool does password checks and durable commits.
  */
 #include "smtp/smtp_session.h"
+#include "smtp/smtp_session_int.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -39,73 +40,6 @@
 #include "smtp/smtp_parse.h"
 #include "lib/sasl.h"
 
-/* RFC 4954 4: a SASL response line may be 12288 octets long. */
-#define SMTP_AUTH_LINE_MAX 12288
-#define SMTP_REPLY_MAX 1024
-
-enum smtp_state {
-	SMTP_STATE_HANDSHAKE, /* TLS handshake running */
-	SMTP_STATE_STARTTLS,  /* 220 for STARTTLS sent, waiting for flush */
-	SMTP_STATE_COMMAND,   /* reading commands */
-	SMTP_STATE_AUTH,      /* reading SASL responses */
-	SMTP_STATE_DATA,      /* reading the message */
-	SMTP_STATE_BUSY,      /* a worker job or a delay is running */
-	SMTP_STATE_QUIT,      /* last reply sent, close once flushed */
-};
-
-enum smtp_sasl_step {
-	SMTP_SASL_PLAIN,
-	SMTP_SASL_LOGIN_USER,
-	SMTP_SASL_LOGIN_PASS,
-};
-
-struct smtp_session {
-	struct smtp_server *srv;
-	struct env *env;
-	struct io *io;
-	enum smtp_listener listener;
-	enum smtp_state state;
-	char id[24];
-	char ip[INET6_ADDRSTRLEN];
-	int port;
-	struct sockaddr_storage peer;
-	char local_addr[64];
-
-	int helo_seen;
-	int esmtp;
-	char helo[256];
-	char auth[DIRECTORY_ADDRESS_MAX + 1]; /* "" when not authenticated */
-
-	enum smtp_sasl_step sasl;
-	char sasl_mech[8];
-	char sasl_user[SASL_FIELD_MAX];
-
-	/* The transaction. */
-	int in_mail;
-	int local_unauth; /* local sender without AUTH: local rcpts only */
-	char sender[ADDR_FORMAT_SIZE];
-	struct smtp_rcpt *rcpts;
-	size_t nrcpt, rcpt_cap;
-	struct smtp_data_reader reader;
-	struct buf msg;
-
-	unsigned errors;
-	unsigned messages;
-	int skip_line; /* discarding the rest of an over-long line */
-	int gone;      /* connection closed while a job was running */
-	int shutdown;  /* close at the end of the transaction */
-	struct io_timer *delay;
-	char delayed_reply[SMTP_REPLY_MAX];
-
-	/* The client's name (forward-confirmed reverse DNS), looked up
-	 * while the connection starts; the greeting waits for it. */
-	struct dns_query *rdns_q;
-	struct io_timer *rdns_timer;
-	int greet_waiting;
-	int blocked;		 /* failed-login screening blocked the IP */
-	char rdns[DNS_NAME_MAX]; /* "" when unknown */
-};
-
 struct smtp_auth_job {
 	struct smtp_session *s;
 	char user[SASL_FIELD_MAX];
@@ -126,22 +60,20 @@ static const char *const smtp_listener_names[] = {"smtp", "submission",
 
 static void smtp_io_cb(struct io *io, enum io_event ev, void *arg);
 static void smtp_process(struct smtp_session *s);
-static void smtp_free(struct smtp_session *s);
+static void smtp_session_free(struct smtp_session *s);
 
-static const struct settings *smtp_settings(const struct smtp_session *s)
+const struct settings *smtp_session_settings(const struct smtp_session *s)
 {
 	return s->env->settings;
 }
 
-static int64_t smtp_setting(const struct smtp_session *s, enum settings_id id)
+int64_t smtp_session_setting(const struct smtp_session *s, enum settings_id id)
 {
-	return settings_int(smtp_settings(s), id);
+	return settings_int(smtp_session_settings(s), id);
 }
 
-static void smtp_log(struct smtp_session *s, const char *dir, const char *fmt,
-		     ...) __attribute__((format(printf, 3, 4)));
-static void smtp_log(struct smtp_session *s, const char *dir, const char *fmt,
-		     ...)
+void smtp_session_log(struct smtp_session *s, const char *dir, const char *fmt,
+		      ...)
 {
 	char text[2048];
 	va_list ap;
@@ -154,9 +86,7 @@ static void smtp_log(struct smtp_session *s, const char *dir, const char *fmt,
 
 /* Sends one reply line and logs it. Replies may quote client text, so the
  * log copy is sanitized. */
-static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
 {
 	char line[SMTP_REPLY_MAX], safe[SMTP_REPLY_MAX * 2];
 	va_list ap;
@@ -185,7 +115,7 @@ static void smtp_set_timeout(struct smtp_session *s)
 		id = SETTING_SMTP_TIMEOUT_DATA;
 	else if (s->in_mail || s->state == SMTP_STATE_AUTH)
 		id = SETTING_SMTP_TIMEOUT_COMMAND;
-	io_set_read_timeout(s->io, smtp_setting(s, id) * 1000);
+	io_set_read_timeout(s->io, smtp_session_setting(s, id) * 1000);
 }
 
 static void smtp_enter_state(struct smtp_session *s, enum smtp_state st)
@@ -207,9 +137,7 @@ static void smtp_reset_transaction(struct smtp_session *s)
 }
 
 /* Sends a last reply and closes once it is written. */
-static void smtp_close(struct smtp_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void smtp_close(struct smtp_session *s, const char *fmt, ...)
+void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 {
 	char line[SMTP_REPLY_MAX];
 	va_list ap;
@@ -217,7 +145,7 @@ static void smtp_close(struct smtp_session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	smtp_reply(s, "%s", line);
+	smtp_session_reply(s, "%s", line);
 	s->state = SMTP_STATE_QUIT;
 	io_pause(s->io);
 }
@@ -243,7 +171,7 @@ static void smtp_greet(struct smtp_session *s)
 		return;
 	}
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
-	smtp_reply(s, "220 %s ESMTP Petrel", s->env->cfg->hostname);
+	smtp_session_reply(s, "220 %s ESMTP Petrel", s->env->cfg->hostname);
 }
 
 /* The name lookup is over (r == NULL: it timed out). */
@@ -254,12 +182,13 @@ static void smtp_rdns_done(struct smtp_session *s, const struct dns_result *r)
 	s->rdns_timer = NULL;
 	if (r != NULL && r->status == DNS_OK) {
 		snprintf(s->rdns, sizeof(s->rdns), "%s", r->name);
-		smtp_log(s, LOG_EVENT, "client name %s", s->rdns);
+		smtp_session_log(s, LOG_EVENT, "client name %s", s->rdns);
 	} else {
-		smtp_log(s, LOG_EVENT, "client name unknown (%s)",
-			 r == NULL		     ? "lookup timed out"
-			 : r->status == DNS_NOTFOUND ? "no confirmed name"
-						     : "temporary DNS failure");
+		smtp_session_log(s, LOG_EVENT, "client name unknown (%s)",
+				 r == NULL ? "lookup timed out"
+				 : r->status == DNS_NOTFOUND
+					 ? "no confirmed name"
+					 : "temporary DNS failure");
 	}
 	if (s->greet_waiting) {
 		s->greet_waiting = 0;
@@ -284,7 +213,7 @@ static void smtp_rdns_timeout_cb(void *arg)
 /* Starts the client name lookup, unless smtp.rdns_timeout_ms is 0. */
 static void smtp_rdns_start(struct smtp_session *s, const struct sockaddr *sa)
 {
-	int64_t ms = smtp_setting(s, SETTING_SMTP_RDNS_TIMEOUT_MS);
+	int64_t ms = smtp_session_setting(s, SETTING_SMTP_RDNS_TIMEOUT_MS);
 
 	if (ms <= 0 || s->env->dns == NULL)
 		return;
@@ -331,29 +260,31 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 	snprintf(s->local_addr, sizeof(s->local_addr), "%s", local_addr);
 	buf_init(&s->msg, 0);
 	smtp_server_session_opened(srv, s);
-	smtp_log(s, LOG_EVENT, "connect from [%s]:%d to %s listener %s", s->ip,
-		 s->port, smtp_listener_names[listener], local_addr);
+	smtp_session_log(s, LOG_EVENT, "connect from [%s]:%d to %s listener %s",
+			 s->ip, s->port, smtp_listener_names[listener],
+			 local_addr);
 	s->io = io_new(env->loop, fd,
 		       listener == SMTP_LISTENER_SMTPS ? env->tls : NULL,
 		       smtp_io_cb, s);
 	if (s->io == NULL) {
-		smtp_log(s, LOG_EVENT, "cannot set up the connection");
+		smtp_session_log(s, LOG_EVENT, "cannot set up the connection");
 		s->gone = 1;
-		smtp_free(s);
+		smtp_session_free(s);
 		return;
 	}
 	smtp_rdns_start(s, sa);
 	if (listener == SMTP_LISTENER_SMTPS) {
 		s->state = SMTP_STATE_HANDSHAKE;
-		io_set_read_timeout(s->io,
-				    smtp_setting(s, SETTING_SMTP_TIMEOUT_IDLE) *
-					    1000);
+		io_set_read_timeout(
+			s->io,
+			smtp_session_setting(s, SETTING_SMTP_TIMEOUT_IDLE) *
+				1000);
 	} else {
 		smtp_greet(s);
 	}
 }
 
-static void smtp_free(struct smtp_session *s)
+static void smtp_session_free(struct smtp_session *s)
 {
 	if (s->state == SMTP_STATE_BUSY && s->delay == NULL && !s->gone) {
 		/* A worker holds the session: finish when it returns. */
@@ -369,8 +300,8 @@ static void smtp_free(struct smtp_session *s)
 	io_timer_free(s->delay);
 	dns_cancel(s->rdns_q);
 	io_timer_free(s->rdns_timer);
-	smtp_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
-		 s->messages, s->errors);
+	smtp_session_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
+			 s->messages, s->errors);
 	free(s->rcpts);
 	buf_deinit(&s->msg);
 	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
@@ -380,19 +311,19 @@ static void smtp_free(struct smtp_session *s)
 void smtp_session_shutdown(struct smtp_session *s, int force)
 {
 	if (force) {
-		smtp_free(s);
+		smtp_session_free(s);
 		return;
 	}
 	s->shutdown = 1;
 	if (s->state == SMTP_STATE_COMMAND && !s->in_mail)
-		smtp_close(s, "421 4.3.2 %s Service shutting down",
-			   s->env->cfg->hostname);
+		smtp_session_close(s, "421 4.3.2 %s Service shutting down",
+				   s->env->cfg->hostname);
 }
 
 /* After TLS starts the session begins anew (RFC 3207 4.2). */
 static void smtp_tls_ready(struct smtp_session *s)
 {
-	smtp_log(s, LOG_EVENT, "TLS started: %s", io_tls_info(s->io));
+	smtp_session_log(s, LOG_EVENT, "TLS started: %s", io_tls_info(s->io));
 	s->helo_seen = 0;
 	s->esmtp = 0;
 	s->helo[0] = '\0';
@@ -419,11 +350,12 @@ static void smtp_io_cb(struct io *io, enum io_event ev, void *arg)
 		return;
 	case IO_EV_FLUSHED:
 		if (s->state == SMTP_STATE_QUIT) {
-			smtp_free(s);
+			smtp_session_free(s);
 		} else if (s->state == SMTP_STATE_STARTTLS) {
 			if (io_starttls(s->io, s->env->tls) < 0) {
-				smtp_log(s, LOG_EVENT, "cannot start TLS");
-				smtp_free(s);
+				smtp_session_log(s, LOG_EVENT,
+						 "cannot start TLS");
+				smtp_session_free(s);
 				return;
 			}
 			s->state = SMTP_STATE_HANDSHAKE;
@@ -431,25 +363,27 @@ static void smtp_io_cb(struct io *io, enum io_event ev, void *arg)
 		return;
 	case IO_EV_TIMEOUT:
 		if (s->state == SMTP_STATE_HANDSHAKE) {
-			smtp_log(s, LOG_EVENT, "TLS handshake timed out");
-			smtp_free(s);
+			smtp_session_log(s, LOG_EVENT,
+					 "TLS handshake timed out");
+			smtp_session_free(s);
 			return;
 		}
-		smtp_log(s, LOG_EVENT, "timeout in state %d", s->state);
-		smtp_close(s, "421 4.4.2 %s Error: timeout exceeded",
-			   s->env->cfg->hostname);
+		smtp_session_log(s, LOG_EVENT, "timeout in state %d", s->state);
+		smtp_session_close(s, "421 4.4.2 %s Error: timeout exceeded",
+				   s->env->cfg->hostname);
 		return;
 	case IO_EV_TLS_READY:
 		smtp_tls_ready(s);
 		return;
 	case IO_EV_TLS_ERROR:
-		smtp_log(s, LOG_EVENT, "TLS failed");
-		smtp_free(s);
+		smtp_session_log(s, LOG_EVENT, "TLS failed");
+		smtp_session_free(s);
 		return;
 	case IO_EV_CLOSED:
-		smtp_log(s, LOG_EVENT, "connection closed by client%s",
-			 s->state == SMTP_STATE_DATA ? " during DATA" : "");
-		smtp_free(s);
+		smtp_session_log(s, LOG_EVENT, "connection closed by client%s",
+				 s->state == SMTP_STATE_DATA ? " during DATA"
+							     : "");
+		smtp_session_free(s);
 		return;
 	}
 }
@@ -477,7 +411,7 @@ static int smtp_check_helo(struct smtp_session *s, const char *args, size_t len)
 	char helo[256];
 
 	if (args == NULL || !smtp_parse_helo(args, len, helo, sizeof(helo))) {
-		smtp_reply(s, "501 5.5.4 Syntax: EHLO hostname");
+		smtp_session_reply(s, "501 5.5.4 Syntax: EHLO hostname");
 		return 0;
 	}
 	return 1;
@@ -496,13 +430,13 @@ static void smtp_proceed_helo(struct smtp_session *s, const char *args,
 {
 	smtp_set_helo(s, args, len);
 	s->esmtp = 0;
-	smtp_reply(s, "250 %s", s->env->cfg->hostname);
+	smtp_session_reply(s, "250 %s", s->env->cfg->hostname);
 }
 
 static int smtp_auth_offered(const struct smtp_session *s)
 {
-	return io_is_tls(s->io) ||
-	       settings_bool(smtp_settings(s), SETTING_AUTH_ALLOW_PLAINTEXT);
+	return io_is_tls(s->io) || settings_bool(smtp_session_settings(s),
+						 SETTING_AUTH_ALLOW_PLAINTEXT);
 }
 
 static void smtp_proceed_ehlo(struct smtp_session *s, const char *args,
@@ -516,7 +450,8 @@ static void smtp_proceed_ehlo(struct smtp_session *s, const char *args,
 	s->esmtp = 1;
 	lines[n++] = "PIPELINING";
 	snprintf(size_line, sizeof(size_line), "SIZE %lld",
-		 (long long)smtp_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) *
+		 (long long)smtp_session_setting(s,
+						 SETTING_SMTP_MAX_MESSAGE_KB) *
 			 1024);
 	lines[n++] = size_line;
 	lines[n++] = "8BITMIME";
@@ -525,21 +460,22 @@ static void smtp_proceed_ehlo(struct smtp_session *s, const char *args,
 		lines[n++] = "STARTTLS";
 	if (smtp_auth_offered(s))
 		lines[n++] = "AUTH PLAIN LOGIN";
-	smtp_reply(s, "250-%s Hello %s [%s]", s->env->cfg->hostname, s->helo,
-		   s->ip);
+	smtp_session_reply(s, "250-%s Hello %s [%s]", s->env->cfg->hostname,
+			   s->helo, s->ip);
 	for (size_t i = 0; i < n; i++)
-		smtp_reply(s, "250%c%s", i + 1 == n ? ' ' : '-', lines[i]);
+		smtp_session_reply(s, "250%c%s", i + 1 == n ? ' ' : '-',
+				   lines[i]);
 }
 
 static int smtp_check_starttls(struct smtp_session *s, const char *args,
 			       size_t len)
 {
 	if (io_is_tls(s->io)) {
-		smtp_reply(s, "503 5.5.1 TLS already active");
+		smtp_session_reply(s, "503 5.5.1 TLS already active");
 		return 0;
 	}
 	if (s->env->tls == NULL) {
-		smtp_reply(s, "454 4.7.0 TLS not available");
+		smtp_session_reply(s, "454 4.7.0 TLS not available");
 		return 0;
 	}
 	return 1;
@@ -548,16 +484,17 @@ static int smtp_check_starttls(struct smtp_session *s, const char *args,
 static void smtp_proceed_starttls(struct smtp_session *s, const char *args,
 				  size_t len)
 {
-	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	smtp_session_reply(s, "220 2.0.0 Ready to start TLS");
 	s->state = SMTP_STATE_STARTTLS;
 	io_set_read_timeout(s->io,
-			    smtp_setting(s, SETTING_SMTP_TIMEOUT_IDLE) * 1000);
+			    smtp_session_setting(s, SETTING_SMTP_TIMEOUT_IDLE) *
+				    1000);
 }
 
 static int smtp_check_mail(struct smtp_session *s, const char *args, size_t len)
 {
 	if (s->in_mail) {
-		smtp_reply(s, "503 5.5.1 Error: nested MAIL command");
+		smtp_session_reply(s, "503 5.5.1 Error: nested MAIL command");
 		return 0;
 	}
 	return 1;
@@ -566,7 +503,7 @@ static int smtp_check_mail(struct smtp_session *s, const char *args, size_t len)
 static struct policy_facts smtp_facts(const struct smtp_session *s)
 {
 	struct policy_facts f = {
-		.settings = smtp_settings(s),
+		.settings = smtp_session_settings(s),
 		.client_ip = s->ip,
 		.tls = io_is_tls(s->io),
 		.submission = s->listener != SMTP_LISTENER_MX,
@@ -583,8 +520,8 @@ static struct policy_facts smtp_facts(const struct smtp_session *s)
 static void smtp_refused(struct smtp_session *s, const char *what,
 			 const char *reply, const char *reason)
 {
-	smtp_log(s, LOG_EVENT, "%s refused: %s", what, reason);
-	smtp_reply(s, "%s", reply);
+	smtp_session_log(s, LOG_EVENT, "%s refused: %s", what, reason);
+	smtp_session_reply(s, "%s", reply);
 }
 
 static void smtp_proceed_mail(struct smtp_session *s, const char *args,
@@ -593,16 +530,17 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 	struct smtp_mail_args m;
 	struct policy_facts f = smtp_facts(s);
 	const char *reply, *reason = NULL, *err;
-	int64_t max = smtp_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) * 1024;
+	int64_t max =
+		smtp_session_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) * 1024;
 	char account[DIRECTORY_ADDRESS_MAX + 1] = "";
 	struct policy_sender ps = {.addr = NULL};
 	int local_unauth = 0;
 
 	if (args == NULL || smtp_parse_mail(args, len, &m, &reply) < 0) {
-		smtp_reply(s, "%s",
-			   args == NULL
-				   ? "501 5.5.4 Syntax: MAIL FROM:<address>"
-				   : reply);
+		smtp_session_reply(
+			s, "%s",
+			args == NULL ? "501 5.5.4 Syntax: MAIL FROM:<address>"
+				     : reply);
 		return;
 	}
 	/* RFC 1870: refuse a declared size over the limit at once. */
@@ -620,7 +558,8 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 		int r = directory_domain_exists(s->env->dir, m.from.domain);
 
 		if (r < 0) {
-			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+			smtp_session_reply(
+				s, "451 4.3.0 Temporary lookup failure");
 			return;
 		}
 		ps.local = r == 1;
@@ -629,7 +568,7 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 			r = directory_resolve(s->env->dir, text, account, &err);
 			if (r < 0) {
 				log_error("resolve %s: %s", text, err);
-				smtp_reply(
+				smtp_session_reply(
 					s,
 					"451 4.3.0 Temporary lookup failure");
 				return;
@@ -648,17 +587,18 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 	s->in_mail = 1;
 	s->nrcpt = 0;
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
-	smtp_reply(s, "250 2.1.0 Ok");
+	smtp_session_reply(s, "250 2.1.0 Ok");
 }
 
 static int smtp_check_rcpt(struct smtp_session *s, const char *args, size_t len)
 {
 	if (!s->in_mail) {
-		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+		smtp_session_reply(s, "503 5.5.1 Error: need MAIL command");
 		return 0;
 	}
-	if (s->nrcpt >= (size_t)smtp_setting(s, SETTING_SMTP_MAX_RECIPIENTS)) {
-		smtp_reply(s, "452 4.5.3 Error: too many recipients");
+	if (s->nrcpt >=
+	    (size_t)smtp_session_setting(s, SETTING_SMTP_MAX_RECIPIENTS)) {
+		smtp_session_reply(s, "452 4.5.3 Error: too many recipients");
 		return 0;
 	}
 	return 1;
@@ -695,9 +635,10 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 	struct smtp_rcpt *rc;
 
 	if (args == NULL || smtp_parse_rcpt(args, len, &r, &reply) < 0) {
-		smtp_reply(s, "%s",
-			   args == NULL ? "501 5.5.4 Syntax: RCPT TO:<address>"
-					: reply);
+		smtp_session_reply(
+			s, "%s",
+			args == NULL ? "501 5.5.4 Syntax: RCPT TO:<address>"
+				     : reply);
 		return;
 	}
 	if (r.to.domain[0] == '\0') {
@@ -712,7 +653,8 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 
 		local = directory_domain_exists(s->env->dir, r.to.domain);
 		if (local < 0) {
-			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+			smtp_session_reply(
+				s, "451 4.3.0 Temporary lookup failure");
 			return;
 		}
 		if (local) {
@@ -723,7 +665,7 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 						&err);
 			if (ret < 0) {
 				log_error("resolve %s: %s", r.to.domain, err);
-				smtp_reply(
+				smtp_session_reply(
 					s,
 					"451 4.3.0 Temporary lookup failure");
 				return;
@@ -741,7 +683,8 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 		size_t ncap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
 		struct smtp_rcpt *n = realloc(s->rcpts, ncap * sizeof(*n));
 		if (n == NULL) {
-			smtp_reply(s, "452 4.3.1 Insufficient system storage");
+			smtp_session_reply(
+				s, "452 4.3.1 Insufficient system storage");
 			return;
 		}
 		s->rcpts = n;
@@ -755,22 +698,22 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 	/* A recipient named twice gets the message once. */
 	for (size_t i = 0; i < s->nrcpt; i++) {
 		if (strcasecmp(s->rcpts[i].addr, rc->addr) == 0) {
-			smtp_reply(s, "250 2.1.5 Ok");
+			smtp_session_reply(s, "250 2.1.5 Ok");
 			return;
 		}
 	}
 	s->nrcpt++;
-	smtp_reply(s, "250 2.1.5 Ok");
+	smtp_session_reply(s, "250 2.1.5 Ok");
 }
 
 static int smtp_check_data(struct smtp_session *s, const char *args, size_t len)
 {
 	if (!s->in_mail) {
-		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+		smtp_session_reply(s, "503 5.5.1 Error: need MAIL command");
 		return 0;
 	}
 	if (s->nrcpt == 0) {
-		smtp_reply(s, "554 5.5.1 Error: no valid recipients");
+		smtp_session_reply(s, "554 5.5.1 Error: no valid recipients");
 		return 0;
 	}
 	return 1;
@@ -780,13 +723,15 @@ static void smtp_proceed_data(struct smtp_session *s, const char *args,
 			      size_t len)
 {
 	size_t max =
-		(size_t)smtp_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) * 1024;
+		(size_t)smtp_session_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) *
+		1024;
 
 	smtp_data_init(&s->reader,
-		       (size_t)smtp_setting(s, SETTING_SMTP_MAX_LINE), max);
+		       (size_t)smtp_session_setting(s, SETTING_SMTP_MAX_LINE),
+		       max);
 	buf_deinit(&s->msg);
 	buf_init(&s->msg, max);
-	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtp_enter_state(s, SMTP_STATE_DATA);
 }
 
@@ -795,33 +740,34 @@ static void smtp_proceed_rset(struct smtp_session *s, const char *args,
 {
 	smtp_reset_transaction(s);
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
-	smtp_reply(s, "250 2.0.0 Ok");
+	smtp_session_reply(s, "250 2.0.0 Ok");
 }
 
 static void smtp_proceed_noop(struct smtp_session *s, const char *args,
 			      size_t len)
 {
-	smtp_reply(s, "250 2.0.0 Ok");
+	smtp_session_reply(s, "250 2.0.0 Ok");
 }
 
 static void smtp_proceed_quit(struct smtp_session *s, const char *args,
 			      size_t len)
 {
-	smtp_close(s, "221 2.0.0 Bye");
+	smtp_session_close(s, "221 2.0.0 Bye");
 }
 
 static void smtp_proceed_vrfy(struct smtp_session *s, const char *args,
 			      size_t len)
 {
 	/* RFC 5321 3.5.3: no address harvesting, but no refusal either. */
-	smtp_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message "
-		      "and attempt delivery");
+	smtp_session_reply(
+		s, "252 2.5.2 Cannot VRFY user, but will accept message "
+		   "and attempt delivery");
 }
 
 static void smtp_proceed_expn(struct smtp_session *s, const char *args,
 			      size_t len)
 {
-	smtp_reply(s, "502 5.5.1 EXPN not available");
+	smtp_session_reply(s, "502 5.5.1 EXPN not available");
 }
 
 static void smtp_proceed_bdat(struct smtp_session *s, const char *args,
@@ -829,15 +775,16 @@ static void smtp_proceed_bdat(struct smtp_session *s, const char *args,
 {
 	/* CHUNKING is not offered; the chunk that may follow would be read
 	 * as commands, so the session ends here. */
-	smtp_close(s, "554 5.5.1 CHUNKING not offered, closing");
+	smtp_session_close(s, "554 5.5.1 CHUNKING not offered, closing");
 }
 
 static void smtp_proceed_help(struct smtp_session *s, const char *args,
 			      size_t len)
 {
-	smtp_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP");
-	smtp_reply(s, "214-2.0.0 QUIT VRFY HELP STARTTLS AUTH");
-	smtp_reply(s, "214 2.0.0 See RFC 5321");
+	smtp_session_reply(
+		s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP");
+	smtp_session_reply(s, "214-2.0.0 QUIT VRFY HELP STARTTLS AUTH");
+	smtp_session_reply(s, "214 2.0.0 See RFC 5321");
 }
 
 /* ---- AUTH (RFC 4954) ---- */
@@ -846,9 +793,10 @@ static void smtp_auth_reply_cb(void *arg)
 {
 	struct smtp_session *s = arg;
 
-	smtp_reply(s, "%s", s->delayed_reply);
+	smtp_session_reply(s, "%s", s->delayed_reply);
 	if (s->blocked) {
-		smtp_close(s, "421 4.7.0 Too many failed logins, closing");
+		smtp_session_close(s,
+				   "421 4.7.0 Too many failed logins, closing");
 		return;
 	}
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
@@ -888,17 +836,17 @@ static void smtp_auth_done(void *arg)
 	struct smtp_auth_job *j = arg;
 	struct smtp_session *s = j->s;
 	char safe_user[128];
-	int64_t delay = smtp_setting(s, SETTING_AUTH_FAIL_DELAY_MS);
+	int64_t delay = smtp_session_setting(s, SETTING_AUTH_FAIL_DELAY_MS);
 
 	if (s->gone) {
-		smtp_free(s);
+		smtp_session_free(s);
 		goto out;
 	}
 	if (j->result == 1) {
 		snprintf(s->auth, sizeof(s->auth), "%s", j->account.address);
-		smtp_log(s, LOG_EVENT, "authenticated as %s (%s)", s->auth,
-			 j->mech);
-		smtp_reply(s, "235 2.7.0 Authentication successful");
+		smtp_session_log(s, LOG_EVENT, "authenticated as %s (%s)",
+				 s->auth, j->mech);
+		smtp_session_reply(s, "235 2.7.0 Authentication successful");
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 		io_resume(s->io);
 		smtp_process(s);
@@ -921,7 +869,8 @@ static void smtp_auth_done(void *arg)
 		  "service=smtp reason=%s",
 		  s->ip, s->port, safe_user, j->mech,
 		  j->result < 0 ? "error" : j->reason);
-	smtp_log(s, LOG_EVENT, "authentication failed for %s", safe_user);
+	smtp_session_log(s, LOG_EVENT, "authentication failed for %s",
+			 safe_user);
 	if (j->result == 0) {
 		struct policy_facts f = smtp_facts(s);
 
@@ -949,7 +898,8 @@ static void smtp_auth_verify(struct smtp_session *s, const char *user,
 
 	if (j == NULL) {
 		sodium_memzero(pass, SASL_FIELD_MAX);
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_session_reply(
+			s, "454 4.7.0 Temporary authentication failure");
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 		return;
 	}
@@ -968,7 +918,8 @@ static void smtp_auth_verify(struct smtp_session *s, const char *user,
 			      j) < 0) {
 		sodium_memzero(j, sizeof(*j));
 		free(j);
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_session_reply(
+			s, "454 4.7.0 Temporary authentication failure");
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 		io_resume(s->io);
 	}
@@ -982,21 +933,22 @@ static void smtp_auth_step(struct smtp_session *s, const char *text, size_t len)
 	long n;
 
 	if (len == 1 && text[0] == '*') {
-		smtp_reply(s, "501 5.0.0 Authentication cancelled");
+		smtp_session_reply(s, "501 5.0.0 Authentication cancelled");
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 		return;
 	}
 	n = sasl_b64decode(text, len, decoded, sizeof(decoded),
 			   s->sasl == SMTP_SASL_PLAIN);
 	if (n < 0) {
-		smtp_reply(s, "501 5.5.2 Cannot decode response");
+		smtp_session_reply(s, "501 5.5.2 Cannot decode response");
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 		goto out;
 	}
 	switch (s->sasl) {
 	case SMTP_SASL_PLAIN:
 		if (sasl_plain_split(decoded, (size_t)n, user, pass) < 0) {
-			smtp_reply(s, "501 5.5.2 Malformed PLAIN response");
+			smtp_session_reply(
+				s, "501 5.5.2 Malformed PLAIN response");
 			smtp_enter_state(s, SMTP_STATE_COMMAND);
 			goto out;
 		}
@@ -1004,18 +956,20 @@ static void smtp_auth_step(struct smtp_session *s, const char *text, size_t len)
 		break;
 	case SMTP_SASL_LOGIN_USER:
 		if (n == 0 || (size_t)n >= sizeof(s->sasl_user)) {
-			smtp_reply(s, "501 5.5.2 Malformed LOGIN response");
+			smtp_session_reply(
+				s, "501 5.5.2 Malformed LOGIN response");
 			smtp_enter_state(s, SMTP_STATE_COMMAND);
 			goto out;
 		}
 		memcpy(s->sasl_user, decoded, (size_t)n + 1);
 		s->sasl = SMTP_SASL_LOGIN_PASS;
-		smtp_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+		smtp_session_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
 		smtp_enter_state(s, SMTP_STATE_AUTH);
 		break;
 	case SMTP_SASL_LOGIN_PASS:
 		if (n == 0 || (size_t)n >= sizeof(pass)) {
-			smtp_reply(s, "501 5.5.2 Malformed LOGIN response");
+			smtp_session_reply(
+				s, "501 5.5.2 Malformed LOGIN response");
 			smtp_enter_state(s, SMTP_STATE_COMMAND);
 			goto out;
 		}
@@ -1032,21 +986,22 @@ out:
 static int smtp_check_auth(struct smtp_session *s, const char *args, size_t len)
 {
 	if (!smtp_auth_offered(s)) {
-		smtp_reply(s, "538 5.7.11 Encryption required for requested "
-			      "authentication mechanism");
+		smtp_session_reply(
+			s, "538 5.7.11 Encryption required for requested "
+			   "authentication mechanism");
 		return 0;
 	}
 	if (s->auth[0] != '\0') {
-		smtp_reply(s, "503 5.5.1 Already authenticated");
+		smtp_session_reply(s, "503 5.5.1 Already authenticated");
 		return 0;
 	}
 	if (s->in_mail) {
-		smtp_reply(s,
-			   "503 5.5.1 AUTH not allowed during a transaction");
+		smtp_session_reply(
+			s, "503 5.5.1 AUTH not allowed during a transaction");
 		return 0;
 	}
 	if (args == NULL) {
-		smtp_reply(s, "501 5.5.4 Syntax: AUTH mechanism");
+		smtp_session_reply(s, "501 5.5.4 Syntax: AUTH mechanism");
 		return 0;
 	}
 	return 1;
@@ -1064,7 +1019,7 @@ static void smtp_proceed_auth(struct smtp_session *s, const char *args,
 		snprintf(s->sasl_mech, sizeof(s->sasl_mech), "PLAIN");
 		s->sasl = SMTP_SASL_PLAIN;
 		if (init == NULL) {
-			smtp_reply(s, "334 ");
+			smtp_session_reply(s, "334 ");
 			smtp_enter_state(s, SMTP_STATE_AUTH);
 			return;
 		}
@@ -1078,14 +1033,16 @@ static void smtp_proceed_auth(struct smtp_session *s, const char *args,
 		snprintf(s->sasl_mech, sizeof(s->sasl_mech), "LOGIN");
 		s->sasl = SMTP_SASL_LOGIN_USER;
 		if (init == NULL) {
-			smtp_reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+			smtp_session_reply(
+				s, "334 VXNlcm5hbWU6"); /* "Username:" */
 			smtp_enter_state(s, SMTP_STATE_AUTH);
 			return;
 		}
 		smtp_auth_step(s, init, ilen);
 		return;
 	}
-	smtp_reply(s, "504 5.5.4 Unrecognized authentication mechanism");
+	smtp_session_reply(s,
+			   "504 5.5.4 Unrecognized authentication mechanism");
 }
 
 static const struct smtp_command smtp_commands[] = {
@@ -1129,9 +1086,10 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 
 	if (smtp_parse_command(line, len, &cmd) != 1 ||
 	    (c = smtp_command_find(cmd.verb)) == NULL) {
-		smtp_log(s, LOG_FROM_PEER, "%s",
-			 log_sanitize(safe, sizeof(safe), line, len));
-		smtp_reply(s, "500 5.5.1 Error: command not recognized");
+		smtp_session_log(s, LOG_FROM_PEER, "%s",
+				 log_sanitize(safe, sizeof(safe), line, len));
+		smtp_session_reply(s,
+				   "500 5.5.1 Error: command not recognized");
 		return;
 	}
 	if (c->flags & SMTP_F_SECRET) {
@@ -1145,29 +1103,31 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 			keep = (size_t)(sp - line);
 		else if (cmd.args != NULL)
 			keep = len;
-		smtp_log(s, LOG_FROM_PEER, "%s%s",
-			 log_sanitize(safe, sizeof(safe), line, keep),
-			 sp != NULL ? " <redacted>" : "");
+		smtp_session_log(s, LOG_FROM_PEER, "%s%s",
+				 log_sanitize(safe, sizeof(safe), line, keep),
+				 sp != NULL ? " <redacted>" : "");
 	} else {
-		smtp_log(s, LOG_FROM_PEER, "%s",
-			 log_sanitize(safe, sizeof(safe), line, len));
+		smtp_session_log(s, LOG_FROM_PEER, "%s",
+				 log_sanitize(safe, sizeof(safe), line, len));
 	}
 	if ((c->flags & SMTP_F_NEED_HELO) && !s->helo_seen) {
-		smtp_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		smtp_session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
 	}
 	if ((c->flags & SMTP_F_NO_ARGS) && cmd.args != NULL) {
-		smtp_reply(s, "501 5.5.4 Syntax: %s takes no parameters",
-			   c->name);
+		smtp_session_reply(
+			s, "501 5.5.4 Syntax: %s takes no parameters", c->name);
 		return;
 	}
 	if (cmd.verb == SMTP_CMD_DATA && io_input_len(s->io) > 0) {
 		/* RFC 2920 3.1: DATA ends a group and the client must wait for
 		 * 354. Text sent early would be read as commands if refused,
 		 * or as a message the client never meant: end the session. */
-		smtp_log(s, LOG_EVENT, "improper pipelining after DATA");
-		smtp_close(s, "554 5.5.0 Error: improper command pipelining "
-			      "after DATA, closing");
+		smtp_session_log(s, LOG_EVENT,
+				 "improper pipelining after DATA");
+		smtp_session_close(
+			s, "554 5.5.0 Error: improper command pipelining "
+			   "after DATA, closing");
 		return;
 	}
 	if (c->check != NULL && !c->check(s, cmd.args, cmd.args_len))
@@ -1177,14 +1137,34 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 
 /* ---- DATA ---- */
 
-static void smtp_data_refused(struct smtp_session *s, const char *reply,
-			      const char *reason)
+/*
+ * Ends the transaction after the reply to DATA: commands are read again,
+ * or the session closes when the server is shutting down. When the input
+ * was paused (a stage or the commit waited), what is buffered is read now.
+ */
+static void smtp_transaction_end(struct smtp_session *s, int paused)
 {
-	smtp_log(s, LOG_EVENT, "message refused: %s (%zu bytes)", reason,
-		 (size_t)s->reader.size);
-	smtp_reply(s, "%s", reply);
 	smtp_reset_transaction(s);
+	s->stage_async = 0;
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
+	if (s->shutdown) {
+		smtp_session_close(s, "421 4.3.2 %s Service shutting down",
+				   s->env->cfg->hostname);
+		return;
+	}
+	if (paused) {
+		io_resume(s->io);
+		smtp_process(s);
+	}
+}
+
+void smtp_session_refuse(struct smtp_session *s, const char *reply,
+			 const char *reason)
+{
+	smtp_session_log(s, LOG_EVENT, "message refused: %s (%zu bytes)",
+			 reason, (size_t)s->reader.size);
+	smtp_session_reply(s, "%s", reply);
+	smtp_transaction_end(s, s->stage_async);
 }
 
 struct smtp_commit_ctx {
@@ -1209,27 +1189,20 @@ static void smtp_message_saved(void *arg)
 			log_write(LOG_SMTP_IN, s->id, LOG_EVENT,
 				  "message saved as %s, client gone",
 				  x->c.queue_id);
-		smtp_free(s);
+		smtp_session_free(s);
 		goto out;
 	}
 	if (x->c.ok) {
 		s->messages++;
-		smtp_reply(s,
-			   "250 2.0.0 Ok, message saved <Message-ID: %s> as %s",
-			   mid, x->c.queue_id);
+		smtp_session_reply(
+			s, "250 2.0.0 Ok, message saved <Message-ID: %s> as %s",
+			mid, x->c.queue_id);
 	} else {
 		log_error("cannot spool message: %s", x->c.error);
-		smtp_reply(s, "451 4.3.0 Error: queue file write error");
+		smtp_session_reply(s,
+				   "451 4.3.0 Error: queue file write error");
 	}
-	smtp_reset_transaction(s);
-	smtp_enter_state(s, SMTP_STATE_COMMAND);
-	if (s->shutdown) {
-		smtp_close(s, "421 4.3.2 %s Service shutting down",
-			   s->env->cfg->hostname);
-		goto out;
-	}
-	io_resume(s->io);
-	smtp_process(s);
+	smtp_transaction_end(s, 1);
 out:
 	smtp_commit_free(&x->c);
 	free(x);
@@ -1270,8 +1243,8 @@ static int smtp_check_from(struct smtp_session *s)
 	}
 	list = calloc(SMTP_FROM_MAX, sizeof(*list));
 	if (list == NULL) {
-		smtp_data_refused(s, "451 4.3.1 Insufficient system storage",
-				  "out of memory");
+		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
+				    "out of memory");
 		return 0;
 	}
 	/* RFC 5322 3.6: exactly one From: field. */
@@ -1300,52 +1273,32 @@ static int smtp_check_from(struct smtp_session *s)
 		}
 		if (r < 0) {
 			free(list);
-			smtp_data_refused(s,
-					  "451 4.3.0 Temporary lookup failure",
-					  "directory lookup failed");
+			smtp_session_refuse(
+				s, "451 4.3.0 Temporary lookup failure",
+				"directory lookup failed");
 			return 0;
 		}
 	}
 	reply = policy_check_from(&f, parsed, from, parsed ? n : 0, &reason);
 	free(list);
 	if (reply != NULL) {
-		smtp_data_refused(s, reply, reason);
+		smtp_session_refuse(s, reply, reason);
 		return 0;
 	}
 	return 1;
 }
 
-static void smtp_data_complete(struct smtp_session *s)
+/* The last stage: stamps and spools the message on a worker; the 250
+ * is sent when it is durable (smtp_message_saved). */
+static void smtp_commit_message(struct smtp_session *s)
 {
 	struct smtp_commit_ctx *x;
 	struct smtp_commit *c;
 
-	switch (s->reader.error) {
-	case SMTP_DATA_OK:
-		break;
-	case SMTP_DATA_BARE_NEWLINE:
-		smtp_data_refused(s,
-				  "550 5.6.0 Message refused: bare CR or LF "
-				  "is not allowed (RFC 5321 2.3.8)",
-				  "bare CR or LF");
-		return;
-	case SMTP_DATA_LINE_TOO_LONG:
-		smtp_data_refused(s, "500 5.5.6 Message refused: line too long",
-				  "line too long");
-		return;
-	case SMTP_DATA_TOO_BIG:
-		smtp_data_refused(s,
-				  "552 5.3.4 Message size exceeds fixed "
-				  "maximum message size",
-				  "message too big");
-		return;
-	}
-	if (!smtp_check_from(s))
-		return;
 	x = calloc(1, sizeof(*x));
 	if (x == NULL) {
-		smtp_data_refused(s, "451 4.3.1 Insufficient system storage",
-				  "out of memory");
+		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
+				    "out of memory");
 		return;
 	}
 	x->s = s;
@@ -1367,8 +1320,8 @@ static void smtp_data_complete(struct smtp_session *s)
 	c->rcpts = malloc(s->nrcpt * sizeof(*c->rcpts));
 	if (c->rcpts == NULL) {
 		free(x);
-		smtp_data_refused(s, "451 4.3.1 Insufficient system storage",
-				  "out of memory");
+		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
+				    "out of memory");
 		return;
 	}
 	memcpy(c->rcpts, s->rcpts, s->nrcpt * sizeof(*c->rcpts));
@@ -1376,19 +1329,87 @@ static void smtp_data_complete(struct smtp_session *s)
 	c->msg = s->msg; /* moved */
 	buf_init(&s->msg, 0);
 	c->now = clock_now();
-	smtp_log(s, LOG_FROM_PEER, "[message: %zu bytes, %zu lines]",
-		 c->msg.len, (size_t)s->reader.lines);
+	smtp_session_log(s, LOG_FROM_PEER, "[message: %zu bytes, %zu lines]",
+			 c->msg.len, (size_t)s->reader.lines);
 	s->state = SMTP_STATE_BUSY;
 	io_pause(s->io);
 	if (io_workers_submit(s->env->workers, smtp_commit_work_ctx,
 			      smtp_message_saved, x) < 0) {
 		smtp_commit_free(c);
 		free(x);
-		smtp_reply(s, "451 4.3.1 Insufficient system storage");
-		smtp_reset_transaction(s);
-		smtp_enter_state(s, SMTP_STATE_COMMAND);
+		smtp_session_reply(s, "451 4.3.1 Insufficient system storage");
 		io_resume(s->io);
+		smtp_transaction_end(s, s->stage_async);
 	}
+}
+
+static void smtp_data_complete(struct smtp_session *s)
+{
+	switch (s->reader.error) {
+	case SMTP_DATA_OK:
+		break;
+	case SMTP_DATA_BARE_NEWLINE:
+		smtp_session_refuse(s,
+				    "550 5.6.0 Message refused: bare CR or LF "
+				    "is not allowed (RFC 5321 2.3.8)",
+				    "bare CR or LF");
+		return;
+	case SMTP_DATA_LINE_TOO_LONG:
+		smtp_session_refuse(s,
+				    "500 5.5.6 Message refused: line too long",
+				    "line too long");
+		return;
+	case SMTP_DATA_TOO_BIG:
+		smtp_session_refuse(s,
+				    "552 5.3.4 Message size exceeds fixed "
+				    "maximum message size",
+				    "message too big");
+		return;
+	}
+	s->stage = SMTP_STAGE_FROM;
+	s->stage_async = 0;
+	smtp_stage_next(s);
+}
+
+void smtp_stage_next(struct smtp_session *s)
+{
+	enum smtp_stage st = s->stage;
+
+	s->stage = st + 1;
+	switch (st) {
+	case SMTP_STAGE_FROM:
+		if (smtp_check_from(s))
+			smtp_stage_next(s);
+		return;
+	case SMTP_STAGE_SPAM:
+		smtp_stage_spam(s);
+		return;
+	case SMTP_STAGE_FILTER:
+		smtp_stage_filter(s);
+		return;
+	case SMTP_STAGE_HIJACK:
+		smtp_stage_hijack(s);
+		return;
+	case SMTP_STAGE_COMMIT:
+	case SMTP_STAGE_COUNT:
+		break;
+	}
+	smtp_commit_message(s);
+}
+
+void smtp_stage_wait(struct smtp_session *s)
+{
+	s->state = SMTP_STATE_BUSY;
+	s->stage_async = 1;
+	io_pause(s->io);
+}
+
+int smtp_stage_gone(struct smtp_session *s)
+{
+	if (!s->gone)
+		return 0;
+	smtp_session_free(s);
+	return 1;
 }
 
 /* ---- input ---- */
@@ -1418,7 +1439,8 @@ static void smtp_process(struct smtp_session *s)
 		}
 		max = s->state == SMTP_STATE_AUTH
 			      ? SMTP_AUTH_LINE_MAX
-			      : (size_t)smtp_setting(s, SETTING_SMTP_MAX_LINE);
+			      : (size_t)smtp_session_setting(
+					s, SETTING_SMTP_MAX_LINE);
 		/* The cap holds before a whole line has arrived (STYLE.md). */
 		lf = io_input_find_lf(s->io, s->skip_line ? avail : max);
 		if (lf < 0) {
@@ -1430,8 +1452,8 @@ static void smtp_process(struct smtp_session *s)
 				break;
 			io_input_drain(s->io, avail);
 			s->skip_line = 1;
-			smtp_log(s, LOG_EVENT, "command line too long");
-			smtp_reply(s, "500 5.5.2 Error: line too long");
+			smtp_session_log(s, LOG_EVENT, "command line too long");
+			smtp_session_reply(s, "500 5.5.2 Error: line too long");
 			if (s->state == SMTP_STATE_AUTH)
 				smtp_enter_state(s, SMTP_STATE_COMMAND);
 		} else {
@@ -1448,13 +1470,15 @@ static void smtp_process(struct smtp_session *s)
 			    memchr(line, '\r', n - 1) != NULL ||
 			    memchr(line, '\0', n) != NULL) {
 				char safe[128];
-				smtp_log(s, LOG_FROM_PEER, "%s",
-					 log_sanitize(safe, sizeof(safe), line,
-						      n + 1));
+				smtp_session_log(s, LOG_FROM_PEER, "%s",
+						 log_sanitize(safe,
+							      sizeof(safe),
+							      line, n + 1));
 				io_input_drain(s->io, n + 1);
 				smtp_reset_transaction(s);
-				smtp_reply(s, "500 5.5.2 Error: bare CR or LF "
-					      "or NUL in command");
+				smtp_session_reply(
+					s, "500 5.5.2 Error: bare CR or LF "
+					   "or NUL in command");
 				smtp_enter_state(s, SMTP_STATE_COMMAND);
 			} else {
 				char text[SMTP_AUTH_LINE_MAX + 1];
@@ -1462,8 +1486,8 @@ static void smtp_process(struct smtp_session *s)
 				text[n - 1] = '\0';
 				io_input_drain(s->io, n + 1);
 				if (s->state == SMTP_STATE_AUTH) {
-					smtp_log(s, LOG_FROM_PEER,
-						 "<redacted>");
+					smtp_session_log(s, LOG_FROM_PEER,
+							 "<redacted>");
 					smtp_auth_step(s, text, n - 1);
 					sodium_memzero(text, n);
 				} else {
@@ -1472,11 +1496,12 @@ static void smtp_process(struct smtp_session *s)
 			}
 		}
 		if (s->state != SMTP_STATE_QUIT &&
-		    s->errors >= (unsigned)smtp_setting(
+		    s->errors >= (unsigned)smtp_session_setting(
 					 s, SETTING_SMTP_MAX_ERRORS)) {
-			smtp_log(s, LOG_EVENT, "too many errors");
-			smtp_close(s, "421 4.7.0 %s Error: too many errors",
-				   s->env->cfg->hostname);
+			smtp_session_log(s, LOG_EVENT, "too many errors");
+			smtp_session_close(
+				s, "421 4.7.0 %s Error: too many errors",
+				s->env->cfg->hostname);
 		}
 	}
 }

@@ -22,9 +22,13 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
  * transaction ends. `force`: close at once. */
 void smtp_session_shutdown(struct smtp_session *s, int force);
 
-/* Called by the session when it starts and ends (smtp_server.c). */
+/* Called by the session when it starts and ends (smtp_server.c);
+ * closing gives its slot (the limits of sessions) to the next client as
+ * the session starts to close, before its last reply is flushed. */
 void smtp_server_session_opened(struct smtp_server *srv,
 				struct smtp_session *s);
+void smtp_server_session_closing(struct smtp_server *srv,
+				 struct smtp_session *s);
 void smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s,
 				const char *ip);
 

@@ -1,0 +1,143 @@
+/*
+ * The SMTP session's insides, shared by smtp_session.c and the end-of-DATA
+ * stages that live in their own files (spam scoring, content filter,
+ * hijack detection). Nothing outside src/smtp/ includes this.
+ */
+#ifndef PETREL_SMTP_SESSION_INT_H
+#define PETREL_SMTP_SESSION_INT_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "directory/directory.h"
+#include "directory/settings.h"
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "lib/dns.h"
+#include "lib/sasl.h"
+#include "smtp/smtp_commit.h"
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_session.h"
+
+struct io_timer;
+
+/*
+ * At the end of DATA the message goes through these stages in order. A
+ * stage either refuses the message (smtp_session_refuse) or hands it on
+ * with smtp_stage_next(), at once or later from a callback; meanwhile the
+ * session is SMTP_STATE_BUSY with its input paused. A stage that waits
+ * (a worker job, a network answer) calls smtp_stage_gone() first when it
+ * resumes: the client may have left, and then the session is freed there.
+ */
+enum smtp_stage {
+	SMTP_STAGE_FROM,   /* the From: header against the sender rules */
+	SMTP_STAGE_SPAM,   /* DNSBL weights and the spamd score */
+	SMTP_STAGE_FILTER, /* the content filter */
+	SMTP_STAGE_HIJACK, /* the sending account's window */
+	SMTP_STAGE_COMMIT, /* stamp, spool durably, 250 */
+	SMTP_STAGE_COUNT
+};
+
+/* RFC 4954 4: a SASL response line may be 12288 octets long. */
+#define SMTP_AUTH_LINE_MAX 12288
+#define SMTP_REPLY_MAX 1024
+
+enum smtp_state {
+	SMTP_STATE_HANDSHAKE, /* TLS handshake running */
+	SMTP_STATE_STARTTLS,  /* 220 for STARTTLS sent, waiting for flush */
+	SMTP_STATE_COMMAND,   /* reading commands */
+	SMTP_STATE_AUTH,      /* reading SASL responses */
+	SMTP_STATE_DATA,      /* reading the message */
+	SMTP_STATE_BUSY,      /* a worker job or a delay is running */
+	SMTP_STATE_QUIT,      /* last reply sent, close once flushed */
+};
+
+enum smtp_sasl_step {
+	SMTP_SASL_PLAIN,
+	SMTP_SASL_LOGIN_USER,
+	SMTP_SASL_LOGIN_PASS,
+};
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct env *env;
+	struct io *io;
+	enum smtp_listener listener;
+	enum smtp_state state;
+	char id[24];
+	char ip[INET6_ADDRSTRLEN];
+	int port;
+	struct sockaddr_storage peer;
+	char local_addr[64];
+
+	int helo_seen;
+	int esmtp;
+	char helo[256];
+	char auth[DIRECTORY_ADDRESS_MAX + 1]; /* "" when not authenticated */
+
+	enum smtp_sasl_step sasl;
+	char sasl_mech[8];
+	char sasl_user[SASL_FIELD_MAX];
+
+	/* The transaction. */
+	int in_mail;
+	int local_unauth; /* local sender without AUTH: local rcpts only */
+	char sender[ADDR_FORMAT_SIZE];
+	struct smtp_rcpt *rcpts;
+	size_t nrcpt, rcpt_cap;
+	struct smtp_data_reader reader;
+	struct buf msg;
+
+	unsigned errors;
+	unsigned messages;
+	int skip_line; /* discarding the rest of an over-long line */
+	int gone;      /* connection closed while a job was running */
+	int shutdown;  /* close at the end of the transaction */
+	struct io_timer *delay;
+	char delayed_reply[SMTP_REPLY_MAX];
+
+	/* The client's name (forward-confirmed reverse DNS), looked up
+	 * while the connection starts; the greeting waits for it. */
+	struct dns_query *rdns_q;
+	struct io_timer *rdns_timer;
+	int greet_waiting;
+	int blocked;		 /* failed-login screening blocked the IP */
+	char rdns[DNS_NAME_MAX]; /* "" when unknown */
+
+	/* End of DATA: the stage the message is in (smtp_stage_next). */
+	enum smtp_stage stage;
+	int stage_async; /* a stage of this message waited */
+};
+
+/* Runs the next stage of the message (smtp_session.c). */
+void smtp_stage_next(struct smtp_session *s);
+/* Called by a stage before it waits: pauses the session's input. */
+void smtp_stage_wait(struct smtp_session *s);
+/* Called by a stage when its wait ends: returns 1 (and frees the session)
+ * when the client is gone, 0 to go on. */
+int smtp_stage_gone(struct smtp_session *s);
+
+/* The stages, each in its own file. */
+void smtp_stage_spam(struct smtp_session *s);
+void smtp_stage_filter(struct smtp_session *s);
+void smtp_stage_hijack(struct smtp_session *s);
+
+/* What the stages may use of the session (smtp_session.c). */
+const struct settings *smtp_session_settings(const struct smtp_session *s);
+int64_t smtp_session_setting(const struct smtp_session *s, enum settings_id id);
+/* A transcript line: dir is LOG_EVENT, LOG_TO_PEER or LOG_FROM_PEER. */
+void smtp_session_log(struct smtp_session *s, const char *dir, const char *fmt,
+		      ...) __attribute__((format(printf, 3, 4)));
+/* One reply line, logged. */
+void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Refuses the message under DATA with a reply and a logged reason, and
+ * ends the transaction; the session reads commands again. */
+void smtp_session_refuse(struct smtp_session *s, const char *reply,
+			 const char *reason);
+/* Refuses with a last reply and closes the session. */
+void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif
