@@ -125,6 +125,22 @@ static const char *const directory_migrations[] = {
 	"  created INTEGER NOT NULL,"
 	"  expires INTEGER NOT NULL,"
 	"  used INTEGER NOT NULL DEFAULT 0);",
+	/* 5: content filter rules, in order, each as its text in the rule
+	 * file format (src/filter/filter_parse.c); `enabled` repeats the
+	 * text's "enabled" line for listings. filter_state.version counts
+	 * every change of the rules, so that the daemon recompiles them
+	 * only when they changed. */
+	"CREATE TABLE filter_rules ("
+	"  id INTEGER PRIMARY KEY,"
+	"  position INTEGER NOT NULL,"
+	"  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  enabled INTEGER NOT NULL DEFAULT 1,"
+	"  text TEXT NOT NULL);"
+	"CREATE INDEX filter_rules_position ON filter_rules (position);"
+	"CREATE TABLE filter_state ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  version INTEGER NOT NULL);"
+	"INSERT INTO filter_state (id, version) VALUES (1, 0);",
 };
 
 #define DIRECTORY_SCHEMA_VERSION                                               \
@@ -1615,4 +1631,182 @@ int directory_block_prune(struct directory *d, int64_t before,
 			      "i", before) < 0
 		       ? -1
 		       : 1;
+}
+
+/* --- content filter rules --- */
+
+static int directory_filter_bump(struct directory *d, const char **error_r)
+{
+	return directory_exec(d, error_r, "count the filter change",
+			      "UPDATE filter_state SET version = version + 1",
+			      "") < 0
+		       ? -1
+		       : 1;
+}
+
+static int directory_filter_none(struct directory *d, const char **error_r,
+				 const char *name)
+{
+	char q[240];
+
+	return directory_none(d, error_r, "no filter rule is named \"%s\"",
+			      directory_quote(q, sizeof(q), name));
+}
+
+int directory_filter_version(struct directory *d, int64_t *version_r,
+			     const char **error_r)
+{
+	int r = directory_query_int(d, error_r, version_r,
+				    "SELECT version FROM filter_state", "");
+
+	if (r == 0)
+		*version_r = 0;
+	return r < 0 ? -1 : 1;
+}
+
+int directory_filter_list(struct directory *d,
+			  void (*cb)(const char *name, int enabled,
+				     const char *text, void *ctx),
+			  void *ctx, const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	st = directory_stmt(d, error_r,
+			    "SELECT name, enabled, text FROM filter_rules "
+			    "ORDER BY position, id",
+			    "");
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cb((const char *)sqlite3_column_text(st, 0),
+		   sqlite3_column_int(st, 1),
+		   (const char *)sqlite3_column_text(st, 2), ctx);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return directory_dberror(d, error_r, "list the filter rules");
+	return 1;
+}
+
+int directory_filter_clear(struct directory *d, const char **error_r)
+{
+	if (directory_exec(d, error_r, "delete the filter rules",
+			   "DELETE FROM filter_rules", "") < 0)
+		return -1;
+	return directory_filter_bump(d, error_r);
+}
+
+int directory_filter_append(struct directory *d, const char *name, int enabled,
+			    const char *text, const char **error_r)
+{
+	int64_t pos = 0;
+
+	if (directory_query_int(d, error_r, &pos,
+				"SELECT COALESCE(MAX(position), 0) + 1 "
+				"FROM filter_rules",
+				"") < 0)
+		return -1;
+	if (directory_exec(d, error_r, "add the filter rule",
+			   "INSERT INTO filter_rules (position, name, enabled,"
+			   " text) VALUES (?, ?, ?, ?)",
+			   "itit", pos, name, (int64_t)(enabled != 0),
+			   text) < 0)
+		return -1;
+	return directory_filter_bump(d, error_r);
+}
+
+int directory_filter_update(struct directory *d, const char *name, int enabled,
+			    const char *text, const char **error_r)
+{
+	int r = directory_exec(d, error_r, "change the filter rule",
+			       "UPDATE filter_rules SET enabled = ?, text = ?"
+			       " WHERE name = ?",
+			       "itt", (int64_t)(enabled != 0), text, name);
+
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return directory_filter_none(d, error_r, name);
+	return directory_filter_bump(d, error_r);
+}
+
+int directory_filter_delete(struct directory *d, const char *name,
+			    const char **error_r)
+{
+	int r = directory_exec(d, error_r, "delete the filter rule",
+			       "DELETE FROM filter_rules WHERE name = ?", "t",
+			       name);
+
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return directory_filter_none(d, error_r, name);
+	return directory_filter_bump(d, error_r);
+}
+
+int directory_filter_position(struct directory *d, const char *name,
+			      int64_t *pos_r, const char **error_r)
+{
+	if (directory_query_int(d, error_r, pos_r,
+				"SELECT COUNT(*) FROM filter_rules r1, "
+				"filter_rules r2 WHERE r2.name = ? AND "
+				"(r1.position < r2.position OR "
+				"(r1.position = r2.position AND r1.id <= "
+				"r2.id))",
+				"t", name) < 0)
+		return -1;
+	if (*pos_r == 0)
+		return directory_filter_none(d, error_r, name);
+	return 1;
+}
+
+int directory_filter_move(struct directory *d, const char *name, int64_t to,
+			  const char **error_r)
+{
+	int64_t id, n, from;
+	int r;
+
+	r = directory_query_int(d, error_r, &id,
+				"SELECT id FROM filter_rules WHERE name = ?",
+				"t", name);
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return directory_filter_none(d, error_r, name);
+	/* Positions 1..n in order first, so that they are dense. */
+	if (directory_exec(d, error_r, "renumber the filter rules",
+			   "UPDATE filter_rules SET position = (SELECT COUNT(*)"
+			   " FROM filter_rules r2 WHERE r2.position <"
+			   " filter_rules.position OR (r2.position ="
+			   " filter_rules.position AND r2.id <="
+			   " filter_rules.id))",
+			   "") < 0 ||
+	    directory_query_int(d, error_r, &n,
+				"SELECT COUNT(*) FROM filter_rules", "") < 0 ||
+	    directory_query_int(
+		    d, error_r, &from,
+		    "SELECT position FROM filter_rules WHERE id = ?", "i",
+		    id) < 0)
+		return -1;
+	if (to < 1)
+		to = 1;
+	if (to > n)
+		to = n;
+	if (to < from &&
+	    directory_exec(d, error_r, "move the filter rule",
+			   "UPDATE filter_rules SET position = position + 1"
+			   " WHERE position >= ? AND position < ?",
+			   "ii", to, from) < 0)
+		return -1;
+	if (to > from &&
+	    directory_exec(d, error_r, "move the filter rule",
+			   "UPDATE filter_rules SET position = position - 1"
+			   " WHERE position > ? AND position <= ?",
+			   "ii", from, to) < 0)
+		return -1;
+	if (directory_exec(d, error_r, "move the filter rule",
+			   "UPDATE filter_rules SET position = ? WHERE id = ?",
+			   "ii", to, id) < 0)
+		return -1;
+	return directory_filter_bump(d, error_r);
 }

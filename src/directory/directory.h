@@ -186,4 +186,33 @@ int directory_security_event_add(struct directory *d, int64_t now,
 				 const char *ip, const char *text,
 				 const char **error_r);
 
+/*
+ * Content filter rules, in order; each stored as its text in the rule
+ * file format (the directory does not parse it). Names are unique without
+ * regard to case. Every change counts one more in the filter version.
+ */
+int directory_filter_version(struct directory *d, int64_t *version_r,
+			     const char **error_r);
+/* Calls cb for every rule in order. Returns 1 or -1. */
+int directory_filter_list(struct directory *d,
+			  void (*cb)(const char *name, int enabled,
+				     const char *text, void *ctx),
+			  void *ctx, const char **error_r);
+/* Deletes every rule (an import replaces the set). Returns 1 or -1. */
+int directory_filter_clear(struct directory *d, const char **error_r);
+/* Adds a rule at the end. Returns 1, or -1 (a name in use included). */
+int directory_filter_append(struct directory *d, const char *name, int enabled,
+			    const char *text, const char **error_r);
+/* Replaces a rule's text and state; 0 when there is no such rule. */
+int directory_filter_update(struct directory *d, const char *name, int enabled,
+			    const char *text, const char **error_r);
+int directory_filter_delete(struct directory *d, const char *name,
+			    const char **error_r);
+/* Moves a rule to position `to` (1 is first; clamped to the list). */
+int directory_filter_move(struct directory *d, const char *name, int64_t to,
+			  const char **error_r);
+/* The 1-based position of a rule; 0 when there is no such rule. */
+int directory_filter_position(struct directory *d, const char *name,
+			      int64_t *pos_r, const char **error_r);
+
 #endif
