@@ -707,6 +707,8 @@ static const char *ctl_type_name(enum settings_type t)
 		return "list";
 	case SETTINGS_STR:
 		return "string";
+	case SETTINGS_DECIMAL:
+		return "decimal";
 	}
 	return "?";
 }
@@ -800,7 +802,7 @@ static json_t *ctl_setting_json(const struct settings *s, int id)
 		      def->defval, "help", def->help);
 	if (j == NULL)
 		return NULL;
-	if (def->type == SETTINGS_INT) {
+	if (def->type == SETTINGS_INT || def->type == SETTINGS_DECIMAL) {
 		json_object_set_new(j, "min", json_integer(def->min));
 		json_object_set_new(j, "max", json_integer(def->max));
 	} else if (def->type == SETTINGS_ENUM) {
@@ -834,7 +836,7 @@ int ctl_settings(struct ctl *ctl, int argc, char **argv)
 		printf("%s = %s\n    %s (default: %s", def->name,
 		       settings_str(s, (enum settings_id)id), def->help,
 		       def->defval[0] != '\0' ? def->defval : "empty");
-		if (def->type == SETTINGS_INT)
+		if (def->type == SETTINGS_INT || def->type == SETTINGS_DECIMAL)
 			printf(", %lld to %lld", (long long)def->min,
 			       (long long)def->max);
 		else if (def->type == SETTINGS_ENUM)

@@ -15,6 +15,8 @@
 
 #include "lib/addr.h"
 #include "lib/netlist.h"
+#include "lib/spamd_parse.h"
+#include "policy/dnsbl.h"
 
 #define SETTINGS_DEF_ENTRY(id, nm, ty, dv, mn, mx, ch, hp)                     \
 	[SETTING_##id] = {.name = nm,                                          \
@@ -74,6 +76,62 @@ static int settings_in_choices(const char *choices, const char *v)
 		p += w;
 		if (*p == '|')
 			p++;
+	}
+	return 0;
+}
+
+int settings_parse_decimal(const char *text, int64_t *milli_r)
+{
+	const char *p = text;
+	int64_t v = 0;
+	int neg = 0, digits = 0, frac = 0;
+
+	if (*p == '-' || *p == '+')
+		neg = *p++ == '-';
+	for (; isdigit((unsigned char)*p); p++) {
+		if (++digits > 9)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	v *= 1000;
+	if (*p == '.') {
+		int64_t scale = 100;
+
+		for (p++; isdigit((unsigned char)*p); p++) {
+			if (++frac > 3)
+				return -1;
+			v += (*p - '0') * scale;
+			scale /= 10;
+		}
+		if (frac == 0)
+			return -1;
+	}
+	if (digits == 0 || *p != '\0')
+		return -1;
+	*milli_r = neg ? -v : v;
+	return 0;
+}
+
+/* The settings whose text has a form of its own to check: dnsbl.zones,
+ * spam.spamd. Returns 0 or -1 with *error_r. */
+static int settings_check_form(enum settings_id id, const char *norm,
+			       const char **error_r)
+{
+	if (id == SETTING_DNSBL_ZONES) {
+		struct dnsbl_zone zones[DNSBL_ZONES_MAX];
+		size_t n;
+
+		return dnsbl_zones_parse(norm, zones, DNSBL_ZONES_MAX, &n,
+					 error_r);
+	}
+	if (id == SETTING_SPAM_SPAMD && norm[0] != '\0') {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (spamd_parse_addr(norm, &ss, &len) < 0) {
+			*error_r = "expected IP:PORT or [IPv6]:PORT";
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -222,7 +280,31 @@ int settings_normalize(enum settings_id id, const char *value, char *norm,
 		if (d->choices != NULL)
 			for (char *p = norm; *p != '\0'; p++)
 				*p = (char)tolower((unsigned char)*p);
-		return 0;
+		return settings_check_form(id, norm, error_r);
+	case SETTINGS_DECIMAL: {
+		int64_t milli;
+
+		if (settings_parse_decimal(value, &milli) < 0) {
+			*error_r = "expected a number (like 5 or -1.5, at "
+				   "most 3 decimals)";
+			return -1;
+		}
+		if (milli < d->min * 1000 || milli > d->max * 1000) {
+			*error_r = "number out of the allowed range";
+			return -1;
+		}
+		n = snprintf(norm, normsize, "%s%lld.%03lld",
+			     milli < 0 ? "-" : "",
+			     (long long)(milli < 0 ? -milli : milli) / 1000,
+			     (long long)(milli < 0 ? -milli : milli) % 1000);
+		/* "5.000" -> "5.0", "1.250" -> "1.25" */
+		if (n > 0 && (size_t)n < normsize) {
+			while (n > 2 && norm[n - 1] == '0' &&
+			       norm[n - 2] != '.')
+				norm[--n] = '\0';
+		}
+		break;
+	}
 	case SETTINGS_STR:
 	default:
 		if (strlen(value) > (size_t)d->max) {
@@ -236,16 +318,22 @@ int settings_normalize(enum settings_id id, const char *value, char *norm,
 		*error_r = "value too long";
 		return -1;
 	}
-	return 0;
+	return settings_check_form(id, norm, error_r);
 }
 
-/* The number a normalized value stands for (bool and int). */
+/* The number a normalized value stands for (bool, int; decimal in
+ * thousandths). */
 static int64_t settings_number(enum settings_type t, const char *v)
 {
 	if (t == SETTINGS_BOOL)
 		return strcmp(v, "on") == 0;
 	if (t == SETTINGS_INT)
 		return strtoll(v, NULL, 10);
+	if (t == SETTINGS_DECIMAL) {
+		int64_t milli = 0;
+		settings_parse_decimal(v, &milli);
+		return milli;
+	}
 	return 0;
 }
 
@@ -307,6 +395,11 @@ int settings_bool(const struct settings *s, enum settings_id id)
 int64_t settings_int(const struct settings *s, enum settings_id id)
 {
 	return (unsigned)id < SETTINGS_COUNT ? s->num[id] : 0;
+}
+
+double settings_decimal(const struct settings *s, enum settings_id id)
+{
+	return (unsigned)id < SETTINGS_COUNT ? (double)s->num[id] / 1000.0 : 0;
 }
 
 const char *settings_str(const struct settings *s, enum settings_id id)

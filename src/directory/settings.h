@@ -11,6 +11,8 @@ enum settings_type {
 	SETTINGS_ENUM, /* one word of `choices` ("a|b|c") */
 	SETTINGS_LIST, /* comma-separated items, normalized to "a, b" */
 	SETTINGS_STR,  /* free text of at most max bytes */
+	/* a decimal ("-1.25", at most 3 decimals) in [min, max] */
+	SETTINGS_DECIMAL,
 };
 
 /*
@@ -90,6 +92,26 @@ enum settings_type {
 	X(SCREENING_BLOCK_MINUTES, "screening.block_minutes", INT, "30", 1,    \
 	  1440, NULL,                                                          \
 	  "how long a block lasts; doubled for each earlier block, up to a "   \
+	X(DNSBL_CHECK_RECEIVED, "dnsbl.check_received", BOOL, "off", 0, 1,     \
+	  NULL,                                                                \
+	  "also look up the public IPs of the message's Received headers "     \
+	  "(they add their weight to the score, never refuse)")                \
+	X(SPAM_SPAMD, "spam.spamd", STR, "", 0, 64, NULL,                      \
+	  "SpamAssassin spamd to score messages, IP:PORT ([IPv6]:PORT); "      \
+	  "empty: none")                                                       \
+	X(SPAM_MAX_KB, "spam.max_kb", INT, "500", 1, 102400, NULL,             \
+	  "larger messages are not given to spamd")                            \
+	X(SPAM_TIMEOUT_MS, "spam.timeout_ms", INT, "15000", 100, 600000, NULL, \
+	  "how long to wait for spamd's answer")                               \
+	X(SPAM_SCORE_AUTHENTICATED, "spam.score_authenticated", BOOL, "off",   \
+	  0, 1, NULL, "score the messages of authenticated sessions too")      \
+	X(SPAM_TAG_SCORE, "spam.tag_score", DECIMAL, "5.0", -1000, 1000, NULL, \
+	  "score from which a message gets X-Spam-Flag: YES and the subject "  \
+	  "tag")                                                               \
+	X(SPAM_REJECT_SCORE, "spam.reject_score", DECIMAL, "12.0", -1000,      \
+	  100000, NULL, "score from which a message is refused (550 5.7.1)")   \
+	X(SPAM_SUBJECT_TAG, "spam.subject_tag", STR, "***SPAM***", 0, 64,      \
+	  NULL, "put before the Subject of tagged messages; empty: none")      \
 	  "day")                                                               \
 	X(SCREENING_NOTIFY_AFTER, "screening.notify_after", INT, "20", 0,      \
 	  100000, NULL,                                                        \
@@ -216,3 +238,12 @@ int64_t settings_int(const struct settings *s, enum settings_id id);
 const char *settings_str(const struct settings *s, enum settings_id id);
 
 #endif
+/* A DECIMAL setting's value. */
+double settings_decimal(const struct settings *s, enum settings_id id);
+/*
+ * Parses a decimal number: an optional sign, digits, and an optional '.'
+ * with at most 3 more digits ("12", "-0.5", "5.25"); at most 9 digits
+ * before the point. Writes thousandths into *milli_r. Returns 0, or -1
+ * when the text is not such a number. Pure, and independent of the locale.
+ */
+int settings_parse_decimal(const char *text, int64_t *milli_r);

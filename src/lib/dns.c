@@ -495,6 +495,68 @@ struct dns_query *dns_addrs(struct dns *d, const char *host, dns_cb *cb,
 
 /* --- A and TXT (DNSBL) --- */
 
+/* Skips a domain name in a DNS message at *off (labels or a compression
+ * pointer). Returns 0, or -1 when it runs past the end. */
+static int dns_skip_name(const unsigned char *m, int len, int *off)
+{
+	while (*off < len) {
+		unsigned c = m[*off];
+
+		if (c == 0) {
+			(*off)++;
+			return 0;
+		}
+		if ((c & 0xc0) == 0xc0) {
+			*off += 2;
+			return *off <= len ? 0 : -1;
+		}
+		if ((c & 0xc0) != 0)
+			return -1;
+		*off += 1 + (int)c;
+	}
+	return -1;
+}
+
+/* The negative-caching TTL of a "no such name" or "no data" answer
+ * (RFC 2308 5): the smaller of the SOA record's TTL and its MINIMUM, from
+ * the authority section. 0 when there is no SOA. */
+static uint32_t dns_negative_ttl(const unsigned char *m, int len)
+{
+	int off = 12, qd, an, ns;
+
+	if (m == NULL || len < 12)
+		return 0;
+	qd = m[4] << 8 | m[5];
+	an = m[6] << 8 | m[7];
+	ns = m[8] << 8 | m[9];
+	for (int i = 0; i < qd; i++)
+		if (dns_skip_name(m, len, &off) < 0 || (off += 4) > len)
+			return 0;
+	for (int i = 0; i < an + ns; i++) {
+		unsigned type, rdlen;
+		uint32_t ttl;
+
+		if (dns_skip_name(m, len, &off) < 0 || off + 10 > len)
+			return 0;
+		type = (unsigned)(m[off] << 8 | m[off + 1]);
+		ttl = (uint32_t)m[off + 4] << 24 | (uint32_t)m[off + 5] << 16 |
+		      (uint32_t)m[off + 6] << 8 | m[off + 7];
+		rdlen = (unsigned)(m[off + 8] << 8 | m[off + 9]);
+		off += 10;
+		if (off + (int)rdlen > len)
+			return 0;
+		if (i >= an && type == 6 /* SOA */ && rdlen >= 22) {
+			const unsigned char *p = m + off + rdlen - 4;
+			uint32_t min = (uint32_t)p[0] << 24 |
+				       (uint32_t)p[1] << 16 |
+				       (uint32_t)p[2] << 8 | p[3];
+			return ttl < min ? ttl : min;
+		}
+		off += (int)rdlen;
+	}
+	return 0;
+}
+
 static void dns_a_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 		     int alen)
 {
@@ -509,7 +571,10 @@ static void dns_a_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 	if (status == ARES_SUCCESS)
 		status = ares_parse_a_reply(abuf, alen, NULL, ttls, &n);
 	if (status != ARES_SUCCESS) {
-		dns_fail(q, dns_status_of(status));
+		r.status = dns_status_of(status);
+		if (r.status == DNS_NOTFOUND)
+			r.ttl = dns_negative_ttl(abuf, alen);
+		dns_finish(q, &r);
 		return;
 	}
 	r.ttl = UINT32_MAX;

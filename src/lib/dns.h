@@ -41,7 +41,9 @@ struct dns_result {
 	/* dns_txt: the strings of each record, joined; one per record. */
 	char **txt;
 	size_t ntxt;
-	uint32_t ttl; /* the smallest TTL of the answer (A, TXT) */
+	/* The smallest TTL of the answer (A); for dns_a's DNS_NOTFOUND, the
+	 * negative-caching TTL of the zone's SOA (RFC 2308), 0 without one. */
+	uint32_t ttl;
 };
 
 /* Called once per query, on the loop, unless the query was cancelled. The
