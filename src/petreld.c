@@ -205,7 +205,9 @@ static void petreld_exit_cb(void *arg)
 {
 	if ((petreld.smtp == NULL || smtp_server_sessions(petreld.smtp) == 0) &&
 	    (petreld.pop3 == NULL || pop3_server_sessions(petreld.pop3) == 0) &&
-	    io_workers_pending(petreld.env.workers) == 0) {
+	    io_workers_pending(petreld.env.workers) == 0 &&
+	    io_workers_pending(petreld.env.commit_workers) == 0 &&
+	    io_workers_pending(petreld.env.delivery_workers) == 0) {
 		io_loop_exit(petreld.env.loop);
 		return;
 	}
@@ -356,6 +358,16 @@ int main(int argc, char **argv)
 					     petreld_thread_deinit, NULL, &err);
 	if (petreld.env.workers == NULL)
 		fatal("%s", err);
+	/* Spooling needs no directory handle of its own. */
+	petreld.env.commit_workers = io_workers_new(
+		petreld.env.loop, cfg->commit_workers, NULL, NULL, NULL, &err);
+	if (petreld.env.commit_workers == NULL)
+		fatal("%s", err);
+	petreld.env.delivery_workers = io_workers_new(
+		petreld.env.loop, cfg->delivery_workers, petreld_thread_init,
+		petreld_thread_deinit, NULL, &err);
+	if (petreld.env.delivery_workers == NULL)
+		fatal("%s", err);
 	petreld.env.message_queued = petreld_message_queued;
 	petreld.dispatch = delivery_dispatch_new(&petreld.env, &err);
 	if (petreld.dispatch == NULL)
@@ -384,7 +396,10 @@ int main(int argc, char **argv)
 		io_signal_free(sigs[i]);
 	smtp_server_free(petreld.smtp);
 	pop3_server_free(petreld.pop3);
+	/* The commits first: their completions hand messages to delivery. */
+	io_workers_free(petreld.env.commit_workers);
 	io_workers_free(petreld.env.workers);
+	io_workers_free(petreld.env.delivery_workers);
 	delivery_dispatch_free(petreld.dispatch);
 	io_timer_free(petreld.settings_timer);
 	io_timer_free(petreld.exit_timer);

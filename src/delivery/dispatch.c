@@ -141,7 +141,7 @@ static void dispatch_finish_done(void *arg)
 
 static void dispatch_finish(struct dispatch_msg *x)
 {
-	if (io_workers_submit(x->d->env->workers, dispatch_finish_work,
+	if (io_workers_submit(x->d->env->delivery_workers, dispatch_finish_work,
 			      dispatch_finish_done, x) < 0) {
 		log_error("delivery of %s: out of memory", x->m.id);
 		dispatch_msg_free(x);
@@ -307,7 +307,7 @@ static void dispatch_add(struct delivery_dispatch *d, const char *id, int fresh)
 		d->msgs->prev = x;
 	d->msgs = x;
 	d->nmsgs++;
-	if (io_workers_submit(d->env->workers, dispatch_prepare_work,
+	if (io_workers_submit(d->env->delivery_workers, dispatch_prepare_work,
 			      dispatch_prepare_done, x) < 0)
 		dispatch_msg_free(x);
 }
@@ -377,7 +377,7 @@ static void dispatch_scan_cb(void *arg)
 	s->d = d;
 	s->now = clock_now();
 	d->scanning = 1;
-	if (io_workers_submit(d->env->workers, dispatch_scan_work,
+	if (io_workers_submit(d->env->delivery_workers, dispatch_scan_work,
 			      dispatch_scan_done, s) < 0) {
 		d->scanning = 0;
 		free(s);

@@ -62,6 +62,8 @@ static const struct config_key config_keys[] = {
 	CK(dns_server, CONFIG_IPPORT),
 	CK(user, CONFIG_USER),
 	CK(workers, CONFIG_INT),
+	CK(commit_workers, CONFIG_INT),
+	CK(delivery_workers, CONFIG_INT),
 };
 
 static void config_set_default_listen(struct config_listen_list *l,
@@ -86,6 +88,8 @@ void config_defaults(struct config *cfg)
 	config_set_default_listen(&cfg->listen_admin, "127.0.0.1:8025");
 	snprintf(cfg->user, sizeof(cfg->user), "petrel");
 	cfg->workers = 4;
+	cfg->commit_workers = 32;
+	cfg->delivery_workers = 4;
 }
 
 /* Parses "1.2.3.4:25" or "[::1]:25" into one listen entry. */

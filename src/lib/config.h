@@ -40,6 +40,11 @@ struct config {
 	char dns_server[64]; /* "ip:port", "" for the system's */
 	char user[64];	     /* drop to this user when started as root */
 	int workers;	     /* threads for blocking work */
+	/* Threads that write and commit accepted messages to the spool:
+	 * each waits on the disk, and the more wait at once the more
+	 * messages one flush covers (group commit). */
+	int commit_workers;
+	int delivery_workers; /* threads of local delivery and the queue */
 
 	char error[512]; /* the last error of config_load/config_parse */
 };

@@ -15,12 +15,17 @@ struct settings;
 
 /*
  * One per daemon, owned by petreld.c. Everything here is used on the loop
- * thread only, but for `workers`, which is how blocking work leaves it.
+ * thread only, but for the worker pools, which are how blocking work
+ * leaves it.
  */
 struct env {
 	const struct config *cfg;
 	struct io_loop *loop;
 	struct io_workers *workers;
+	/* Pools of their own, so that a 250 never waits behind other work:
+	 * spooling accepted messages, and delivering them. */
+	struct io_workers *commit_workers;
+	struct io_workers *delivery_workers;
 	struct io_tls_ctx *tls; /* server certificate */
 	struct directory *dir;	/* the loop thread's handle: reads only */
 	struct queue *queue;

@@ -118,9 +118,33 @@ static const char *const queue_names[QUEUE_COUNT] = {
 	[QUEUE_BAD] = "bad",
 };
 
+/*
+ * Group sync of one queue directory. A thread that changed the directory
+ * (a rename into it, an unlink) waits here until an fsync() of the
+ * directory that started after its change has returned. The first waiter
+ * to find no fsync() running runs one for every change registered so far,
+ * and the others wait for it: under load one fsync() covers the changes of
+ * many threads, the more the busier the spool is (group commit).
+ */
+struct queue_sync_waiter {
+	struct queue_sync_waiter *next;
+	uint64_t seq;
+	int done;
+	int error; /* errno of the fsync() that covered it, 0 on success */
+};
+
+struct queue_dsync {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t changes; /* changes registered, numbered from 1 */
+	int running;	  /* an fsync() is under way */
+	struct queue_sync_waiter *waiters;
+};
+
 struct queue {
 	char dir[PATH_MAX]; /* <data_dir>/queue */
 	int fd[QUEUE_COUNT];
+	struct queue_dsync sync[QUEUE_COUNT];
 };
 
 struct queue_writer {
@@ -405,6 +429,60 @@ static int queue_rename(int from_dir, int to_dir, const char *id)
 	return 0;
 }
 
+/*
+ * Makes a change already made in directory `name` durable: returns 0 once
+ * an fsync() of the directory that started after the call has succeeded,
+ * or -1 with errno set when that fsync() failed. See struct queue_dsync.
+ */
+static int queue_dir_sync(struct queue *q, enum queue_name name)
+{
+	struct queue_dsync *ds = &q->sync[name];
+	struct queue_sync_waiter me;
+
+	memset(&me, 0, sizeof(me));
+	pthread_mutex_lock(&ds->lock);
+	me.seq = ++ds->changes;
+	me.next = ds->waiters;
+	ds->waiters = &me;
+	while (!me.done) {
+		struct queue_sync_waiter **p;
+		uint64_t upto;
+		int error = 0;
+
+		if (ds->running) {
+			pthread_cond_wait(&ds->cond, &ds->lock);
+			continue;
+		}
+		/* Every change registered now was made before this fsync()
+		 * starts, so it covers them all. */
+		upto = ds->changes;
+		ds->running = 1;
+		pthread_mutex_unlock(&ds->lock);
+		if (fsync(q->fd[name]) < 0)
+			error = errno != 0 ? errno : EIO;
+		pthread_mutex_lock(&ds->lock);
+		ds->running = 0;
+		for (p = &ds->waiters; *p != NULL;) {
+			struct queue_sync_waiter *w = *p;
+
+			if (w->seq <= upto) {
+				w->done = 1;
+				w->error = error;
+				*p = w->next;
+			} else {
+				p = &w->next;
+			}
+		}
+		pthread_cond_broadcast(&ds->cond);
+	}
+	pthread_mutex_unlock(&ds->lock);
+	if (me.error != 0) {
+		errno = me.error;
+		return -1;
+	}
+	return 0;
+}
+
 static int queue_mkdir(const char *path)
 {
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
@@ -425,17 +503,20 @@ struct queue *queue_open(const char *data_dir, const char **error_r)
 		*error_r = "out of memory";
 		return NULL;
 	}
-	for (int i = 0; i < QUEUE_COUNT; i++)
+	for (int i = 0; i < QUEUE_COUNT; i++) {
 		q->fd[i] = -1;
+		pthread_mutex_init(&q->sync[i].lock, NULL);
+		pthread_cond_init(&q->sync[i].cond, NULL);
+	}
 	n = snprintf(q->dir, sizeof(q->dir), "%s/queue", data_dir);
 	if (n < 0 || (size_t)n >= sizeof(q->dir)) {
 		*error_r = "data_dir is too long";
-		free(q);
+		queue_close(q);
 		return NULL;
 	}
 	if (queue_mkdir(data_dir) < 0 || queue_mkdir(q->dir) < 0) {
 		*error_r = queue_errorf("mkdir(%s) failed: %m", q->dir);
-		free(q);
+		queue_close(q);
 		return NULL;
 	}
 	for (int i = 0; i < QUEUE_COUNT; i++) {
@@ -458,6 +539,8 @@ void queue_close(struct queue *q)
 	for (int i = 0; i < QUEUE_COUNT; i++) {
 		if (q->fd[i] >= 0)
 			close(q->fd[i]);
+		pthread_mutex_destroy(&q->sync[i].lock);
+		pthread_cond_destroy(&q->sync[i].cond);
 	}
 	free(q);
 }
@@ -1134,15 +1217,16 @@ int queue_commit_batch(struct queue_writer *const *ws,
 		results[i] = 0;
 		renamed++;
 	}
-	if (renamed > 0 && fsync(q->fd[QUEUE_ACTIVE]) < 0) {
+	/* One fsync() of active/ for every rename, shared with the commits
+	 * of other threads under way (queue_dir_sync). incoming/ is not
+	 * synced: what the 250 needs is the file (fdatasync()ed above) and
+	 * the name that finds it, in active/. A name left in incoming/ by a
+	 * crash is only a second link to a committed file, or a file that
+	 * was never acknowledged, and queue_recover() removes both. */
+	if (renamed > 0 && queue_dir_sync(q, QUEUE_ACTIVE) < 0) {
 		snprintf(why, sizeof(why), "fsync(queue/active) failed: %m");
 		log_error("queue: %s", why);
 	}
-	/* Not required for durability (a name left in incoming/ after a
-	 * crash is only a second link that queue_recover() removes), but it
-	 * keeps recovery from finding stale names. */
-	if (renamed > 0 && fsync(q->fd[QUEUE_INCOMING]) < 0)
-		log_warn("queue: fsync(%s/incoming) failed: %m", q->dir);
 
 	for (i = 0; i < n; i++) {
 		struct queue_writer *w = ws[i];
@@ -1474,7 +1558,8 @@ static int queue_relocate(struct queue *q, const char *id, enum queue_name to,
 						queue_names[to], id);
 			goto fail;
 		}
-		if (fsync(q->fd[to]) < 0 || fsync(q->fd[m.where]) < 0) {
+		if (queue_dir_sync(q, to) < 0 ||
+		    queue_dir_sync(q, m.where) < 0) {
 			*error_r = queue_errorf("fsync(%s) failed: %m", q->dir);
 			goto fail;
 		}
@@ -1610,7 +1695,8 @@ int queue_delete(struct queue *q, const char *id, const char **error_r)
 	r = queue_msg_open(q, id, 1, &m, error_r);
 	if (r <= 0)
 		return r;
-	if (unlinkat(q->fd[m.where], id, 0) < 0 || fsync(q->fd[m.where]) < 0) {
+	if (unlinkat(q->fd[m.where], id, 0) < 0 ||
+	    queue_dir_sync(q, m.where) < 0) {
 		*error_r = queue_errorf("cannot remove %s/%s: %m",
 					queue_names[m.where], id);
 		queue_msg_close(&m);

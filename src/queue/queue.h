@@ -142,15 +142,16 @@ const char *queue_writer_id(const struct queue_writer *w);
 int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
 /*
  * Makes the message durable: writes the envelope, fdatasync()s the file,
- * renames it into active/ and fsync()s both directories. Returns 1 only
- * then (the 250 may be sent), or -1 with *error_r set (the file is
+ * renames it into active/ and fsync()s active/ (one fsync() shared with
+ * the commits of other threads under way at the same time). Returns 1
+ * only then (the 250 may be sent), or -1 with *error_r set (the file is
  * removed). The writer is still to be freed.
  */
 int queue_writer_commit(struct queue_writer *w,
 			const struct queue_envelope *env, const char **error_r);
 /*
  * Group commit of n writers: each file is written and fdatasync()ed and
- * renamed, then each directory is fsync()ed once for them all. results[i]
+ * renamed, then active/ is fsync()ed once for them all. results[i]
  * is 1 when writer i is durable, -1 when it failed (errors_r[i] says why,
  * errors_r may be NULL). Returns 1 when all succeeded, -1 otherwise.
  */

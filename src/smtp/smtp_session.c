@@ -1333,7 +1333,7 @@ static void smtp_commit_message(struct smtp_session *s)
 			 c->msg.len, (size_t)s->reader.lines);
 	s->state = SMTP_STATE_BUSY;
 	io_pause(s->io);
-	if (io_workers_submit(s->env->workers, smtp_commit_work_ctx,
+	if (io_workers_submit(s->env->commit_workers, smtp_commit_work_ctx,
 			      smtp_message_saved, x) < 0) {
 		smtp_commit_free(c);
 		free(x);

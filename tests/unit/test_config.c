@@ -49,6 +49,8 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.dns_server, "");
 	assert_string_equal(cfg.user, "petrel");
 	assert_int_equal(cfg.workers, 4);
+	assert_int_equal(cfg.commit_workers, 32);
+	assert_int_equal(cfg.delivery_workers, 4);
 	assert_string_equal(cfg.error, "");
 }
 
@@ -70,7 +72,9 @@ static void test_every_key(void **state)
 		"smarthost = relay.example.net:2525\n"
 		"dns_server = 192.0.2.53:53\n"
 		"user = mail\n"
-		"workers = 16\n";
+		"workers = 16\n"
+		"commit_workers = 48\n"
+		"delivery_workers = 8\n";
 	const char *err;
 
 	(void)state;
@@ -95,6 +99,8 @@ static void test_every_key(void **state)
 	assert_string_equal(cfg.dns_server, "192.0.2.53:53");
 	assert_string_equal(cfg.user, "mail");
 	assert_int_equal(cfg.workers, 16);
+	assert_int_equal(cfg.commit_workers, 48);
+	assert_int_equal(cfg.delivery_workers, 8);
 }
 
 /* log_dir and the TLS files follow data_dir unless set. */

@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include <cmocka.h>
@@ -850,6 +851,88 @@ static void test_batch(void **state)
 	assert_int_equal(queue_commit_batch(ws, envs, 0, results, NULL), 1);
 }
 
+#define CONCURRENT_THREADS 8
+#define CONCURRENT_EACH 6
+
+struct concurrent_job {
+	struct fixture *f;
+	char ids[CONCURRENT_EACH][QUEUE_ID_SIZE];
+	int ok;
+};
+
+static void *concurrent_commit(void *arg)
+{
+	struct concurrent_job *j = arg;
+	struct queue_envelope env;
+
+	test_envelope(&env);
+	j->ok = 1;
+	for (int i = 0; i < CONCURRENT_EACH; i++) {
+		const char *error = NULL;
+		struct queue_writer *w = queue_writer_new(j->f->q, &error);
+
+		if (w == NULL) {
+			j->ok = 0;
+			break;
+		}
+		snprintf(j->ids[i], sizeof(j->ids[i]), "%s",
+			 queue_writer_id(w));
+		if (queue_writer_write(w, test_body, sizeof(test_body) - 1) <
+			    0 ||
+		    queue_writer_commit(w, &env, &error) != 1)
+			j->ok = 0;
+		queue_writer_free(w);
+	}
+	return NULL;
+}
+
+/* Commits of many threads at once share the fsync() of active/: each
+ * returns only when its own message is in active/, whole, and nothing is
+ * left in incoming/. Deletes of many threads share it the same way. */
+static void test_concurrent_commits(void **state)
+{
+	struct fixture *f = *state;
+	struct concurrent_job jobs[CONCURRENT_THREADS];
+	pthread_t t[CONCURRENT_THREADS];
+	struct queue_stats st;
+	const char *error = NULL;
+
+	memset(jobs, 0, sizeof(jobs));
+	for (int i = 0; i < CONCURRENT_THREADS; i++) {
+		jobs[i].f = f;
+		assert_int_equal(pthread_create(&t[i], NULL, concurrent_commit,
+						&jobs[i]),
+				 0);
+	}
+	for (int i = 0; i < CONCURRENT_THREADS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (int i = 0; i < CONCURRENT_THREADS; i++) {
+		assert_true(jobs[i].ok);
+		for (int k = 0; k < CONCURRENT_EACH; k++) {
+			struct queue_envelope *got;
+			enum queue_name where;
+
+			assert_int_equal(
+				queue_envelope_load(f->q, jobs[i].ids[k],
+						    &where, &got, &error),
+				1);
+			assert_int_equal(where, QUEUE_ACTIVE);
+			assert_int_equal(got->size, sizeof(test_body) - 1);
+			queue_envelope_free(got);
+		}
+	}
+	assert_int_equal(queue_stats(f->q, &st, &error), 1);
+	assert_int_equal(st.messages[QUEUE_INCOMING], 0);
+	assert_int_equal(st.messages[QUEUE_ACTIVE],
+			 CONCURRENT_THREADS * CONCURRENT_EACH);
+	for (int i = 0; i < CONCURRENT_THREADS; i++)
+		for (int k = 0; k < CONCURRENT_EACH; k++)
+			assert_int_equal(
+				queue_delete(f->q, jobs[i].ids[k], &error), 1);
+	assert_int_equal(queue_stats(f->q, &st, &error), 1);
+	assert_int_equal(st.messages[QUEUE_ACTIVE], 0);
+}
+
 /* Flags survive moves and deferrals; queue_set_flags keeps the retry
  * time and reason. */
 static void test_flags(void **state)
@@ -983,6 +1066,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_commits, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rcpts_update, setup,
 						teardown),
