@@ -75,23 +75,6 @@ enum settings_type {
 	  "refuse listed clients, or only add to their score")                 \
 	X(DNSBL_TIMEOUT_MS, "dnsbl.timeout_ms", INT, "2000", 10, 60000, NULL,  \
 	  "how long to wait for a DNSBL answer")                               \
-	X(POP3_MAX_SESSIONS, "pop3.max_sessions", INT, "1000", 1, 1000000,     \
-	  NULL, "concurrent POP3 sessions in all")                             \
-	X(POP3_MAX_SESSIONS_PER_IP, "pop3.max_sessions_per_ip", INT, "20", 1,  \
-	  1000000, NULL, "concurrent POP3 sessions from one IP")               \
-	X(POP3_TIMEOUT_IDLE, "pop3.timeout_idle", INT, "600", 1, 86400, NULL,  \
-	  "seconds to wait for a command (RFC 1939 3: at least 10 minutes)")   \
-	X(POP3_MAX_ERRORS, "pop3.max_errors", INT, "20", 1, 1000, NULL,        \
-	  "-ERR replies before the session is closed")                         \
-	X(SCREENING_AUTH_FAILURES, "screening.auth_failures", INT, "5", 0, 64, \
-	  NULL,                                                                \
-	  "failed logins from one IP (a /64 for IPv6) that block it; 0: "      \
-	  "never block")                                                       \
-	X(SCREENING_AUTH_MINUTES, "screening.auth_minutes", INT, "10", 1,      \
-	  10080, NULL, "the window those failures are counted in, minutes")    \
-	X(SCREENING_BLOCK_MINUTES, "screening.block_minutes", INT, "30", 1,    \
-	  1440, NULL,                                                          \
-	  "how long a block lasts; doubled for each earlier block, up to a "   \
 	X(DNSBL_CHECK_RECEIVED, "dnsbl.check_received", BOOL, "off", 0, 1,     \
 	  NULL,                                                                \
 	  "also look up the public IPs of the message's Received headers "     \
@@ -112,6 +95,23 @@ enum settings_type {
 	  100000, NULL, "score from which a message is refused (550 5.7.1)")   \
 	X(SPAM_SUBJECT_TAG, "spam.subject_tag", STR, "***SPAM***", 0, 64,      \
 	  NULL, "put before the Subject of tagged messages; empty: none")      \
+	X(POP3_MAX_SESSIONS, "pop3.max_sessions", INT, "1000", 1, 1000000,     \
+	  NULL, "concurrent POP3 sessions in all")                             \
+	X(POP3_MAX_SESSIONS_PER_IP, "pop3.max_sessions_per_ip", INT, "20", 1,  \
+	  1000000, NULL, "concurrent POP3 sessions from one IP")               \
+	X(POP3_TIMEOUT_IDLE, "pop3.timeout_idle", INT, "600", 1, 86400, NULL,  \
+	  "seconds to wait for a command (RFC 1939 3: at least 10 minutes)")   \
+	X(POP3_MAX_ERRORS, "pop3.max_errors", INT, "20", 1, 1000, NULL,        \
+	  "-ERR replies before the session is closed")                         \
+	X(SCREENING_AUTH_FAILURES, "screening.auth_failures", INT, "5", 0, 64, \
+	  NULL,                                                                \
+	  "failed logins from one IP (a /64 for IPv6) that block it; 0: "      \
+	  "never block")                                                       \
+	X(SCREENING_AUTH_MINUTES, "screening.auth_minutes", INT, "10", 1,      \
+	  10080, NULL, "the window those failures are counted in, minutes")    \
+	X(SCREENING_BLOCK_MINUTES, "screening.block_minutes", INT, "30", 1,    \
+	  1440, NULL,                                                          \
+	  "how long a block lasts; doubled for each earlier block, up to a "   \
 	  "day")                                                               \
 	X(SCREENING_NOTIFY_AFTER, "screening.notify_after", INT, "20", 0,      \
 	  100000, NULL,                                                        \
@@ -234,10 +234,6 @@ void settings_unref(struct settings *s);
 int settings_set(struct settings *s, enum settings_id id, const char *value);
 int settings_bool(const struct settings *s, enum settings_id id);
 int64_t settings_int(const struct settings *s, enum settings_id id);
-/* The text of any setting; owned by the snapshot. */
-const char *settings_str(const struct settings *s, enum settings_id id);
-
-#endif
 /* A DECIMAL setting's value. */
 double settings_decimal(const struct settings *s, enum settings_id id);
 /*
@@ -247,3 +243,7 @@ double settings_decimal(const struct settings *s, enum settings_id id);
  * when the text is not such a number. Pure, and independent of the locale.
  */
 int settings_parse_decimal(const char *text, int64_t *milli_r);
+/* The text of any setting; owned by the snapshot. */
+const char *settings_str(const struct settings *s, enum settings_id id);
+
+#endif
