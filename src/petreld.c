@@ -21,6 +21,8 @@
 #include "delivery/dispatch.h"
 #include "directory/directory.h"
 #include "directory/settings.h"
+#include "filter/filter_eval.h"
+#include "filter/filter_store.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/dns.h"
@@ -32,6 +34,7 @@
 #include "policy/trust.h"
 #include "queue/queue.h"
 #include "pop3/pop3_server.h"
+#include "smtp/smtp_filter.h"
 #include "smtp/smtp_server.h"
 
 #define PETRELD_SETTINGS_POLL_MS 250
@@ -172,6 +175,36 @@ static void petreld_thread_deinit(void *state)
 
 /* Follows the database: a new snapshot whenever another process (petrelctl,
  * the web admin) committed a change (PRAGMA data_version). */
+/* Follows the content filter's rules: recompiled when their version in
+ * the directory moved (petrelctl filter ...), then used by the sessions
+ * that start a message after it. A set that fails to compile leaves the
+ * previous one in place. */
+static void petreld_filter_poll(void)
+{
+	static int64_t version = -1;
+	int64_t v;
+	const char *err;
+	char error[300];
+	struct filter_set *set;
+
+	if (directory_filter_version(petreld.env.dir, &v, &err) != 1 ||
+	    v == version)
+		return;
+	set = filter_store_load(petreld.env.dir, error, sizeof(error));
+	if (set == NULL) {
+		if (version != -2)
+			log_error("cannot load the filter rules: %s", error);
+		version = -2;
+		return;
+	}
+	smtp_filter_install(set);
+	if (version != -1)
+		log_info("directory changed: filter rules reloaded (%zu rules)",
+			 filter_set_rules(set)->n);
+	filter_set_unref(set);
+	version = v;
+}
+
 static void petreld_settings_cb(void *arg)
 {
 	int64_t v;
@@ -198,6 +231,7 @@ static void petreld_settings_cb(void *arg)
 	if (++petreld.ticks % (60000 / PETRELD_SETTINGS_POLL_MS) == 0)
 		screen_expire(petreld.env.screen, petreld.env.settings,
 			      clock_now_ms());
+	petreld_filter_poll();
 	io_timer_add(petreld.settings_timer, PETRELD_SETTINGS_POLL_MS);
 }
 
@@ -373,6 +407,7 @@ int main(int argc, char **argv)
 	if (petreld.dispatch == NULL)
 		fatal("delivery: %s", err);
 
+	petreld_filter_poll();
 	petreld.settings_timer =
 		io_timer_new(petreld.env.loop, petreld_settings_cb, NULL);
 	petreld.exit_timer =

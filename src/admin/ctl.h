@@ -68,5 +68,7 @@ ctl_noun_fn ctl_queue;
 ctl_noun_fn ctl_log;
 /* src/admin/ctl_screening.c */
 ctl_noun_fn ctl_screening;
+/* src/admin/ctl_filter.c */
+ctl_noun_fn ctl_filter;
 
 #endif

@@ -48,6 +48,11 @@ static const struct ctl_noun ctl_nouns[] = {
 	 "          | delete ID... | retry ID... | stats"},
 	{"log", ctl_log, "log search MESSAGE-ID|QUEUE-ID"},
 	{"screening", ctl_screening, "screening list | unblock IP"},
+	{"filter", ctl_filter,
+	 "filter list | show NAME | import FILE | export\n"
+	 "          | move NAME up|down|to N | enable NAME | disable NAME\n"
+	 "          | delete NAME | test FILE.eml --from ADDR --to ADDR...\n"
+	 "            [--auth [ACCOUNT]] [--ip IP]"},
 };
 
 #define CTL_NOUNS (sizeof(ctl_nouns) / sizeof(ctl_nouns[0]))

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "queue/queue.h"
+#include "smtp/smtp_filter.h"
 
 #define SMTP_HEADER_ROOM (64 * 1024)
 
@@ -26,6 +27,10 @@ void smtp_commit_work(void *thread_state, void *arg)
 	const char *err = NULL;
 	long body;
 
+	if (c->filter_plan != NULL) {
+		smtp_filter_commit(thread_state, c);
+		return;
+	}
 	c->ok = 0;
 	buf_init(&head, c->msg.len + SMTP_HEADER_ROOM);
 	w = queue_writer_new(c->queue, &err);
@@ -102,5 +107,7 @@ void smtp_commit_free(struct smtp_commit *c)
 		return;
 	free(c->rcpts);
 	c->rcpts = NULL;
+	smtp_filter_plan_free(c->filter_plan);
+	c->filter_plan = NULL;
 	buf_deinit(&c->msg);
 }

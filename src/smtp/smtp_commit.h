@@ -10,6 +10,7 @@
 
 struct env;
 struct queue;
+struct smtp_filter_plan;
 
 struct smtp_rcpt {
 	char addr[ADDR_FORMAT_SIZE];		 /* as given in RCPT TO */
@@ -63,6 +64,9 @@ struct smtp_commit {
 	size_t nrcpt;
 	struct buf msg; /* owned */
 	int64_t now;
+	/* What the content filter decided (smtp_filter.h), owned; NULL:
+	 * spool the message as it is. */
+	struct smtp_filter_plan *filter_plan;
 	/* out */
 	int ok;
 	char queue_id[64];

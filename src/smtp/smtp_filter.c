@@ -1,9 +1,641 @@
 /*
- * smtp_filter: the content-filter stage of the end of DATA (smtp_session_int.h).
+ * smtp_filter: the content-filter stage of the end of DATA
+ * (smtp_session_int.h). The rules run on a worker (regular expressions
+ * over a large body, group lookups in the directory) before the 250, so a
+ * rule can refuse the message instead of bouncing it later. What they
+ * decide becomes a plan that the commit carries out: one spooled copy per
+ * distinct outcome (recipients with the same outcome share it), held
+ * copies moved into hold or bad, notes queued from the null sender. A
+ * filter that fails holds the whole message with the reason: nothing is
+ * lost. Owns the installed rule set and the plans.
  */
+#include "smtp/smtp_filter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "filter/filter_eval.h"
+#include "filter/filter_note.h"
+#include "filter/filter_store.h"
+#include "lib/clock.h"
+#include "lib/config.h"
+#include "lib/env.h"
+#include "lib/header.h"
+#include "lib/io_worker.h"
+#include "lib/log.h"
+#include "queue/queue.h"
 #include "smtp/smtp_session_int.h"
+
+struct smtp_filter_copy {
+	struct smtp_rcpt *rcpts;
+	size_t n;
+	struct buf msg; /* the changed message, when modified */
+	int modified;
+	enum queue_name queue; /* active, hold or bad */
+	char reason[QUEUE_REASON_MAX];
+	const struct filter_outcome *o;
+};
+
+struct smtp_filter_note {
+	struct buf msg;
+	struct smtp_rcpt *rcpts;
+	size_t n;
+	char subject[QUEUE_SUBJECT_MAX + 1];
+	char id[QUEUE_ID_SIZE];
+};
+
+struct smtp_filter_plan {
+	struct smtp_filter_copy *copies;
+	size_t ncopies;
+	struct smtp_filter_note *notes;
+	size_t nnotes;
+	/* Filled by the commit: ids to hand to delivery. */
+	char (*ids)[QUEUE_ID_SIZE];
+	size_t nids;
+};
+
+struct smtp_filter_job {
+	struct smtp_session *s;
+	struct filter_set *set;
+	struct smtp_rcpt *rcpts;
+	struct filter_rcpt *frcpts;
+	size_t nrcpt;
+	char sender[ADDR_FORMAT_SIZE];
+	char auth[DIRECTORY_ADDRESS_MAX + 1];
+	char ip[64];
+	char hostname[256];
+	char message_id[256];
+	const char *msg;
+	size_t len;
+	double spam_score;
+	int spam_scored;
+	struct filter_result res;
+	int failed;
+	char error[300];
+	struct smtp_filter_plan *plan;
+};
+
+static struct filter_set *smtp_filter_current;
+
+void smtp_filter_install(struct filter_set *set)
+{
+	if (set != NULL)
+		filter_set_ref(set);
+	filter_set_unref(smtp_filter_current);
+	smtp_filter_current = set;
+}
+
+void smtp_filter_plan_free(struct smtp_filter_plan *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->ncopies; i++) {
+		free(p->copies[i].rcpts);
+		buf_deinit(&p->copies[i].msg);
+	}
+	free(p->copies);
+	for (size_t i = 0; i < p->nnotes; i++) {
+		free(p->notes[i].rcpts);
+		buf_deinit(&p->notes[i].msg);
+	}
+	free(p->notes);
+	free(p->ids);
+	free(p);
+}
+
+/* Appends a recipient to a list unless it is there. Returns 0 or -1. */
+static int smtp_filter_add_rcpt(struct smtp_rcpt **v, size_t *n,
+				const struct smtp_rcpt *r)
+{
+	struct smtp_rcpt *nv;
+
+	for (size_t i = 0; i < *n; i++)
+		if (strcasecmp((*v)[i].addr, r->addr) == 0)
+			return 0;
+	nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return -1;
+	*v = nv;
+	nv[(*n)++] = *r;
+	return 0;
+}
+
+/* Fills r for an address (local when it resolves to an account here).
+ * Returns 1, 0 when it is not usable (local domain, no such account). */
+static int smtp_filter_target(struct directory *d, const char *addr,
+			      int need_local, struct smtp_rcpt *r)
+{
+	const char *at = strrchr(addr, '@'), *err;
+	int local;
+
+	memset(r, 0, sizeof(*r));
+	if (at == NULL || strlen(addr) >= sizeof(r->addr))
+		return 0;
+	snprintf(r->addr, sizeof(r->addr), "%s", addr);
+	local = d != NULL && directory_domain_exists(d, at + 1) == 1;
+	if (local) {
+		if (directory_resolve(d, addr, r->account, &err) != 1)
+			return 0;
+		r->local = 1;
+		return 1;
+	}
+	return need_local ? 0 : 1;
+}
+
+/* The copy of outcome o, made if new. NULL on ENOMEM. */
+static struct smtp_filter_copy *
+smtp_filter_copy_for(struct smtp_filter_plan *p, const struct filter_outcome *o)
+{
+	struct smtp_filter_copy *v, *c;
+
+	for (size_t i = 0; i < p->ncopies; i++)
+		if (filter_outcome_same(p->copies[i].o, o))
+			return &p->copies[i];
+	v = realloc(p->copies, (p->ncopies + 1) * sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	p->copies = v;
+	c = &v[p->ncopies++];
+	memset(c, 0, sizeof(*c));
+	c->o = o;
+	c->queue = o->bad ? QUEUE_BAD : o->hold ? QUEUE_HOLD : QUEUE_ACTIVE;
+	snprintf(c->reason, sizeof(c->reason), "%s", o->reason);
+	buf_init(&c->msg, 0);
+	return c;
+}
+
+/* Calls fn for each address of a "a,b" list. */
+static int smtp_filter_each(const char *list, struct directory *d,
+			    struct smtp_filter_copy *c, const char *sid,
+			    int *added_r)
+{
+	char one[ADDR_FORMAT_SIZE];
+	const char *s = list;
+
+	while (*s != '\0') {
+		size_t n;
+		struct smtp_rcpt r;
+
+		s += strspn(s, ", ");
+		n = strcspn(s, ", ");
+		if (n == 0)
+			break;
+		snprintf(one, sizeof(one), "%.*s", (int)n, s);
+		s += n;
+		if (!smtp_filter_target(d, one, 1, &r)) {
+			char q[120];
+
+			log_write(LOG_SMTP_IN, sid, LOG_EVENT,
+				  "filter: %s is no local account, skipped",
+				  log_sanitize(q, sizeof(q), one, strlen(one)));
+			continue;
+		}
+		if (smtp_filter_add_rcpt(&c->rcpts, &c->n, &r) < 0)
+			return -1;
+		(*added_r)++;
+	}
+	return 0;
+}
+
+/* Builds the plan from the result (worker thread). Returns 0 or -1. */
+static int smtp_filter_plan_make(struct smtp_filter_job *j, struct directory *d)
+{
+	struct smtp_filter_plan *p = calloc(1, sizeof(*p));
+	const struct filter_rules *rules = filter_set_rules(j->set);
+
+	if (p == NULL)
+		return -1;
+	j->plan = p;
+	for (size_t k = 0; k < j->nrcpt; k++) {
+		const struct filter_outcome *o = &j->res.out[k];
+		struct smtp_filter_copy *c;
+		int added = 0;
+
+		if (o->deleted)
+			continue;
+		c = smtp_filter_copy_for(p, o);
+		if (c == NULL)
+			return -1;
+		if (o->redirect.len > 0) {
+			if (smtp_filter_each(buf_cstr(&o->redirect), d, c,
+					     j->s->id, &added) < 0)
+				return -1;
+			if (added == 0) {
+				/* Nowhere to go: hold it rather than lose. */
+				struct filter_outcome *w =
+					(struct filter_outcome *)o;
+				w->hold = 1;
+				snprintf(w->reason, sizeof(w->reason),
+					 "content filter: no redirect target "
+					 "exists");
+				c = smtp_filter_copy_for(p, o);
+				if (c == NULL ||
+				    smtp_filter_add_rcpt(&c->rcpts, &c->n,
+							 &j->rcpts[k]) < 0)
+					return -1;
+			}
+		} else if (smtp_filter_add_rcpt(&c->rcpts, &c->n,
+						&j->rcpts[k]) < 0) {
+			return -1;
+		}
+		if (o->copies.len > 0 &&
+		    smtp_filter_each(buf_cstr(&o->copies), d, c, j->s->id,
+				     &added) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < p->ncopies; i++) {
+		struct smtp_filter_copy *c = &p->copies[i];
+
+		if (c->o->edits.len == 0 && !c->o->strip)
+			continue;
+		buf_init(&c->msg, j->len + 2 * 1024 * 1024);
+		if (filter_outcome_apply(c->o, j->msg, j->len, &c->msg) < 0)
+			return -1;
+		c->modified = 1;
+	}
+	for (size_t i = 0; i < j->res.nnotes; i++) {
+		const struct filter_note *fn = &j->res.notes[i];
+		struct smtp_filter_note *v, *n;
+		const char *s = fn->to;
+
+		v = realloc(p->notes, (p->nnotes + 1) * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		p->notes = v;
+		n = &v[p->nnotes++];
+		memset(n, 0, sizeof(*n));
+		buf_init(&n->msg, j->len + 1024 * 1024);
+		queue_id_make(n->id);
+		snprintf(n->subject, sizeof(n->subject), "%s", fn->subject);
+		while (*s != '\0') {
+			char one[ADDR_FORMAT_SIZE];
+			struct smtp_rcpt r;
+			size_t len;
+
+			s += strspn(s, ", ");
+			len = strcspn(s, ", ");
+			if (len == 0)
+				break;
+			snprintf(one, sizeof(one), "%.*s", (int)len, s);
+			s += len;
+			if (smtp_filter_target(d, one, 0, &r) &&
+			    smtp_filter_add_rcpt(&n->rcpts, &n->n, &r) < 0)
+				return -1;
+		}
+		if (filter_note_compose(fn, j->hostname, n->id, clock_now(),
+					j->msg, fn->attach ? j->len : 0,
+					&n->msg) < 0)
+			return -1;
+		(void)rules;
+	}
+	return 0;
+}
+
+static void smtp_filter_work(void *thread_state, void *arg)
+{
+	struct smtp_filter_job *j = arg;
+	struct env_thread *t = thread_state;
+	struct directory *d = t != NULL ? t->dir : NULL;
+	struct filter_facts f;
+	char primary[256] = "";
+
+	if (d != NULL)
+		filter_store_primary_domain(d, primary, sizeof(primary));
+	memset(&f, 0, sizeof(f));
+	f.sender = j->sender;
+	f.auth = j->auth;
+	f.client_ip = j->ip;
+	f.msg = j->msg;
+	f.len = j->len;
+	f.message_id = j->message_id;
+	f.primary_domain = primary;
+	f.spam_score = j->spam_score;
+	f.spam_scored = j->spam_scored;
+	f.now = clock_now();
+	f.is_member = d != NULL ? filter_store_is_member : NULL;
+	f.ctx = d;
+	if (d == NULL) {
+		j->failed = 1;
+		snprintf(j->error, sizeof(j->error), "no directory handle");
+		return;
+	}
+	if (filter_eval(j->set, &f, j->frcpts, j->nrcpt, &j->res) < 0) {
+		j->failed = 1;
+		snprintf(j->error, sizeof(j->error), "%s", j->res.error);
+		return;
+	}
+	if (j->res.reject)
+		return;
+	if (smtp_filter_plan_make(j, d) < 0) {
+		smtp_filter_plan_free(j->plan);
+		j->plan = NULL;
+		j->failed = 1;
+		snprintf(j->error, sizeof(j->error),
+			 "out of memory carrying out the rules");
+	}
+}
+
+static void smtp_filter_job_free(struct smtp_filter_job *j)
+{
+	filter_result_deinit(&j->res);
+	filter_set_unref(j->set);
+	smtp_filter_plan_free(j->plan);
+	free(j->rcpts);
+	free(j->frcpts);
+	free(j);
+}
+
+/* A plan that changes nothing needs no special commit. */
+static int smtp_filter_plan_trivial(const struct smtp_filter_job *j)
+{
+	const struct filter_outcome *o;
+
+	if (j->res.nnotes > 0)
+		return 0;
+	for (size_t k = 0; k < j->nrcpt; k++) {
+		o = &j->res.out[k];
+		if (o->deleted || o->hold || o->bad || o->strip ||
+		    o->edits.len > 0 || o->redirect.len > 0 ||
+		    o->copies.len > 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void smtp_filter_done(void *arg)
+{
+	struct smtp_filter_job *j = arg;
+	struct smtp_session *s = j->s;
+	const struct filter_rules *rules = filter_set_rules(j->set);
+	char mid[300];
+
+	if (smtp_stage_gone(s)) {
+		smtp_filter_job_free(j);
+		return;
+	}
+	log_sanitize(mid, sizeof(mid), j->message_id, strlen(j->message_id));
+	for (size_t i = 0; !j->failed && i < j->res.nfired; i++) {
+		const struct filter_fired *fd = &j->res.fired[i];
+		char name[FILTER_NAME_MAX * 4 + 8];
+
+		log_sanitize(name, sizeof(name), rules->v[fd->rule].name,
+			     strlen(rules->v[fd->rule].name));
+		smtp_session_log(s, LOG_EVENT,
+				 "filter rule \"%s\" fired for %zu "
+				 "recipient%s: %s; Message-ID: %s",
+				 name, fd->nrcpt, fd->nrcpt == 1 ? "" : "s",
+				 fd->actions, mid[0] != '\0' ? mid : "none");
+	}
+	if (j->failed) {
+		/* Hold it, with the reason: never lose a message because the
+		 * filter could not decide. */
+		struct smtp_filter_plan *p = calloc(1, sizeof(*p));
+		struct smtp_filter_copy *c =
+			p != NULL ? calloc(1, sizeof(*c)) : NULL;
+
+		smtp_session_log(s, LOG_EVENT,
+				 "filter failed: %s; the message is held",
+				 j->error);
+		if (c == NULL) {
+			free(p);
+			smtp_filter_job_free(j);
+			smtp_session_refuse(
+				s, "451 4.3.0 Temporary filter failure",
+				"filter failed");
+			return;
+		}
+		c->rcpts = j->rcpts;
+		c->n = j->nrcpt;
+		j->rcpts = NULL;
+		c->queue = QUEUE_HOLD;
+		snprintf(c->reason, sizeof(c->reason),
+			 "content filter failed: %s", j->error);
+		buf_init(&c->msg, 0);
+		p->copies = c;
+		p->ncopies = 1;
+		smtp_filter_plan_free(s->filter_plan);
+		s->filter_plan = p;
+	} else if (j->res.reject) {
+		char reason[600], reply[512];
+
+		snprintf(reply, sizeof(reply), "%s", j->res.reply);
+		snprintf(reason, sizeof(reason), "content filter: %s", reply);
+		smtp_filter_job_free(j);
+		smtp_session_refuse(s, reply, reason);
+		return;
+	} else if (!smtp_filter_plan_trivial(j)) {
+		smtp_filter_plan_free(s->filter_plan);
+		s->filter_plan = j->plan;
+		j->plan = NULL;
+	}
+	smtp_filter_job_free(j);
+	smtp_stage_next(s);
+}
 
 void smtp_stage_filter(struct smtp_session *s)
 {
-	smtp_stage_next(s);
+	struct smtp_filter_job *j;
+	const struct filter_rules *rules;
+	struct header_field h;
+	size_t pos = 0, enabled = 0;
+
+	if (smtp_filter_current == NULL) {
+		smtp_stage_next(s);
+		return;
+	}
+	rules = filter_set_rules(smtp_filter_current);
+	for (size_t i = 0; i < rules->n; i++)
+		enabled += rules->v[i].enabled != 0;
+	if (enabled == 0) {
+		smtp_stage_next(s);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		goto nomem;
+	j->s = s;
+	j->set = smtp_filter_current;
+	filter_set_ref(j->set);
+	j->nrcpt = s->nrcpt;
+	j->rcpts = malloc((s->nrcpt + 1) * sizeof(*j->rcpts));
+	j->frcpts = malloc((s->nrcpt + 1) * sizeof(*j->frcpts));
+	if (j->rcpts == NULL || j->frcpts == NULL) {
+		smtp_filter_job_free(j);
+		goto nomem;
+	}
+	memcpy(j->rcpts, s->rcpts, s->nrcpt * sizeof(*j->rcpts));
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		j->frcpts[i].address = j->rcpts[i].addr;
+		j->frcpts[i].local = j->rcpts[i].local;
+	}
+	snprintf(j->sender, sizeof(j->sender), "%s", s->sender);
+	snprintf(j->auth, sizeof(j->auth), "%s", s->auth);
+	snprintf(j->ip, sizeof(j->ip), "%s", s->ip);
+	snprintf(j->hostname, sizeof(j->hostname), "%s", s->env->cfg->hostname);
+	while (header_next(buf_cstr(&s->msg), s->msg.len, &pos, &h) == 1) {
+		if (header_is(&h, "Message-ID")) {
+			header_unfold(&h, j->message_id, sizeof(j->message_id));
+			break;
+		}
+	}
+	/* The message stays in s->msg, untouched while the session waits. */
+	j->msg = buf_cstr(&s->msg);
+	j->len = s->msg.len;
+	smtp_stage_wait(s);
+	if (io_workers_submit(s->env->workers, smtp_filter_work,
+			      smtp_filter_done, j) < 0) {
+		smtp_filter_job_free(j);
+		goto nomem;
+	}
+	return;
+nomem:
+	smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
+			    "out of memory");
+}
+
+/* --- the commit --- */
+
+static int smtp_filter_add_id(struct smtp_filter_plan *p, const char *id)
+{
+	char(*v)[QUEUE_ID_SIZE] = realloc(p->ids, (p->nids + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return -1;
+	p->ids = v;
+	snprintf(v[p->nids++], QUEUE_ID_SIZE, "%s", id);
+	return 0;
+}
+
+/* Queues one note from the null sender. Returns 1, 0 when it had no
+ * recipient, -1 on error. */
+static int smtp_filter_queue_note(struct smtp_commit *c,
+				  struct smtp_filter_note *n, char *id_r)
+{
+	struct queue_writer *w;
+	struct queue_envelope env;
+	struct queue_rcpt *qr;
+	const char *err;
+	int r = -1;
+
+	if (n->n == 0)
+		return 0;
+	qr = calloc(n->n, sizeof(*qr));
+	if (qr == NULL)
+		return -1;
+	w = queue_writer_new(c->queue, &err);
+	if (w == NULL) {
+		free(qr);
+		return -1;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		qr[i].address = n->rcpts[i].addr;
+		qr[i].mailbox = n->rcpts[i].local ? n->rcpts[i].account : "";
+		qr[i].kind = n->rcpts[i].local ? QUEUE_RCPT_LOCAL
+					       : QUEUE_RCPT_REMOTE;
+		qr[i].status = QUEUE_RCPT_PENDING;
+		qr[i].error = "";
+	}
+	memset(&env, 0, sizeof(env));
+	env.sender = ""; /* a note never starts a loop of replies */
+	env.rcpts = qr;
+	env.rcpt_count = n->n;
+	env.received = c->now;
+	env.client_ip = "127.0.0.1";
+	env.helo = c->hostname;
+	env.listener = "filter-note";
+	env.protocol = "LOCAL";
+	env.auth_account = "";
+	env.message_id = n->id;
+	env.subject = n->subject;
+	if (queue_writer_write(w, n->msg.data, n->msg.len) == 0 &&
+	    queue_writer_commit(w, &env, &err) == 1) {
+		snprintf(id_r, QUEUE_ID_SIZE, "%s", queue_writer_id(w));
+		r = 1;
+	}
+	queue_writer_free(w);
+	free(qr);
+	return r;
+}
+
+void smtp_filter_commit(void *thread_state, struct smtp_commit *c)
+{
+	struct smtp_filter_plan *p = c->filter_plan;
+	const char *err;
+
+	c->ok = 0;
+	c->queue_id[0] = '\0';
+	for (size_t i = 0; i < p->ncopies; i++) {
+		struct smtp_filter_copy *cp = &p->copies[i];
+		struct smtp_commit one = *c;
+
+		one.filter_plan = NULL;
+		one.rcpts = cp->rcpts;
+		one.nrcpt = cp->n;
+		if (cp->modified)
+			one.msg = cp->msg;
+		if (cp->n == 0)
+			continue;
+		smtp_commit_work(thread_state, &one);
+		if (!one.ok) {
+			snprintf(c->error, sizeof(c->error), "%s", one.error);
+			return;
+		}
+		if (c->queue_id[0] == '\0') {
+			snprintf(c->queue_id, sizeof(c->queue_id), "%s",
+				 one.queue_id);
+			snprintf(c->message_id, sizeof(c->message_id), "%s",
+				 one.message_id);
+		}
+		if (cp->queue != QUEUE_ACTIVE) {
+			if (queue_move(c->queue, one.queue_id, cp->queue,
+				       cp->reason, &err) != 1) {
+				/* It is spooled, only not held: say so. */
+				log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
+					  "filter: cannot move %s to %s: %s",
+					  one.queue_id,
+					  queue_name_str(cp->queue), err);
+			} else {
+				log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
+					  "filter: %s moved to %s (%s)",
+					  one.queue_id,
+					  queue_name_str(cp->queue),
+					  cp->reason);
+				continue;
+			}
+		}
+		if (smtp_filter_add_id(p, one.queue_id) < 0) {
+			snprintf(c->error, sizeof(c->error), "out of memory");
+			return;
+		}
+	}
+	for (size_t i = 0; i < p->nnotes; i++) {
+		char id[QUEUE_ID_SIZE];
+		int r = smtp_filter_queue_note(c, &p->notes[i], id);
+
+		if (r < 0)
+			log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
+				  "filter: cannot queue a note");
+		else if (r > 0) {
+			log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
+				  "filter: note queued as %s", id);
+			smtp_filter_add_id(p, id);
+		}
+	}
+	c->ok = 1;
+}
+
+void smtp_filter_announce(const struct smtp_commit *c, struct env *env)
+{
+	const struct smtp_filter_plan *p = c->filter_plan;
+
+	if (env->message_queued == NULL)
+		return;
+	if (p == NULL) {
+		env->message_queued(env, c->queue_id);
+		return;
+	}
+	for (size_t i = 0; i < p->nids; i++)
+		env->message_queued(env, p->ids[i]);
 }

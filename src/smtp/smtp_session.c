@@ -6,6 +6,7 @@
  * is local, and the worker pool does password checks and durable commits.
  */
 #include "smtp/smtp_session.h"
+#include "smtp/smtp_filter.h"
 #include "smtp/smtp_session_int.h"
 
 #include <arpa/inet.h>
@@ -134,6 +135,8 @@ static void smtp_reset_transaction(struct smtp_session *s)
 	s->sender[0] = '\0';
 	s->nrcpt = 0;
 	buf_deinit(&s->msg);
+	smtp_filter_plan_free(s->filter_plan);
+	s->filter_plan = NULL;
 }
 
 /* Sends a last reply and closes once it is written. */
@@ -1182,7 +1185,7 @@ static void smtp_message_saved(void *arg)
 		log_sanitize(mid, sizeof(mid), x->c.message_id,
 			     strlen(x->c.message_id));
 		if (s->env->message_queued != NULL)
-			s->env->message_queued(s->env, x->c.queue_id);
+			smtp_filter_announce(&x->c, s->env);
 	}
 	if (s->gone) {
 		if (x->c.ok)
@@ -1192,7 +1195,11 @@ static void smtp_message_saved(void *arg)
 		smtp_session_free(s);
 		goto out;
 	}
-	if (x->c.ok) {
+	if (x->c.ok && x->c.queue_id[0] == '\0') {
+		/* The content filter deleted it for every recipient. */
+		s->messages++;
+		smtp_session_reply(s, "250 2.0.0 Ok, message accepted");
+	} else if (x->c.ok) {
 		s->messages++;
 		smtp_session_reply(
 			s, "250 2.0.0 Ok, message saved <Message-ID: %s> as %s",
@@ -1326,7 +1333,9 @@ static void smtp_commit_message(struct smtp_session *s)
 	}
 	memcpy(c->rcpts, s->rcpts, s->nrcpt * sizeof(*c->rcpts));
 	c->nrcpt = s->nrcpt;
-	c->msg = s->msg; /* moved */
+	c->msg = s->msg;		 /* moved */
+	c->filter_plan = s->filter_plan; /* moved */
+	s->filter_plan = NULL;
 	buf_init(&s->msg, 0);
 	c->now = clock_now();
 	smtp_session_log(s, LOG_FROM_PEER, "[message: %zu bytes, %zu lines]",

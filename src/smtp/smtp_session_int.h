@@ -21,6 +21,7 @@
 #include "smtp/smtp_session.h"
 
 struct io_timer;
+struct smtp_filter_plan;
 
 /*
  * At the end of DATA the message goes through these stages in order. A
@@ -108,6 +109,8 @@ struct smtp_session {
 	/* End of DATA: the stage the message is in (smtp_stage_next). */
 	enum smtp_stage stage;
 	int stage_async; /* a stage of this message waited */
+	/* What the content filter decided (smtp_filter.c); NULL: nothing. */
+	struct smtp_filter_plan *filter_plan;
 };
 
 /* Runs the next stage of the message (smtp_session.c). */

@@ -1,0 +1,87 @@
+/*
+ * filter_store: loads the content filter's rules from the directory (one
+ * text per rule, in order) and compiles them into a set; answers the
+ * evaluator's group questions from the directory. Owns nothing.
+ */
+#include "filter/filter_store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "directory/directory.h"
+#include "filter/filter_parse.h"
+
+struct filter_store_ctx {
+	struct filter_rules rules;
+	char *error;
+	size_t errsize;
+	int failed;
+};
+
+static void filter_store_cb(const char *name, int enabled, const char *text,
+			    void *arg)
+{
+	struct filter_store_ctx *x = arg;
+	struct filter_rule r;
+	char err[256];
+
+	if (x->failed)
+		return;
+	if (filter_parse_rule(text, strlen(text), &r, err, sizeof(err)) < 0) {
+		snprintf(x->error, x->errsize, "rule \"%.80s\": %s", name, err);
+		x->failed = 1;
+		return;
+	}
+	r.enabled = enabled;
+	if (filter_rules_push(&x->rules, &r) < 0) {
+		snprintf(x->error, x->errsize, "too many rules");
+		x->failed = 1;
+	}
+}
+
+struct filter_set *filter_store_load(struct directory *d, char *error,
+				     size_t errsize)
+{
+	struct filter_store_ctx x;
+	const char *err;
+
+	memset(&x, 0, sizeof(x));
+	x.error = error;
+	x.errsize = errsize;
+	if (directory_filter_list(d, filter_store_cb, &x, &err) < 0) {
+		snprintf(error, errsize, "%s", err);
+		x.failed = 1;
+	}
+	if (x.failed) {
+		filter_rules_clear(&x.rules);
+		return NULL;
+	}
+	return filter_set_new(&x.rules, error, errsize);
+}
+
+int filter_store_is_member(void *ctx, const char *group, const char *address)
+{
+	return directory_group_is_member(ctx, group, address);
+}
+
+struct filter_store_first {
+	char *out;
+	size_t size;
+};
+
+static void filter_store_domain_cb(const char *name, void *arg)
+{
+	struct filter_store_first *f = arg;
+
+	if (f->out[0] == '\0')
+		snprintf(f->out, f->size, "%s", name);
+}
+
+void filter_store_primary_domain(struct directory *d, char *out, size_t size)
+{
+	struct filter_store_first f = {out, size};
+	const char *err;
+
+	out[0] = '\0';
+	directory_domain_list(d, filter_store_domain_cb, &f, &err);
+}
