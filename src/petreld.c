@@ -31,6 +31,7 @@
 #include "lib/io_worker.h"
 #include "lib/log.h"
 #include "policy/screening.h"
+#include "policy/dnsbl.h"
 #include "policy/trust.h"
 #include "queue/queue.h"
 #include "pop3/pop3_server.h"
@@ -40,6 +41,7 @@
 #define PETRELD_SETTINGS_POLL_MS 250
 #define PETRELD_SHUTDOWN_GRACE_MS 10000
 #define PETRELD_DNS_TIMEOUT_MS 2000 /* per try; callers bound the total */
+#define PETRELD_DNSBL_CACHE 4096    /* DNSBL answers kept */
 
 static struct {
 	struct config cfg;
@@ -375,6 +377,9 @@ int main(int argc, char **argv)
 		fatal("resolver: %s", err);
 	petreld.env.trust =
 		policy_trust_new(petreld.env.settings, petreld.env.dns);
+	petreld.env.dnsbl_cache = dnsbl_cache_new(PETRELD_DNSBL_CACHE);
+	if (petreld.env.dnsbl_cache == NULL)
+		fatal("out of memory");
 	petreld.env.screen = screen_new();
 	if (petreld.env.screen == NULL)
 		fatal("out of memory");
@@ -443,6 +448,7 @@ int main(int argc, char **argv)
 	policy_trust_free(petreld.env.trust);
 	screen_free(petreld.env.screen);
 	dns_free(petreld.env.dns);
+	dnsbl_cache_free(petreld.env.dnsbl_cache);
 	settings_unref(petreld.env.settings);
 	directory_close(petreld.env.dir);
 	io_loop_free(petreld.env.loop);

@@ -8,6 +8,7 @@ struct io_workers;
 struct io_tls_ctx;
 struct directory;
 struct dns;
+struct dnsbl_cache;
 struct policy_trust;
 struct screen;
 struct queue;
@@ -30,6 +31,8 @@ struct env {
 	struct directory *dir;	/* the loop thread's handle: reads only */
 	struct queue *queue;
 	struct dns *dns; /* the resolver (dns_server, or the system's) */
+	/* DNSBL answers by TTL, shared by the sessions. */
+	struct dnsbl_cache *dnsbl_cache;
 	/* Trusted hosts and local networks of the current settings. */
 	struct policy_trust *trust;
 	/* Failed-login and connection screening (SMTP and POP3). */

@@ -39,6 +39,7 @@
 #include "smtp/smtp_commit.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parse.h"
+#include "smtp/smtp_spam.h"
 #include "lib/sasl.h"
 
 struct smtp_auth_job {
@@ -167,7 +168,7 @@ static const char *smtp_proto(const struct smtp_session *s)
 
 static void smtp_greet(struct smtp_session *s)
 {
-	if (s->rdns_q != NULL) {
+	if (s->rdns_q != NULL || smtp_spam_connect_pending(s)) {
 		/* Input waits too: it is read after the greeting. */
 		s->greet_waiting = 1;
 		io_pause(s->io);
@@ -193,11 +194,17 @@ static void smtp_rdns_done(struct smtp_session *s, const struct dns_result *r)
 					 ? "no confirmed name"
 					 : "temporary DNS failure");
 	}
-	if (s->greet_waiting) {
-		s->greet_waiting = 0;
-		io_resume(s->io);
-		smtp_greet(s);
-	}
+	smtp_session_greet_ready(s);
+}
+
+void smtp_session_greet_ready(struct smtp_session *s)
+{
+	if (!s->greet_waiting || s->rdns_q != NULL ||
+	    smtp_spam_connect_pending(s))
+		return;
+	s->greet_waiting = 0;
+	io_resume(s->io);
+	smtp_greet(s);
 }
 
 static void smtp_rdns_cb(const struct dns_result *r, void *arg)
@@ -276,6 +283,7 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 		return;
 	}
 	smtp_rdns_start(s, sa);
+	smtp_spam_connect(s);
 	if (listener == SMTP_LISTENER_SMTPS) {
 		s->state = SMTP_STATE_HANDSHAKE;
 		io_set_read_timeout(
@@ -303,6 +311,7 @@ static void smtp_session_free(struct smtp_session *s)
 	io_timer_free(s->delay);
 	dns_cancel(s->rdns_q);
 	io_timer_free(s->rdns_timer);
+	smtp_spam_free(s);
 	smtp_session_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
 			 s->messages, s->errors);
 	free(s->rcpts);
@@ -676,8 +685,10 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 			exists = ret == 1;
 		}
 	}
-	reply = policy_check_rcpt(&f, &r.to, local, exists, s->local_unauth,
-				  &reason);
+	reply = smtp_spam_check_rcpt(s, &f, &reason);
+	if (reply == NULL)
+		reply = policy_check_rcpt(&f, &r.to, local, exists,
+					  s->local_unauth, &reason);
 	if (reply != NULL) {
 		smtp_refused(s, "RCPT", reply, reason);
 		return;

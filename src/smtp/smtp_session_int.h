@@ -106,6 +106,15 @@ struct smtp_session {
 	int blocked;		 /* failed-login screening blocked the IP */
 	char rdns[DNS_NAME_MAX]; /* "" when unknown */
 
+	/* Spam controls (smtp_spam.c): DNSBL results of the client, looked
+	 * up at connect (the greeting waits for them too), and the spam
+	 * stage's work; NULL when there is none. */
+	struct smtp_spam *spam;
+	/* The message's spam score, for the stages after the spam stage
+	 * (the content filter): spam_scored is 0 when it was not scored. */
+	int spam_scored;
+	double spam_score;
+
 	/* End of DATA: the stage the message is in (smtp_stage_next). */
 	enum smtp_stage stage;
 	int stage_async; /* a stage of this message waited */
@@ -142,5 +151,9 @@ void smtp_session_refuse(struct smtp_session *s, const char *reply,
 /* Refuses with a last reply and closes the session. */
 void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Sends the greeting that waits for the connect-time lookups, once none
+ * is left (smtp_session.c). */
+void smtp_session_greet_ready(struct smtp_session *s);
 
 #endif

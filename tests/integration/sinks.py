@@ -1,5 +1,5 @@
 """Loopback peers for remote delivery tests: a small authoritative DNS
-server (A, AAAA, MX, null MX, SERVFAIL) and an SMTP sink whose answers each
+server (A, AAAA, MX, null MX, TXT, SERVFAIL, no answer, negative TTL) and an SMTP sink whose answers each
 test chooses (per-recipient 2xx/4xx/5xx, STARTTLS, AUTH, hang, drop).
 Standard library only; every address is in 127.0.0.0/8."""
 import base64
@@ -15,13 +15,17 @@ import time
 
 class DnsServer:
     """Answers for the names in `zone`: {name: [("A", "127.0.0.2"),
-    ("MX", 10, "mx1.x.test"), ("AAAA", "::1"), ("SERVFAIL",)]}. Unknown
-    names get NXDOMAIN; known names without the asked type get an empty
-    NOERROR answer (NODATA)."""
+    ("MX", 10, "mx1.x.test"), ("AAAA", "::1"), ("TXT", "text"),
+    ("SERVFAIL",), ("TIMEOUT",)]}. An A or TXT record may carry its TTL
+    as a third element (60 otherwise); ("TIMEOUT",) never answers.
+    Unknown names get NXDOMAIN; known names without the asked type get an
+    empty NOERROR answer (NODATA). With negative_ttl, NXDOMAIN answers
+    carry an SOA record with that TTL and minimum (RFC 2308)."""
 
-    TYPES = {1: "A", 28: "AAAA", 15: "MX"}
+    TYPES = {1: "A", 28: "AAAA", 15: "MX", 16: "TXT"}
 
-    def __init__(self, zone=None):
+    def __init__(self, zone=None, negative_ttl=None):
+        self.negative_ttl = negative_ttl
         self.zone = {k.lower().rstrip("."): v for k, v in (zone or {}).items()}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -82,8 +86,17 @@ class DnsServer:
         self.queries.append((key, self.TYPES.get(qtype, qtype)))
         records = self.zone.get(key)
         rcode, answers = 0, []
+        authority = []
         if records is None:
             rcode = 3
+            if self.negative_ttl is not None:
+                t = self.negative_ttl
+                rdata = (self._encode("ns.test") + self._encode("h.test") +
+                         struct.pack(">IIIII", 1, 3600, 600, 86400, t))
+                authority.append(self._encode("test") + struct.pack(
+                    ">HHIH", 6, 1, t, len(rdata)) + rdata)
+        elif any(r[0] == "TIMEOUT" for r in records):
+            return None
         elif any(r[0] == "SERVFAIL" for r in records):
             rcode = 2
         else:
@@ -91,17 +104,30 @@ class DnsServer:
             for r in records:
                 if r[0] != want:
                     continue
+                ttl = 60
                 if want == "A":
                     rdata = socket.inet_pton(socket.AF_INET, r[1])
+                    ttl = r[2] if len(r) > 2 else 60
                 elif want == "AAAA":
                     rdata = socket.inet_pton(socket.AF_INET6, r[1])
+                elif want == "TXT":
+                    text = r[1].encode()
+                    rdata = b"".join(bytes([len(text[i:i + 255])]) +
+                                     text[i:i + 255]
+                                     for i in range(0, len(text), 255))
+                    ttl = r[2] if len(r) > 2 else 60
                 else:
                     rdata = struct.pack(">H", r[1]) + self._encode(r[2])
                 answers.append(b"\xc0\x0c" + struct.pack(
-                    ">HHIH", qtype, 1, 60, len(rdata)) + rdata)
+                    ">HHIH", qtype, 1, ttl, len(rdata)) + rdata)
         head = struct.pack(">HHHHHH", qid, 0x8400 | (flags & 0x0100) | rcode,
-                           1, len(answers), 0, 0)
-        return head + question + b"".join(answers)
+                           1, len(answers), len(authority), 0)
+        return head + question + b"".join(answers) + b"".join(authority)
+
+    def count(self, name, qtype="A"):
+        """How many queries of that type asked for name."""
+        key = name.lower().rstrip(".")
+        return sum(1 for q in self.queries if q == (key, qtype))
 
     def close(self):
         self.stopped = True
