@@ -15,6 +15,9 @@ PACKAGES=(
 	# IMAP over our Maildirs and accounts (docs/dovecot.md); the test
 	# starts a private instance, never the system service these install.
 	dovecot-imapd dovecot-sqlite
+	# SpamAssassin's spamd scores test messages (test_spam.py starts a
+	# private one on a loopback port); spamc to ask it by hand.
+	spamassassin spamd spamc
 	clang libclang-rt-14-dev               # libFuzzer for `make fuzz`
 )
 
@@ -31,6 +34,9 @@ missing() {
 	[ -x /usr/sbin/dovecot ] || { echo "dovecot-imapd"; return 0; }
 	[ -e /usr/lib/dovecot/modules/libdriver_sqlite.so ] ||
 		{ echo "dovecot-sqlite"; return 0; }
+	[ -x /usr/sbin/spamd ] || { echo "spamd"; return 0; }
+	command -v spamassassin >/dev/null 2>&1 || { echo "spamassassin"; return 0; }
+	command -v spamc >/dev/null 2>&1 || { echo "spamc"; return 0; }
 	return 1
 }
 

@@ -5,6 +5,7 @@ import pathlib
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -42,8 +43,12 @@ class RealSpamd:
         if not pathlib.Path(exe).exists():
             raise AssertionError("spamd is not installed (scripts/deps.sh)")
         self.dir = pathlib.Path(tmp)
-        site = self.dir / "site"
-        site.mkdir(parents=True, exist_ok=True)
+        # Run as root, spamd drops to nobody, who must read the site
+        # config: it goes in a directory of its own that anyone may read
+        # (pytest's are the user's only).
+        site = self.site = pathlib.Path(
+            tempfile.mkdtemp(prefix="petrel-spamd-"))
+        site.chmod(0o755)
         for pre in pathlib.Path("/etc/spamassassin").glob("*.pre"):
             shutil.copy(pre, site / pre.name)
         (site / "local.cf").write_text(
@@ -88,6 +93,7 @@ class RealSpamd:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        shutil.rmtree(self.site, ignore_errors=True)
 
 
 class FakeSpamd:
