@@ -473,6 +473,9 @@ void smtp_stage_filter(struct smtp_session *s)
 	snprintf(j->sender, sizeof(j->sender), "%s", s->sender);
 	snprintf(j->auth, sizeof(j->auth), "%s", s->auth);
 	snprintf(j->ip, sizeof(j->ip), "%s", s->ip);
+	/* Set by the spam stage, which runs before this one. */
+	j->spam_score = s->spam_score;
+	j->spam_scored = s->spam_scored;
 	snprintf(j->hostname, sizeof(j->hostname), "%s", s->env->cfg->hostname);
 	while (header_next(buf_cstr(&s->msg), s->msg.len, &pos, &h) == 1) {
 		if (header_is(&h, "Message-ID")) {
