@@ -2,7 +2,8 @@
  * screen: per-IP state for dynamic screening (REFERENCE.md, "Dynamic
  * screening"), kept in two small hash tables (IPs and accounts) on the
  * loop thread:
- *  - concurrent connections and a token bucket for connects per minute;
+ *  - concurrent connections (per service and in all; the servers' only
+ *    count per IP) and a token bucket for connects per minute;
  *  - failed logins in a sliding window, each with the fingerprint of what
  *    was tried, so that one old password retried by a phone counts once;
  *  - blocks (loaded from the directory, which keeps them across
@@ -36,7 +37,8 @@ struct screen_fail {
 
 struct screen_ip {
 	char key[SCREEN_KEY_SIZE];
-	unsigned conns;
+	unsigned conns;			     /* all services */
+	unsigned svc_conns[SCREEN_SERVICES]; /* of each */
 	double tokens;
 	int64_t refill_ms;	   /* 0: the bucket was never used */
 	struct screen_fail *fails; /* ring, SCREEN_FAILS_MAX, lazily */
@@ -54,6 +56,17 @@ struct screen_account {
 	unsigned count;
 	int notified;
 	struct screen_account *next;
+};
+
+/* The per-IP limit of each service, and its refusal. */
+static const struct {
+	enum settings_id max_per_ip;
+	const char *reached;
+} screen_services[SCREEN_SERVICES] = {
+	[SCREEN_SMTP] = {SETTING_SMTP_MAX_SESSIONS_PER_IP,
+			 "smtp.max_sessions_per_ip reached"},
+	[SCREEN_POP3] = {SETTING_POP3_MAX_SESSIONS_PER_IP,
+			 "pop3.max_sessions_per_ip reached"},
 };
 
 struct screen {
@@ -196,7 +209,8 @@ int screen_blocked(struct screen *s, const char *ip, int64_t now_ms,
 }
 
 const char *screen_connect(struct screen *s, const struct settings *set,
-			   const char *ip, int trusted, int64_t now_ms)
+			   enum screen_service svc, const char *ip, int trusted,
+			   int64_t now_ms)
 {
 	char key[SCREEN_KEY_SIZE];
 	struct screen_ip *e;
@@ -206,7 +220,11 @@ const char *screen_connect(struct screen *s, const struct settings *set,
 	screen_key(ip, key);
 	e = screen_ip_get(s, key, 1);
 	if (e == NULL)
-		return trusted ? NULL : "out of memory";
+		return "out of memory";
+	/* The service's own limit holds for trusted hosts too. */
+	if (e->svc_conns[svc] >=
+	    (unsigned)settings_int(set, screen_services[svc].max_per_ip))
+		return screen_services[svc].reached;
 	if (!trusted) {
 		if (e->block_until * 1000 > now_ms)
 			return "blocked by failed-login screening";
@@ -234,18 +252,22 @@ const char *screen_connect(struct screen *s, const struct settings *set,
 		}
 	}
 	e->conns++;
+	e->svc_conns[svc]++;
 	return NULL;
 }
 
-void screen_disconnect(struct screen *s, const char *ip)
+void screen_disconnect(struct screen *s, enum screen_service svc,
+		       const char *ip)
 {
 	char key[SCREEN_KEY_SIZE];
 	struct screen_ip *e;
 
 	screen_key(ip, key);
 	e = screen_ip_get(s, key, 0);
-	if (e != NULL && e->conns > 0)
-		e->conns--;
+	if (e == NULL || e->svc_conns[svc] == 0)
+		return;
+	e->svc_conns[svc]--;
+	e->conns--;
 }
 
 static struct screen_account *screen_account_get(struct screen *s,

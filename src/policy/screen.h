@@ -34,16 +34,24 @@ void screen_clear_blocks(struct screen *s);
 void screen_load_block(struct screen *s, const char *key, int64_t until,
 		       int offenses);
 
+/* The services whose sessions are counted per IP, each against its own
+ * <service>.max_sessions_per_ip as well as against the screening limits
+ * of all of them together. */
+enum screen_service { SCREEN_SMTP, SCREEN_POP3, SCREEN_SERVICES };
+
 /*
- * A new connection from ip at now_ms (epoch milliseconds). Returns NULL
- * and counts it (screen_disconnect() ends it), or the reason it is
- * refused (static text, for the log; the client gets 421 4.7.0): a block,
+ * A new connection to svc from ip at now_ms (epoch milliseconds). Returns
+ * NULL and counts it (screen_disconnect() ends it), or the reason it is
+ * refused (static text, for the log): <service>.max_sessions_per_ip, then,
+ * for all but trusted hosts, a block ("blocked ..."),
  * screening.max_connections_per_ip, screening.max_connects_per_minute.
- * Trusted hosts are counted but never refused.
+ * This is the one count of sessions per IP (IPv6 per /64, screen_key).
  */
 const char *screen_connect(struct screen *s, const struct settings *set,
-			   const char *ip, int trusted, int64_t now_ms);
-void screen_disconnect(struct screen *s, const char *ip);
+			   enum screen_service svc, const char *ip, int trusted,
+			   int64_t now_ms);
+void screen_disconnect(struct screen *s, enum screen_service svc,
+		       const char *ip);
 
 /* When ip is blocked: 1 with *until_r (epoch seconds). */
 int screen_blocked(struct screen *s, const char *ip, int64_t now_ms,

@@ -33,6 +33,8 @@
 #include "lib/io_worker.h"
 #include "lib/log.h"
 #include "lib/sasl.h"
+#include "policy/screening.h"
+#include "policy/trust.h"
 #include "pop3/pop3_mailbox.h"
 #include "pop3/pop3_maildir.h"
 #include "pop3/pop3_parse.h"
@@ -90,6 +92,7 @@ struct pop3_session {
 	char id[24];
 	char ip[INET6_ADDRSTRLEN];
 	int port;
+	struct sockaddr_storage peer;
 	char local_addr[64];
 
 	char user[SASL_FIELD_MAX]; /* USER's argument, "" when none */
@@ -112,6 +115,7 @@ struct pop3_session {
 	int closed;    /* no longer counted by the server */
 	int shutdown;  /* close once the current step ends */
 	int close_after_delay;
+	int blocked; /* failed-login screening blocked the IP */
 	struct io_timer *delay;
 	struct io_timer *stall;
 	char delayed_reply[POP3_REPLY_MAX];
@@ -127,9 +131,11 @@ struct pop3_job {
 	char pass[SASL_FIELD_MAX];
 	char ip[INET6_ADDRSTRLEN];
 	int64_t now;
+	const struct screen *screen;
 	int result;
 	const char *reason;
 	struct directory_account account;
+	unsigned char fp[SCREEN_FP_SIZE]; /* of what a failed login tried */
 	/* scan, open, expunge */
 	char maildir[PATH_MAX];
 	struct pop3_msg *msgs;
@@ -220,6 +226,9 @@ static void pop3_close(struct pop3_session *s, const char *fmt, ...)
 	pop3_reply(s, "%s", line);
 	s->state = POP3_STATE_QUIT;
 	io_pause(s->io);
+	/* A client that reconnects as soon as it has read this line finds
+	 * its slot free (the per-IP limits). */
+	pop3_server_session_closing(s->srv, s);
 }
 
 /* The state to read commands in. */
@@ -271,9 +280,9 @@ void pop3_session_new(struct pop3_server *srv, struct env *env, int fd,
 	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
+		/* The server gives the slot back (server_session_opened
+		 * was not called). */
 		close(fd);
-		pop3_server_session_closed(srv, NULL, ip);
-		pop3_server_session_released(srv);
 		return;
 	}
 	s->srv = srv;
@@ -284,6 +293,8 @@ void pop3_session_new(struct pop3_server *srv, struct env *env, int fd,
 		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
 	memcpy(s->ip, ip, sizeof(s->ip));
 	s->port = port;
+	if (salen <= sizeof(s->peer))
+		memcpy(&s->peer, sa, salen);
 	snprintf(s->local_addr, sizeof(s->local_addr), "%s", local_addr);
 	pop3_server_session_opened(srv, s);
 	pop3_log(s, LOG_EVENT, "connect from [%s]:%d to %s listener %s", s->ip,
@@ -329,7 +340,7 @@ static void pop3_free(struct pop3_session *s)
 	s->io = NULL;
 	if (!s->closed) {
 		s->closed = 1;
-		pop3_server_session_closed(srv, s, s->ip);
+		pop3_server_session_closed(srv, s);
 	}
 	if (s->job) {
 		/* A worker holds the session: end when it returns. */
@@ -532,6 +543,13 @@ static void pop3_auth_reply_cb(void *arg)
 {
 	struct pop3_session *s = arg;
 
+	if (s->blocked) {
+		/* One reply to the command, and it says the session ends. */
+		pop3_log(s, LOG_EVENT, "blocked by failed-login screening");
+		pop3_close(s, "-ERR [SYS/TEMP] Too many failed logins, "
+			      "closing");
+		return;
+	}
 	if (s->close_after_delay) {
 		pop3_log(s, LOG_EVENT, "too many authentication failures");
 		pop3_close(s, "%s", s->delayed_reply);
@@ -560,6 +578,10 @@ static void pop3_auth_work(struct env_thread *t, struct pop3_job *j)
 						     "auth-failure", j->user,
 						     j->ip, j->reason, &err);
 	}
+	/* Screening counts a password retried as one failure. */
+	if (j->result != 1)
+		screen_fingerprint(j->screen, j->user, j->pass, strlen(j->pass),
+				   j->fp);
 	sodium_memzero(j->pass, sizeof(j->pass));
 }
 
@@ -567,6 +589,7 @@ static void pop3_auth_done(struct pop3_session *s, struct pop3_job *j)
 {
 	char safe_user[128];
 	const char *reply;
+	int64_t delay = pop3_setting(s, SETTING_AUTH_FAIL_DELAY_MS);
 
 	if (s->gone)
 		return;
@@ -603,8 +626,17 @@ static void pop3_auth_done(struct pop3_session *s, struct pop3_job *j)
 		  s->ip, s->port, safe_user, s->mech,
 		  j->result < 0 ? "error" : j->reason);
 	pop3_log(s, LOG_EVENT, "authentication failed for %s", safe_user);
-	if (j->result == 0 && ++s->auth_failures >= POP3_AUTH_FAILURES_MAX)
-		s->close_after_delay = 1;
+	if (j->result == 0) {
+		/* The same counts as SMTP's: switching protocols gains an
+		 * attacker nothing. */
+		delay = screening_auth_failed(
+			s->env, "pop3", s->id, s->ip,
+			policy_trust_host(s->env->trust,
+					  (const struct sockaddr *)&s->peer),
+			safe_user, j->fp, &s->blocked);
+		if (++s->auth_failures >= POP3_AUTH_FAILURES_MAX)
+			s->close_after_delay = 1;
+	}
 	s->state = POP3_STATE_BUSY;
 	if (s->delay == NULL)
 		s->delay = io_timer_new(s->env->loop, pop3_auth_reply_cb, s);
@@ -612,7 +644,7 @@ static void pop3_auth_done(struct pop3_session *s, struct pop3_job *j)
 		pop3_auth_reply_cb(s);
 		return;
 	}
-	io_timer_add(s->delay, pop3_setting(s, SETTING_AUTH_FAIL_DELAY_MS));
+	io_timer_add(s->delay, delay);
 }
 
 /* Hands a user and password to a worker for checking; wipes pass. */
@@ -626,6 +658,7 @@ static void pop3_auth_verify(struct pop3_session *s, const char *user,
 		snprintf(j->pass, sizeof(j->pass), "%s", pass);
 		snprintf(j->ip, sizeof(j->ip), "%s", s->ip);
 		j->now = clock_now();
+		j->screen = s->env->screen;
 	}
 	sodium_memzero(pass, pass_size);
 	sodium_memzero(s->user, sizeof(s->user));

@@ -21,12 +21,16 @@ void pop3_session_new(struct pop3_server *srv, struct env *env, int fd,
  * its current step ends. `force`: close at once. */
 void pop3_session_shutdown(struct pop3_session *s, int force);
 
-/* Called by the session (pop3_server.c). opened/closed bracket the time
- * it counts against the limits; released is its very end. */
+/* Called by the session (pop3_server.c): opened as it starts; closing
+ * as it starts to close, giving its slot (the limits of sessions) to the
+ * next client before its last reply is flushed; closed when it is freed,
+ * and released at its very end (after a worker job it waited for). */
 void pop3_server_session_opened(struct pop3_server *srv,
 				struct pop3_session *s);
-void pop3_server_session_closed(struct pop3_server *srv, struct pop3_session *s,
-				const char *ip);
+void pop3_server_session_closing(struct pop3_server *srv,
+				 struct pop3_session *s);
+void pop3_server_session_closed(struct pop3_server *srv,
+				struct pop3_session *s);
 void pop3_server_session_released(struct pop3_server *srv);
 /* The mailbox lock (RFC 2449 [IN-USE]): one session per account. lock
  * returns 1 when taken, 0 when another session holds it, -1 on ENOMEM. */

@@ -31,8 +31,8 @@ static void smtp_server_session_new(void *ctx, int fd,
 {
 	struct smtp_server *srv = ctx;
 
-	smtp_session_new(srv, srv->env, fd, sa, salen,
-			 (enum smtp_listener)kind, local_addr);
+	smtp_session_new(srv, srv->env, fd, sa, salen, (enum smtp_listener)kind,
+			 local_addr);
 }
 
 static void smtp_server_session_shutdown(void *session, int force)

@@ -152,6 +152,9 @@ void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 	smtp_session_reply(s, "%s", line);
 	s->state = SMTP_STATE_QUIT;
 	io_pause(s->io);
+	/* A client that reconnects as soon as it has read this line finds
+	 * its slot free (the per-IP limits). */
+	smtp_server_session_closing(s->srv, s);
 }
 
 static const char *smtp_proto(const struct smtp_session *s)
@@ -278,6 +281,7 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 		       smtp_io_cb, s);
 	if (s->io == NULL) {
 		smtp_session_log(s, LOG_EVENT, "cannot set up the connection");
+		smtp_server_session_closed(srv, s, s->ip);
 		s->gone = 1;
 		smtp_session_free(s);
 		return;

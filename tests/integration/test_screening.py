@@ -1,10 +1,13 @@
 """Failed-login screening and connection limits through the real daemon."""
 import base64
 import json
+import socket
 
 from smtputil import Raw, wait_for
 
 PW = "correct horse battery staple"
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
 
 
 def auth_plain(petrel, user, password, source):
@@ -128,3 +131,175 @@ def test_connections_per_ip(petrel_factory):
     a.close()
     b.close()
     assert wait_for(lambda: greeting(p, ip)[0] == 220, timeout=5)
+
+
+# ---- POP3: the same screening, the same counts ----
+
+
+def pop3_login(petrel, user, password, source, mech="USER"):
+    """One login on a fresh POP3 session (plaintext allowed by
+    screening_petrel): USER/PASS or AUTH PLAIN. Returns the reply to the
+    password and whether the server then closed the session; or the
+    greeting and True when the connection was refused."""
+    r = Raw(petrel.ports["pop3"], source=source)
+    try:
+        greet = r.line()
+        if not greet.startswith("+OK"):
+            return greet, r.closed()
+        if mech == "USER":
+            r.send(f"USER {user}\r\n")
+            assert r.line() == "+OK Send your password"
+            r.send(f"PASS {password}\r\n")
+        else:
+            blob = base64.b64encode(f"\0{user}\0{password}".encode())
+            r.send(f"AUTH PLAIN {blob.decode()}\r\n")
+        reply = r.line()
+        return reply, r.closed(timeout=0.5)
+    finally:
+        r.close()
+
+
+def test_pop3_failures_block_the_ip(petrel_factory):
+    p = screening_petrel(petrel_factory)
+    ip = "127.0.0.81"
+    assert pop3_login(p, ALICE, "wrong0", ip) == (
+        "-ERR [AUTH] Authentication failed", False)
+    assert pop3_login(p, ALICE, "wrong1", ip, mech="PLAIN") == (
+        "-ERR [AUTH] Authentication failed", False)
+    # The failure that blocks: one reply that says the session ends.
+    assert pop3_login(p, ALICE, "wrong2", ip) == (
+        "-ERR [SYS/TEMP] Too many failed logins, closing", True)
+    # Refused at connect from now on, the right password too, on POP3
+    # and SMTP alike.
+    assert pop3_login(p, ALICE, PW, ip) == (
+        "-ERR [SYS/TEMP] Too many failed logins, try again later", True)
+    code, lines = greeting(p, ip)
+    assert code == 421 and "4.7.0" in lines[0]
+    assert "refused connection from [127.0.0.81]" in p.log("pop3")
+    assert "blocked by failed-login screening" in p.log("pop3")
+    # Other IPs log in.
+    assert pop3_login(p, ALICE, PW, "127.0.0.82")[0].startswith(
+        "+OK Logged in")
+    sec = p.log("security")
+    assert sec.count("auth failed: ip=127.0.0.81") == 3
+    assert "mechanism=PLAIN service=pop3" in sec
+    assert "ip blocked: ip=127.0.0.81 key=127.0.0.81" in sec
+    assert "offenses=1 failures=3 service=pop3" in sec
+    assert PW not in sec and "wrong0" not in sec and "wrong2" not in sec
+    assert "wrong" not in p.log("pop3")
+
+
+def test_failures_add_up_across_smtp_and_pop3(petrel_factory):
+    """An attacker gains nothing by switching protocols."""
+    p = screening_petrel(petrel_factory)
+    ip = "127.0.0.83"
+    assert auth_plain(p, ALICE, "try-a", ip) == 535
+    assert pop3_login(p, ALICE, "try-b", ip)[0] == (
+        "-ERR [AUTH] Authentication failed")
+    assert auth_plain(p, BOB, "try-c", ip) == 535
+    # Three in all: blocked on both.
+    assert pop3_login(p, ALICE, PW, ip)[0].startswith(
+        "-ERR [SYS/TEMP] Too many failed logins")
+    assert greeting(p, ip)[0] == 421
+    assert "offenses=1 failures=3 service=smtp" in p.log("security")
+    # And the other way round: two POP3 failures and one SMTP failure.
+    ip = "127.0.0.84"
+    for i in range(2):
+        assert pop3_login(p, ALICE, f"pop-{i}", ip)[0] == (
+            "-ERR [AUTH] Authentication failed")
+    assert auth_plain(p, ALICE, "smtp-x", ip) == 535
+    assert pop3_login(p, ALICE, PW, ip)[0].startswith(
+        "-ERR [SYS/TEMP] Too many failed logins")
+
+
+def test_pop3_same_wrong_password_counts_once(petrel_factory):
+    p = screening_petrel(petrel_factory)
+    ip = "127.0.0.85"
+    for i in range(6):
+        # One session, then the next: POP3 closes a session after its
+        # third failure.
+        assert pop3_login(p, ALICE, "old password", ip,
+                          mech="PLAIN" if i % 2 else "USER")[0] == (
+            "-ERR [AUTH] Authentication failed")
+    # Over SMTP too: the same account and password, the same attempt.
+    assert auth_plain(p, ALICE, "old password", ip) == 535
+    assert pop3_login(p, ALICE, PW, ip)[0].startswith("+OK Logged in")
+    assert "ip blocked" not in p.log("security")
+
+
+def test_pop3_blocked_ip_unblocked(petrel_factory):
+    p = screening_petrel(petrel_factory)
+    ip = "127.0.0.86"
+    for i in range(3):
+        pop3_login(p, BOB, f"guess{i}", ip)
+    assert pop3_login(p, BOB, PW, ip)[1] is True
+
+    def listed():
+        out = json.loads(p.ctl.ok("screening", "list", json=True))
+        return [b for b in out if b["ip"] == ip]
+    assert wait_for(listed)
+    assert "(pop3)" in listed()[0]["reason"]
+    before = p.reloads()
+    assert p.ctl.ok("screening", "unblock", ip).strip() == f"{ip} unblocked"
+    assert wait_for(lambda: p.reloads() > before)
+    assert pop3_login(p, BOB, PW, ip)[0].startswith("+OK Logged in")
+
+
+def test_pop3_connection_limits_shared_with_smtp(petrel_factory):
+    """screening.max_connections_per_ip counts SMTP and POP3 sessions
+    together; pop3.max_sessions_per_ip only POP3's."""
+    p = petrel_factory(settings={"screening.max_connections_per_ip": "2",
+                                 "pop3.max_sessions_per_ip": "5"})
+    ip = "127.0.0.87"
+    s = Raw(p.ports["smtp"], source=ip)
+    q = Raw(p.ports["pop3"], source=ip)
+    assert s.code() == 220 and q.line().startswith("+OK")
+    third = Raw(p.ports["pop3"], source=ip)
+    assert third.line() == (
+        "-ERR [SYS/TEMP] Too many connections, try again later")
+    assert third.closed()
+    assert greeting(p, ip)[0] == 421
+    assert ("refused connection from [127.0.0.87]:" in p.log("pop3") and
+            "screening.max_connections_per_ip reached" in p.log("pop3"))
+    s.close()
+    assert wait_for(lambda: pop3_greeting(p, ip).startswith("+OK"),
+                    timeout=5)
+    q.close()
+
+
+def pop3_greeting(p, source):
+    r = Raw(p.ports["pop3"], source=source)
+    try:
+        return r.line()
+    finally:
+        r.close()
+
+
+def unread_goodbye(port, source, line, n, quit):
+    """A client that sends n times line and then quit, and reads nothing:
+    the replies, goodbye included, stay in the server's buffers."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(30)
+    sock.sendall((line * n + quit).encode())
+    return sock
+
+
+def test_slot_free_while_goodbye_unread(petrel_factory):
+    """At the per-IP limit, a session that has said goodbye gives its slot
+    to the next client at once, though its client has not read the
+    goodbye (nor anything before it) yet."""
+    p = petrel_factory(settings={"pop3.max_sessions_per_ip": "1",
+                                 "smtp.max_sessions_per_ip": "1"})
+    ip = "127.0.0.89"
+    # About 8 MB of replies: more than the socket buffers hold.
+    a = unread_goodbye(p.ports["smtp"], ip, "HELP\r\n", 50000, "QUIT\r\n")
+    assert wait_for(lambda: "<-- QUIT" in p.log("smtp-in"), timeout=60)
+    assert greeting(p, ip)[0] == 220
+    b = unread_goodbye(p.ports["pop3"], ip, "CAPA\r\n", 60000, "QUIT\r\n")
+    assert wait_for(lambda: "<-- QUIT" in p.log("pop3"), timeout=60)
+    assert pop3_greeting(p, ip).startswith("+OK")
+    a.close()
+    b.close()

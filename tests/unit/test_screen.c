@@ -75,22 +75,26 @@ static void test_block_after_failures_and_expiry(void **state)
 	assert_int_equal(v.delay_ms, 1000);
 	fail_with(s, set, "192.0.2.1", "b", T0 + 1000, &v);
 	assert_int_equal(v.delay_ms, 2000);
-	assert_null(screen_connect(s, set, "192.0.2.1", 0, T0 + 1500));
-	screen_disconnect(s, "192.0.2.1");
+	assert_null(
+		screen_connect(s, set, SCREEN_SMTP, "192.0.2.1", 0, T0 + 1500));
+	screen_disconnect(s, SCREEN_SMTP, "192.0.2.1");
 	fail_with(s, set, "192.0.2.1", "c", T0 + 2000, &v);
 	assert_int_equal(v.delay_ms, 4000);
 	assert_true(v.blocked);
 	assert_int_equal(v.offenses, 1);
 	assert_int_equal(v.until, T0 / 1000 + 2 + 30 * 60);
 	assert_true(screen_blocked(s, "192.0.2.1", T0 + 3000, &until));
-	assert_non_null(screen_connect(s, set, "192.0.2.1", 0, T0 + 3000));
+	assert_non_null(
+		screen_connect(s, set, SCREEN_SMTP, "192.0.2.1", 0, T0 + 3000));
 	/* Others are not concerned; trusted hosts never refused. */
-	assert_null(screen_connect(s, set, "192.0.2.2", 0, T0 + 3000));
-	assert_null(screen_connect(s, set, "192.0.2.1", 1, T0 + 3000));
+	assert_null(
+		screen_connect(s, set, SCREEN_SMTP, "192.0.2.2", 0, T0 + 3000));
+	assert_null(
+		screen_connect(s, set, SCREEN_SMTP, "192.0.2.1", 1, T0 + 3000));
 	/* The block ends on time. */
-	assert_non_null(screen_connect(s, set, "192.0.2.1", 0,
+	assert_non_null(screen_connect(s, set, SCREEN_SMTP, "192.0.2.1", 0,
 				       T0 + 2000 + 30 * MIN - 1000));
-	assert_null(screen_connect(s, set, "192.0.2.1", 0,
+	assert_null(screen_connect(s, set, SCREEN_SMTP, "192.0.2.1", 0,
 				   T0 + 2000 + 30 * MIN + 1000));
 	/* A second offence lasts twice as long. */
 	for (int i = 0; i < 3; i++)
@@ -222,22 +226,81 @@ static void test_connection_limits(void **state)
 	struct screen *s = screen_new();
 
 	(void)state;
-	assert_null(screen_connect(s, set, "192.0.2.5", 0, T0));
-	assert_null(screen_connect(s, set, "192.0.2.5", 0, T0));
-	assert_non_null(screen_connect(s, set, "192.0.2.5", 0, T0));
-	screen_disconnect(s, "192.0.2.5");
-	assert_null(screen_connect(s, set, "192.0.2.5", 0, T0 + 1));
-	screen_disconnect(s, "192.0.2.5");
-	screen_disconnect(s, "192.0.2.5");
+	assert_null(screen_connect(s, set, SCREEN_SMTP, "192.0.2.5", 0, T0));
+	assert_null(screen_connect(s, set, SCREEN_SMTP, "192.0.2.5", 0, T0));
+	assert_non_null(
+		screen_connect(s, set, SCREEN_SMTP, "192.0.2.5", 0, T0));
+	screen_disconnect(s, SCREEN_SMTP, "192.0.2.5");
+	assert_null(
+		screen_connect(s, set, SCREEN_SMTP, "192.0.2.5", 0, T0 + 1));
+	screen_disconnect(s, SCREEN_SMTP, "192.0.2.5");
+	screen_disconnect(s, SCREEN_SMTP, "192.0.2.5");
 	/* Three connects in the minute: the fourth waits for a token. */
-	assert_non_null(screen_connect(s, set, "192.0.2.5", 0, T0 + 2));
-	assert_non_null(screen_connect(s, set, "192.0.2.5", 0, T0 + 10000));
-	assert_null(screen_connect(s, set, "192.0.2.5", 0, T0 + 20001));
-	screen_disconnect(s, "192.0.2.5");
+	assert_non_null(
+		screen_connect(s, set, SCREEN_SMTP, "192.0.2.5", 0, T0 + 2));
+	assert_non_null(screen_connect(s, set, SCREEN_SMTP, "192.0.2.5", 0,
+				       T0 + 10000));
+	assert_null(screen_connect(s, set, SCREEN_SMTP, "192.0.2.5", 0,
+				   T0 + 20001));
+	screen_disconnect(s, SCREEN_SMTP, "192.0.2.5");
 	/* Trusted: never refused. */
 	for (int i = 0; i < 5; i++)
-		assert_null(screen_connect(s, set, "192.0.2.5", 1, T0 + 20002));
+		assert_null(screen_connect(s, set, SCREEN_SMTP, "192.0.2.5", 1,
+					   T0 + 20002));
 	screen_expire(s, set, T0 + 10 * MIN);
+	screen_free(s);
+	settings_unref(set);
+}
+
+/* One count per IP for all services: each service has its own limit, the
+ * screening limit holds for them together, and trusted hosts are held to
+ * the service's limit but not to screening's. */
+static void test_connections_per_service(void **state)
+{
+	const char *p[] = {"smtp.max_sessions_per_ip",
+			   "2",
+			   "pop3.max_sessions_per_ip",
+			   "2",
+			   "screening.max_connections_per_ip",
+			   "2",
+			   "screening.max_connects_per_minute",
+			   "0",
+			   NULL};
+	struct settings *set = settings_with(p);
+	struct screen *s = screen_new();
+	const char *ip = "192.0.2.9";
+
+	(void)state;
+	assert_null(screen_connect(s, set, SCREEN_SMTP, ip, 0, T0));
+	assert_null(screen_connect(s, set, SCREEN_POP3, ip, 0, T0));
+	assert_string_equal(screen_connect(s, set, SCREEN_SMTP, ip, 0, T0),
+			    "screening.max_connections_per_ip reached");
+	assert_string_equal(screen_connect(s, set, SCREEN_POP3, ip, 0, T0),
+			    "screening.max_connections_per_ip reached");
+	/* Trusted: the service's own limit only. */
+	assert_null(screen_connect(s, set, SCREEN_SMTP, ip, 1, T0));
+	assert_string_equal(screen_connect(s, set, SCREEN_SMTP, ip, 1, T0),
+			    "smtp.max_sessions_per_ip reached");
+	assert_null(screen_connect(s, set, SCREEN_POP3, ip, 1, T0));
+	assert_string_equal(screen_connect(s, set, SCREEN_POP3, ip, 1, T0),
+			    "pop3.max_sessions_per_ip reached");
+	/* A disconnect too many of one service frees nothing of another. */
+	for (int i = 0; i < 3; i++)
+		screen_disconnect(s, SCREEN_POP3, ip);
+	assert_null(screen_connect(s, set, SCREEN_POP3, ip, 1, T0));
+	assert_string_equal(screen_connect(s, set, SCREEN_SMTP, ip, 1, T0),
+			    "smtp.max_sessions_per_ip reached");
+	assert_string_equal(screen_connect(s, set, SCREEN_POP3, ip, 0, T0),
+			    "screening.max_connections_per_ip reached");
+	screen_disconnect(s, SCREEN_SMTP, ip);
+	screen_disconnect(s, SCREEN_SMTP, ip);
+	assert_null(screen_connect(s, set, SCREEN_SMTP, ip, 0, T0));
+	/* IPv6: one count per /64. */
+	assert_null(screen_connect(s, set, SCREEN_POP3, "2001:db8::1", 0, T0));
+	assert_null(screen_connect(s, set, SCREEN_POP3, "2001:db8::2", 0, T0));
+	assert_string_equal(
+		screen_connect(s, set, SCREEN_SMTP, "2001:db8::3", 0, T0),
+		"screening.max_connections_per_ip reached");
 	screen_free(s);
 	settings_unref(set);
 }
@@ -253,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_delay_capped_and_reset),
 		cmocka_unit_test(test_notify_once_per_window),
 		cmocka_unit_test(test_connection_limits),
+		cmocka_unit_test(test_connections_per_service),
 	};
 
 	if (sodium_init() < 0)
