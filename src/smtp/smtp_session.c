@@ -1474,10 +1474,20 @@ static void smtp_process(struct smtp_session *s)
 			}
 			if (avail < max)
 				break;
-			io_input_drain(s->io, avail);
-			s->skip_line = 1;
+			/* Drop the long line: up to its LF when it is here
+			 * already (a pipelined command may follow), else all
+			 * and the rest as it comes. */
+			lf = io_input_find_lf(s->io, avail);
+			io_input_drain(s->io, lf >= 0 ? (size_t)lf + 1 : avail);
+			s->skip_line = lf < 0;
 			smtp_session_log(s, LOG_EVENT, "command line too long");
-			smtp_session_reply(s, "500 5.5.2 Error: line too long");
+			if (s->state == SMTP_STATE_AUTH) /* RFC 4954 4 */
+				smtp_session_reply(s,
+						   "500 5.5.6 Authentication "
+						   "Exchange line is too long");
+			else
+				smtp_session_reply(
+					s, "500 5.5.2 Error: line too long");
 			if (s->state == SMTP_STATE_AUTH)
 				smtp_enter_state(s, SMTP_STATE_COMMAND);
 		} else {

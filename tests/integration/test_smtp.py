@@ -331,6 +331,36 @@ def test_long_command_line(petrel):
     assert r.cmd("NOOP")[0] == 250
 
 
+def test_long_command_line_then_pipelined_command(petrel):
+    """A command after an over-long line in the same read is read: only
+    the long line is dropped (RFC 5321 4.5.3.1.4, RFC 2920)."""
+    r = Raw(petrel.ports["smtp"])
+    r.reply()
+    r.cmd("EHLO c")
+    # Over smtp.max_line (1000), and all of it in one read (libevent
+    # reads 4096 bytes at a time).
+    r.send("NOOP " + "x" * 2000 + "\r\nRSET\r\nHELO after\r\n")
+    code, lines = r.reply()
+    assert code == 500 and "too long" in lines[0]
+    assert r.reply() == (250, ["250 2.0.0 Ok"])  # RSET
+    assert r.reply() == (250, ["250 mx.example.test"])  # HELO
+    # A long line whose end comes later: the rest is dropped, the
+    # command after it is read.
+    r.send("NOOP " + "x" * 2000)
+    code, lines = r.reply()
+    assert code == 500 and "too long" in lines[0]
+    r.send("y" * 3000 + "\r\nNOOP\r\n")
+    assert r.reply()[0] == 250
+    # In AUTH, RFC 4954 4 names the reply.
+    petrel.set("auth.allow_plaintext", "on")
+    r.send("AUTH PLAIN\r\n" + "A" * 13000 + "\r\nNOOP\r\n")
+    assert r.reply()[0] == 334
+    assert r.reply()[1] == ["500 5.5.6 Authentication Exchange line is "
+                            "too long"]
+    assert r.reply()[0] == 250
+    assert r.cmd("QUIT")[0] == 221
+
+
 def test_long_data_line(petrel):
     r = Raw(petrel.ports["smtp"])
     r.reply()
