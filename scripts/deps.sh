@@ -11,7 +11,7 @@ PACKAGES=(
 	libpcre2-dev libjansson-dev            # filter regexes, admin JSON
 	libcmocka-dev                          # unit tests
 	python3 python3-pytest swaks openssl   # integration tests, real clients
-	mpop                                   # a real POP3 client (test_pop3.py)
+	mpop fetchmail                         # real POP3 clients (test_pop3.py)
 	# IMAP over our Maildirs and accounts (docs/dovecot.md); the test
 	# starts a private instance, never the system service these install.
 	dovecot-imapd dovecot-sqlite
@@ -27,7 +27,7 @@ missing() {
 		libcares sqlite3 libsodium libpcre2-8 jansson cmocka; do
 		pkg-config --exists "$m" 2>/dev/null || { echo "pkg-config: $m"; return 0; }
 	done
-	for c in cc cmake make pkg-config swaks openssl clang mpop; do
+	for c in cc cmake make pkg-config swaks openssl clang mpop fetchmail; do
 		command -v "$c" >/dev/null 2>&1 || { echo "command: $c"; return 0; }
 	done
 	/usr/bin/python3 -c 'import pytest' 2>/dev/null || { echo "python3-pytest"; return 0; }

@@ -1,6 +1,6 @@
 """POP3: the real daemon on loopback, read with python's poplib, raw
-sockets for exact bytes, and mpop (a real client from Debian) downloading
-and deleting mail. Every command and its error paths, STLS and its
+sockets for exact bytes, and mpop and fetchmail (real clients from Debian)
+downloading and deleting mail. Every command and its error paths, STLS and its
 plaintext-injection defence, AUTH PLAIN, the mailbox lock, the snapshot,
 DELE only at QUIT, the seen flag, big messages and big mailboxes."""
 import base64
@@ -294,6 +294,50 @@ uidls_file {tmp_path}/uidls
     assert count(petrel) == 0
     log = petrel.log("pop3")
     assert "(PLAIN)" in log and PW not in log
+
+
+def test_fetchmail_downloads_and_deletes(petrel, tmp_path):
+    """fetchmail over STLS on the plain port: every message to the MDA,
+    each deleted on the server, then nothing left to fetch."""
+    fetchmail = shutil.which("fetchmail")
+    if fetchmail is None:
+        pytest.fail("fetchmail is not installed (make deps)")
+    sent = deliver(petrel, n=3, subject="fm")
+    home = tmp_path / "fmhome"
+    home.mkdir()
+    out = tmp_path / "fetched.mbox"
+    rc = home / "fetchmailrc"
+    # sslproto without ssl: STLS and nothing else. The daemon's
+    # certificate is self-signed, hence no sslcertck.
+    rc.write_text(f"""set no bouncemail
+poll 127.0.0.1 service {petrel.ports['pop3']} protocol POP3 timeout 30
+    user "{ALICE}" there with password "{PW}"
+    sslproto 'TLS1.2+' no sslcertck
+    fetchall nokeep
+    mda "cat >> {out}; echo '---' >> {out}"
+""")
+    rc.chmod(0o600)
+    env = dict(os.environ, HOME=str(home), FETCHMAILHOME=str(home))
+    cmd = [fetchmail, "--nodetach", "--nosyslog", "-f", str(rc),
+           "--pidfile", str(home / "pid")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                       env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = out.read_text()
+    assert got.count("\n---\n") == 3
+    for msg in sent:
+        subject, body = msg.split("\r\n\r\n")
+        assert subject in got and body.strip() in got
+    assert count(petrel) == 0
+    log = petrel.log("pop3")
+    assert "<-- STLS" in log and "TLS started" in log
+    assert "update: 3 of 3 deleted messages removed" in log
+    assert PW not in log
+    # Nothing left: fetchmail says so with exit code 1.
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                       env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert out.read_text() == got
 
 
 # ---- UPDATE state, snapshot, lock ----
