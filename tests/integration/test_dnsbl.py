@@ -294,3 +294,22 @@ def test_settings_are_checked(mx):
         "spam.tag_score = 4.5"
     assert p.ctl.ok("set", "dnsbl.zones", "a.test:2:Listed, see x, b.test") \
         .strip() == "dnsbl.zones = a.test:2:Listed, see x, b.test"
+
+
+def test_client_gone_before_the_greeting(mx):
+    """Clients that leave while the lookups run: their sessions end once
+    the lookups are over (input waits for the greeting), and others are
+    served meanwhile. ASan and LSan watch the daemon at teardown."""
+    p = mx({"dnsbl.zones": "slow.test:1, bl.test:1",
+            "dnsbl.timeout_ms": "1000"})
+    for _ in range(3):
+        Raw(p.ports["smtp"], source="127.0.0.2").close()
+    r = Raw(p.ports["smtp"], source="127.0.0.1")
+    assert last(r).startswith("220")
+    r.send("QUIT\r\n")
+    deadline = time.monotonic() + 5
+    while p.log("smtp-in").count("connection closed by client") < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert p.log("smtp-in").count("DNSBL slow.test: 127.0.0.2 timed out") \
+        == 3
