@@ -30,6 +30,7 @@
 #include "lib/io.h"
 #include "lib/io_worker.h"
 #include "lib/log.h"
+#include "policy/hijacking.h"
 #include "policy/screening.h"
 #include "policy/dnsbl.h"
 #include "policy/trust.h"
@@ -51,7 +52,7 @@ static struct {
 	struct delivery_dispatch *dispatch;
 	struct io_timer *settings_timer;
 	struct io_timer *exit_timer;
-	int64_t data_version;
+	int64_t data_version, changes;
 	unsigned ticks;
 	char db_path[CONFIG_PATH_MAX + 16];
 	char pid_path[CONFIG_PATH_MAX + 16];
@@ -175,8 +176,31 @@ static void petreld_thread_deinit(void *state)
 	free(t);
 }
 
-/* Follows the database: a new snapshot whenever another process (petrelctl,
- * the web admin) committed a change (PRAGMA data_version). */
+/* A new settings snapshot and what depends on it. */
+static void petreld_reload(void)
+{
+	const char *err;
+	struct settings *s = directory_settings_load(petreld.env.dir, &err);
+
+	if (s == NULL) {
+		log_error("cannot reload settings: %s", err);
+		return;
+	}
+	settings_unref(petreld.env.settings);
+	petreld.env.settings = s;
+	policy_trust_free(petreld.env.trust);
+	petreld.env.trust = policy_trust_new(s, petreld.env.dns);
+	screening_reload(&petreld.env);
+	hijacking_reload(&petreld.env);
+	log_info("directory changed: settings reloaded");
+}
+
+/*
+ * Follows the database: a new snapshot whenever another process (petrelctl,
+ * the web admin) committed a change. PRAGMA data_version moves on any
+ * commit of another connection, the daemon's own workers included; the
+ * change counter only on an administrator's change.
+ */
 /* Follows the content filter's rules: recompiled when their version in
  * the directory moved (petrelctl filter ...), then used by the sessions
  * that start a message after it. A set that fails to compile leaves the
@@ -209,26 +233,18 @@ static void petreld_filter_poll(void)
 
 static void petreld_settings_cb(void *arg)
 {
-	int64_t v;
-	const char *err;
+	int64_t v, n;
 
 	if (directory_data_version(petreld.env.dir, &v) == 1 &&
 	    v != petreld.data_version) {
-		struct settings *s =
-			directory_settings_load(petreld.env.dir, &err);
-		if (s != NULL) {
-			settings_unref(petreld.env.settings);
-			petreld.env.settings = s;
-			petreld.data_version = v;
-			policy_trust_free(petreld.env.trust);
-			petreld.env.trust =
-				policy_trust_new(s, petreld.env.dns);
-			screening_reload(&petreld.env);
-			log_info("directory changed: settings reloaded");
-		} else {
-			log_error("cannot reload settings: %s", err);
+		petreld.data_version = v;
+		if (directory_change_count(petreld.env.dir, &n) == 1 &&
+		    n != petreld.changes) {
+			petreld.changes = n;
+			petreld_reload();
 		}
 	}
+	hijacking_tick(&petreld.env, clock_now_ms());
 	/* Now and then, forget idle screening state. */
 	if (++petreld.ticks % (60000 / PETRELD_SETTINGS_POLL_MS) == 0)
 		screen_expire(petreld.env.screen, petreld.env.settings,
@@ -363,6 +379,7 @@ int main(int argc, char **argv)
 	if (petreld.env.settings == NULL)
 		fatal("settings: %s", err);
 	directory_data_version(petreld.env.dir, &petreld.data_version);
+	directory_change_count(petreld.env.dir, &petreld.changes);
 	petreld.env.queue = queue_open(cfg->data_dir, &err);
 	if (petreld.env.queue == NULL)
 		fatal("spool: %s", err);
@@ -384,6 +401,8 @@ int main(int argc, char **argv)
 	if (petreld.env.screen == NULL)
 		fatal("out of memory");
 	screening_reload(&petreld.env);
+	if (hijacking_start(&petreld.env, &err) < 0)
+		fatal("hijack detection: %s", err);
 	petreld.smtp = smtp_server_new(&petreld.env, &err);
 	if (petreld.smtp == NULL)
 		fatal("%s", err);
@@ -440,6 +459,8 @@ int main(int argc, char **argv)
 	io_workers_free(petreld.env.commit_workers);
 	io_workers_free(petreld.env.workers);
 	io_workers_free(petreld.env.delivery_workers);
+	/* What the windows gained since the last tick. */
+	hijacking_stop(&petreld.env);
 	delivery_dispatch_free(petreld.dispatch);
 	io_timer_free(petreld.settings_timer);
 	io_timer_free(petreld.exit_timer);

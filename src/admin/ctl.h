@@ -64,6 +64,17 @@ ctl_noun_fn ctl_domain, ctl_account, ctl_alias, ctl_group, ctl_set, ctl_get,
 	ctl_settings;
 /* src/admin/ctl_queue.c */
 ctl_noun_fn ctl_queue;
+struct queue;
+/* The spool, opened; NULL after printing an error. */
+struct queue *ctl_queue_open(const struct ctl *ctl);
+/* Wakes the daemon, if one runs, to pick up messages put into active.
+ * Returns 1 when it was signalled, 0 when none runs. */
+int ctl_queue_kick(const struct ctl *ctl);
+/* src/admin/ctl_hijack.c */
+ctl_noun_fn ctl_hijack;
+/* Adds the account's hijack window (counts and limits) to j, or prints it
+ * when j is NULL. Returns 0, or -1 on error (printed). */
+int ctl_hijack_window(struct directory *d, const char *account, json_t *j);
 /* src/admin/ctl_log.c */
 ctl_noun_fn ctl_log;
 /* src/admin/ctl_screening.c */

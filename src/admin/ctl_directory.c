@@ -443,8 +443,10 @@ static int ctl_account_show(struct ctl *ctl, int argc, char **argv)
 	}
 	if (ctl->json) {
 		j = ctl_account_json(&a);
-		if (j != NULL)
+		if (j != NULL) {
 			json_object_set(j, "aliases", c.list);
+			ctl_hijack_window(d, a.address, j);
+		}
 		json_decref(c.list);
 		return ctl_json_print(j);
 	}
@@ -473,7 +475,7 @@ static int ctl_account_show(struct ctl *ctl, int argc, char **argv)
 	}
 	printf("\n");
 	json_decref(c.list);
-	return 0;
+	return ctl_hijack_window(d, a.address, NULL) < 0 ? 1 : 0;
 }
 
 int ctl_account(struct ctl *ctl, int argc, char **argv)

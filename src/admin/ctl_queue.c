@@ -28,7 +28,7 @@
 static const enum queue_name ctl_queue_shown[] = {QUEUE_ACTIVE, QUEUE_DEFERRED,
 						  QUEUE_HOLD, QUEUE_BAD};
 
-static struct queue *ctl_queue_open(const struct ctl *ctl)
+struct queue *ctl_queue_open(const struct ctl *ctl)
 {
 	const char *err;
 	struct queue *q = queue_open(ctl->cfg->data_dir, &err);
@@ -38,9 +38,7 @@ static struct queue *ctl_queue_open(const struct ctl *ctl)
 	return q;
 }
 
-/* Wakes the daemon, if one runs, to pick up messages put into active.
- * Returns 1 when it was signalled, 0 when none runs. */
-static int ctl_queue_kick(const struct ctl *ctl)
+int ctl_queue_kick(const struct ctl *ctl)
 {
 	char path[CONFIG_PATH_MAX + 16], buf[32];
 	ssize_t n;

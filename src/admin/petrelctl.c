@@ -48,6 +48,8 @@ static const struct ctl_noun ctl_nouns[] = {
 	 "          | delete ID... | retry ID... | stats"},
 	{"log", ctl_log, "log search MESSAGE-ID|QUEUE-ID"},
 	{"screening", ctl_screening, "screening list | unblock IP"},
+	{"hijack", ctl_hijack,
+	 "hijack list | release ADDR [--release-held|--delete-held]"},
 	{"filter", ctl_filter,
 	 "filter list | show NAME | import FILE | export\n"
 	 "          | move NAME up|down|to N | enable NAME | disable NAME\n"

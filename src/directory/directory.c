@@ -27,9 +27,21 @@
 #define DIRECTORY_REASON_MAX 255
 #define DIRECTORY_GROUP_LIST_MAX (1024 * 1024)
 
+/* Statements of directory_query_int kept prepared, per handle: the
+ * lookups of every RCPT and every message would otherwise parse their SQL
+ * each time. Keyed by the SQL text (a literal at every call site). */
+#define DIRECTORY_STMT_CACHE 16
+
+struct directory_cached_stmt {
+	const char *sql;
+	sqlite3_stmt *st;
+};
+
 struct directory {
 	sqlite3 *db;
 	char error[256];
+	struct directory_cached_stmt cache[DIRECTORY_STMT_CACHE];
+	size_t ncached;
 };
 
 /*
@@ -141,6 +153,60 @@ static const char *const directory_migrations[] = {
 	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
 	"  version INTEGER NOT NULL);"
 	"INSERT INTO filter_state (id, version) VALUES (1, 0);",
+	/* 6: what the daemon follows: a counter that every change an
+	 * administrator makes moves (and nothing the daemon writes for its
+	 * own bookkeeping: logins, hijack windows), so that it reloads only
+	 * when there is something new. */
+	"CREATE TABLE changes ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  n INTEGER NOT NULL);"
+	"INSERT INTO changes VALUES (1, 0);"
+	"CREATE TRIGGER settings_insert AFTER INSERT ON settings"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER settings_update AFTER UPDATE ON settings"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER settings_delete AFTER DELETE ON settings"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER domains_insert AFTER INSERT ON domains"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER domains_update AFTER UPDATE ON domains"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER domains_delete AFTER DELETE ON domains"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER aliases_insert AFTER INSERT ON aliases"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER aliases_update AFTER UPDATE ON aliases"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER aliases_delete AFTER DELETE ON aliases"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER groups_insert AFTER INSERT ON groups"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER groups_update AFTER UPDATE ON groups"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER groups_delete AFTER DELETE ON groups"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER group_members_insert AFTER INSERT ON group_members"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER group_members_update AFTER UPDATE ON group_members"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER group_members_delete AFTER DELETE ON group_members"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER screening_blocks_insert AFTER INSERT ON "
+	"screening_blocks"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER screening_blocks_update AFTER UPDATE ON "
+	"screening_blocks"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER screening_blocks_delete AFTER DELETE ON "
+	"screening_blocks"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER accounts_insert AFTER INSERT ON accounts"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER accounts_update AFTER UPDATE OF state, password, "
+	"is_admin, quota_mb ON accounts"
+	"  BEGIN UPDATE changes SET n = n + 1; END;"
+	"CREATE TRIGGER accounts_delete AFTER DELETE ON accounts"
+	"  BEGIN UPDATE changes SET n = n + 1; END;",
 };
 
 #define DIRECTORY_SCHEMA_VERSION                                               \
@@ -295,36 +361,83 @@ static int directory_exec(struct directory *d, const char **error_r,
 	return sqlite3_changes(d->db);
 }
 
+static void directory_cache_clear(struct directory *d)
+{
+	for (size_t i = 0; i < d->ncached; i++)
+		sqlite3_finalize(d->cache[i].st);
+	d->ncached = 0;
+}
+
 /*
  * Runs a query for one integer (first column of the first row). Returns 1
- * with *value_r set, 0 when there is no row, -1 on error.
+ * with *value_r set, 0 when there is no row, -1 on error. The statement
+ * stays prepared for the next call with the same SQL (reset, its values
+ * cleared: no read transaction is left open).
  */
 static int directory_query_int(struct directory *d, const char **error_r,
 			       int64_t *value_r, const char *sql,
 			       const char *types, ...)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	va_list ap;
-	int rc;
+	size_t i;
+	int rc, result;
 
+	for (i = 0; i < d->ncached; i++) {
+		if (d->cache[i].sql == sql || strcmp(d->cache[i].sql, sql) == 0)
+			break;
+	}
 	va_start(ap, types);
-	st = directory_vstmt(d, error_r, sql, types, ap);
+	if (i < d->ncached) {
+		st = d->cache[i].st;
+		rc = SQLITE_OK;
+		for (int k = 0; types[k] != '\0' && rc == SQLITE_OK; k++) {
+			if (types[k] == 't') {
+				const char *s = va_arg(ap, const char *);
+				rc = s == NULL ? sqlite3_bind_null(st, k + 1)
+					       : sqlite3_bind_text(
+							 st, k + 1, s, -1,
+							 SQLITE_TRANSIENT);
+			} else {
+				rc = sqlite3_bind_int64(
+					st, k + 1,
+					(sqlite3_int64)va_arg(ap, int64_t));
+			}
+		}
+		if (rc != SQLITE_OK) {
+			directory_dberror(d, error_r, "bind a query's values");
+			sqlite3_clear_bindings(st);
+			va_end(ap);
+			return -1;
+		}
+	} else {
+		st = directory_vstmt(d, error_r, sql, types, ap);
+		if (st != NULL && d->ncached < DIRECTORY_STMT_CACHE) {
+			d->cache[d->ncached].sql = sql;
+			d->cache[d->ncached].st = st;
+			i = d->ncached++;
+		}
+	}
 	va_end(ap);
 	if (st == NULL)
 		return -1;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*value_r = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-		return 1;
-	}
-	if (rc != SQLITE_DONE) {
+		result = 1;
+	} else if (rc == SQLITE_DONE) {
+		result = 0;
+	} else {
 		directory_dberror(d, error_r, "read the directory");
-		sqlite3_finalize(st);
-		return -1;
+		result = -1;
 	}
-	sqlite3_finalize(st);
-	return 0;
+	if (i < d->ncached) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	} else {
+		sqlite3_finalize(st);
+	}
+	return result;
 }
 
 /* Runs a script of several statements (migrations), each prepared in turn.
@@ -639,6 +752,7 @@ struct directory *directory_open(const char *path, const char **error_r)
 	return d;
 fail:
 	*error_r = directory_open_error;
+	directory_cache_clear(d);
 	sqlite3_close_v2(d->db);
 	free(d);
 	return NULL;
@@ -648,8 +762,17 @@ void directory_close(struct directory *d)
 {
 	if (d == NULL)
 		return;
+	directory_cache_clear(d);
 	sqlite3_close_v2(d->db);
 	free(d);
+}
+
+int directory_change_count(struct directory *d, int64_t *count_r)
+{
+	if (directory_query_int(d, NULL, count_r,
+				"SELECT n FROM changes WHERE id = 1", "") <= 0)
+		return -1;
+	return 1;
 }
 
 int directory_data_version(struct directory *d, int64_t *version_r)
@@ -1631,6 +1754,190 @@ int directory_block_prune(struct directory *d, int64_t before,
 			      "i", before) < 0
 		       ? -1
 		       : 1;
+}
+
+/* --- hijack detection --- */
+
+int directory_hijack_send_add(struct directory *d,
+			      const struct directory_hijack_send *s,
+			      const char **error_r)
+{
+	return directory_exec(d, error_r, "record a send",
+			      "INSERT INTO hijack_sends"
+			      " (account, time, ip, rcpts, subject, domains)"
+			      " VALUES (?, ?, ?, ?, ?, ?)",
+			      "tititt", s->account, s->time, s->ip,
+			      (int64_t)s->rcpts, s->subject, s->domains) < 0
+		       ? -1
+		       : 1;
+}
+
+int directory_hijack_login_add(struct directory *d, const char *account,
+			       int64_t time, const char *ip,
+			       const char **error_r)
+{
+	return directory_exec(d, error_r, "record a login",
+			      "INSERT INTO hijack_logins (account, time, ip)"
+			      " VALUES (?, ?, ?)",
+			      "tit", account, time, ip) < 0
+		       ? -1
+		       : 1;
+}
+
+int directory_hijack_load(struct directory *d, const char *account,
+			  int64_t since,
+			  void (*send_cb)(const struct directory_hijack_send *s,
+					  void *ctx),
+			  void (*login_cb)(const char *account, int64_t time,
+					   const char *ip, void *ctx),
+			  void *ctx, const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	st = directory_stmt(d, error_r,
+			    "SELECT account, time, ip, rcpts, subject, domains"
+			    " FROM hijack_sends WHERE time > ?"
+			    " AND (? IS NULL OR account = ?) ORDER BY time, id",
+			    "itt", since, account, account);
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct directory_hijack_send s;
+
+		memset(&s, 0, sizeof(s));
+		directory_column_text(st, 0, s.account, sizeof(s.account));
+		s.time = sqlite3_column_int64(st, 1);
+		directory_column_text(st, 2, s.ip, sizeof(s.ip));
+		s.rcpts = (unsigned)sqlite3_column_int64(st, 3);
+		directory_column_text(st, 4, s.subject, sizeof(s.subject));
+		directory_column_text(st, 5, s.domains, sizeof(s.domains));
+		if (send_cb != NULL)
+			send_cb(&s, ctx);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return directory_dberror(d, error_r, "load the sends");
+	st = directory_stmt(d, error_r,
+			    "SELECT account, time, ip FROM hijack_logins"
+			    " WHERE time > ? AND (? IS NULL OR account = ?)"
+			    " ORDER BY time, id",
+			    "itt", since, account, account);
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char acc[DIRECTORY_ADDRESS_MAX + 1], ip[64];
+
+		directory_column_text(st, 0, acc, sizeof(acc));
+		directory_column_text(st, 2, ip, sizeof(ip));
+		if (login_cb != NULL)
+			login_cb(acc, sqlite3_column_int64(st, 1), ip, ctx);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return directory_dberror(d, error_r, "load the logins");
+	return 1;
+}
+
+int directory_hijack_forget(struct directory *d, const char *account,
+			    int64_t before, const char **error_r)
+{
+	if (account != NULL)
+		return directory_exec(d, error_r, "reset the window",
+				      "DELETE FROM hijack_sends"
+				      " WHERE account = ?",
+				      "t", account) < 0 ||
+				       directory_exec(
+					       d, error_r, "reset the window",
+					       "DELETE FROM hijack_logins"
+					       " WHERE account = ?",
+					       "t", account) < 0
+			       ? -1
+			       : 1;
+	return directory_exec(d, error_r, "prune the windows",
+			      "DELETE FROM hijack_sends WHERE time < ?", "i",
+			      before) < 0 ||
+			       directory_exec(d, error_r, "prune the windows",
+					      "DELETE FROM hijack_logins"
+					      " WHERE time < ?",
+					      "i", before) < 0 ||
+			       directory_exec(d, error_r, "prune the tokens",
+					      "DELETE FROM hijack_tokens"
+					      " WHERE expires < ?",
+					      "i", before / 1000) < 0
+		       ? -1
+		       : 1;
+}
+
+int directory_hijack_token_add(struct directory *d, const char *hash,
+			       const char *account, int64_t now,
+			       int64_t expires, const char **error_r)
+{
+	return directory_exec(d, error_r, "store the token",
+			      "INSERT INTO hijack_tokens"
+			      " (hash, account, created, expires)"
+			      " VALUES (?, ?, ?, ?)",
+			      "ttii", hash, account, now, expires) < 0
+		       ? -1
+		       : 1;
+}
+
+int directory_hijack_token_take(struct directory *d, const char *hash,
+				const char *domain, int64_t now,
+				char *account_r, size_t size,
+				const char **why_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	int64_t expires = 0, used = 0;
+	const char *at;
+	int rc, found = 0, n;
+
+	st = directory_stmt(d, error_r,
+			    "SELECT account, expires, used FROM hijack_tokens"
+			    " WHERE hash = ?",
+			    "t", hash);
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		found = 1;
+		directory_column_text(st, 0, account_r, size);
+		expires = sqlite3_column_int64(st, 1);
+		used = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return directory_dberror(d, error_r, "look up the token");
+	if (!found) {
+		*why_r = "unknown token";
+		return 0;
+	}
+	at = strrchr(account_r, '@');
+	if (at == NULL || strcasecmp(at + 1, domain) != 0) {
+		*why_r = "token of another domain";
+		return 0;
+	}
+	if (used != 0) {
+		*why_r = "token already used";
+		return 0;
+	}
+	if (expires <= now) {
+		*why_r = "token expired";
+		return 0;
+	}
+	/* Single use: whoever marks it first wins. */
+	n = directory_exec(d, error_r, "use the token",
+			   "UPDATE hijack_tokens SET used = ?"
+			   " WHERE hash = ? AND used = 0",
+			   "it", now, hash);
+	if (n < 0)
+		return -1;
+	if (n == 0) {
+		*why_r = "token already used";
+		return 0;
+	}
+	*why_r = "ok";
+	return 1;
 }
 
 /* --- content filter rules --- */

@@ -51,6 +51,10 @@ void directory_close(struct directory *d);
 /* The schema version the code expects / the database holds. */
 int directory_schema_version(void);
 int directory_db_version(struct directory *d);
+/* The counter of administrators' changes (settings, domains, accounts'
+ * states and passwords, aliases, groups, blocks): it moves
+ * on every such change, and on nothing the daemon records for itself. */
+int directory_change_count(struct directory *d, int64_t *count_r);
 /* PRAGMA data_version: changes when another connection committed. */
 int directory_data_version(struct directory *d, int64_t *version_r);
 
@@ -185,6 +189,54 @@ int directory_security_event_add(struct directory *d, int64_t now,
 				 const char *kind, const char *account,
 				 const char *ip, const char *text,
 				 const char **error_r);
+
+/*
+ * Hijack detection: every message an account sent over an authenticated
+ * session and every login, with times in milliseconds, so the sliding
+ * windows survive a restart; and the alerts' re-activation tokens.
+ */
+struct directory_hijack_send {
+	char account[DIRECTORY_ADDRESS_MAX + 1];
+	int64_t time; /* ms */
+	char ip[64];
+	unsigned rcpts;
+	char subject[128];
+	char domains[256]; /* recipient domains, ", "-separated */
+};
+
+int directory_hijack_send_add(struct directory *d,
+			      const struct directory_hijack_send *s,
+			      const char **error_r);
+int directory_hijack_login_add(struct directory *d, const char *account,
+			       int64_t time, const char *ip,
+			       const char **error_r);
+/* Calls the callbacks (either may be NULL) for the sends, then the logins,
+ * after `since` (ms), of one account (NULL: all), oldest first. Returns 1
+ * or -1. */
+int directory_hijack_load(struct directory *d, const char *account,
+			  int64_t since,
+			  void (*send_cb)(const struct directory_hijack_send *s,
+					  void *ctx),
+			  void (*login_cb)(const char *account, int64_t time,
+					   const char *ip, void *ctx),
+			  void *ctx, const char **error_r);
+/* account: forgets its sends and logins (re-activation resets the
+ * window). NULL: forgets every row before `before` (ms) and the tokens
+ * expired by then. Returns 1 or -1. */
+int directory_hijack_forget(struct directory *d, const char *account,
+			    int64_t before, const char **error_r);
+/* Stores a token's hash (hex) for account, valid until expires (seconds).
+ * Returns 1 or -1. */
+int directory_hijack_token_add(struct directory *d, const char *hash,
+			       const char *account, int64_t now,
+			       int64_t expires, const char **error_r);
+/* Uses a token: 1 with the account it was made for when it is known, of
+ * `domain`, unused and unexpired (it is used from now on); 0 with *why_r
+ * otherwise (a token of another domain stays usable); -1 on error. */
+int directory_hijack_token_take(struct directory *d, const char *hash,
+				const char *domain, int64_t now,
+				char *account_r, size_t size,
+				const char **why_r, const char **error_r);
 
 /*
  * Content filter rules, in order; each stored as its text in the rule

@@ -63,6 +63,23 @@ enum settings_type {
 	  "length of the sliding window, in minutes")                          \
 	X(HIJACK_EXEMPT, "hijack.exempt", LIST, "", 0, 65536, NULL,            \
 	  "accounts never counted (wildcards: *@lists.example.com)")           \
+	X(HIJACK_PRIVATE_MAX_MESSAGES, "hijack.private_max_messages", INT,     \
+	  "0", 0, 1000000, NULL,                                               \
+	  "messages from reserved/private IPs in the window, counted apart; "  \
+	  "0: counted with the others")                                        \
+	X(HIJACK_PRIVATE_MAX_RECIPIENTS, "hijack.private_max_recipients", INT, \
+	  "0", 0, 10000000, NULL,                                              \
+	  "recipients from reserved/private IPs in the window, counted "       \
+	  "apart; 0: counted with the others")                                 \
+	X(HIJACK_PRIVATE_MAX_IPS, "hijack.private_max_ips", INT, "0", 0,       \
+	  100000, NULL,                                                        \
+	  "distinct reserved/private IPs in the window, counted apart; 0: "    \
+	  "counted with the others")                                           \
+	X(HIJACK_NOTIFY, "hijack.notify", LIST, "", 0, 4096, NULL,             \
+	  "addresses told of a frozen account, besides the domain's "          \
+	  "postmaster")                                                        \
+	X(HIJACK_TOKEN_HOURS, "hijack.token_hours", INT, "72", 1, 8760, NULL,  \
+	  "hours the re-activation token of an alert stays valid")             \
 	X(TRUSTED_HOSTS, "trusted.hosts", LIST, "", 0, 65536, NULL,            \
 	  "IPs, CIDRs or host names that may relay without AUTH")              \
 	X(TRUSTED_EXEMPT_FROM, "trusted.exempt_from", LIST, "", 0, 4096,       \

@@ -11,6 +11,7 @@ struct dns;
 struct dnsbl_cache;
 struct policy_trust;
 struct screen;
+struct hijacking;
 struct queue;
 struct settings;
 
@@ -37,6 +38,8 @@ struct env {
 	struct policy_trust *trust;
 	/* Failed-login and connection screening (SMTP and POP3). */
 	struct screen *screen;
+	/* Hijack detection: every account's sending window. */
+	struct hijacking *hijacking;
 	/* The current settings snapshot; replaced (not changed) on reload,
 	 * so a holder of a reference keeps a consistent view. */
 	struct settings *settings;

@@ -33,6 +33,7 @@
 #include "lib/io.h"
 #include "lib/io_worker.h"
 #include "lib/log.h"
+#include "policy/hijacking.h"
 #include "policy/policy.h"
 #include "policy/screening.h"
 #include "policy/trust.h"
@@ -138,6 +139,7 @@ static void smtp_reset_transaction(struct smtp_session *s)
 	buf_deinit(&s->msg);
 	smtp_filter_plan_free(s->filter_plan);
 	s->filter_plan = NULL;
+	smtp_hijack_reset(s);
 }
 
 /* Sends a last reply and closes once it is written. */
@@ -316,6 +318,7 @@ static void smtp_session_free(struct smtp_session *s)
 	dns_cancel(s->rdns_q);
 	io_timer_free(s->rdns_timer);
 	smtp_spam_free(s);
+	smtp_hijack_reset(s);
 	smtp_session_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
 			 s->messages, s->errors);
 	free(s->rcpts);
@@ -657,6 +660,8 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 				     : reply);
 		return;
 	}
+	if (smtp_hijack_rcpt(s, &r.to))
+		return; /* a reply to a hijack alert: answered there */
 	if (r.to.domain[0] == '\0') {
 		struct smtp_pm_ctx c = {.dir = s->env->dir};
 
@@ -730,7 +735,7 @@ static int smtp_check_data(struct smtp_session *s, const char *args, size_t len)
 		smtp_session_reply(s, "503 5.5.1 Error: need MAIL command");
 		return 0;
 	}
-	if (s->nrcpt == 0) {
+	if (s->nrcpt == 0 && s->hijack_reply == NULL) {
 		smtp_session_reply(s, "554 5.5.1 Error: no valid recipients");
 		return 0;
 	}
@@ -860,10 +865,17 @@ static void smtp_auth_done(void *arg)
 		smtp_session_free(s);
 		goto out;
 	}
+	/* Frozen by hijack detection a moment ago: the directory may not
+	 * know it yet. */
+	if (j->result == 1 && hijacking_frozen(s->env, j->account.address)) {
+		j->result = 0;
+		j->reason = "frozen";
+	}
 	if (j->result == 1) {
 		snprintf(s->auth, sizeof(s->auth), "%s", j->account.address);
 		smtp_session_log(s, LOG_EVENT, "authenticated as %s (%s)",
 				 s->auth, j->mech);
+		hijacking_login(s->env, s->auth, s->ip, clock_now_ms());
 		smtp_session_reply(s, "235 2.7.0 Authentication successful");
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 		io_resume(s->io);
@@ -1125,8 +1137,11 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 				 log_sanitize(safe, sizeof(safe), line, keep),
 				 sp != NULL ? " <redacted>" : "");
 	} else {
-		smtp_session_log(s, LOG_FROM_PEER, "%s",
-				 log_sanitize(safe, sizeof(safe), line, len));
+		log_sanitize(safe, sizeof(safe), line, len);
+		/* A re-activation token is a credential. */
+		if (cmd.verb == SMTP_CMD_RCPT)
+			hijack_token_redact(safe);
+		smtp_session_log(s, LOG_FROM_PEER, "%s", safe);
 	}
 	if ((c->flags & SMTP_F_NEED_HELO) && !s->helo_seen) {
 		smtp_session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
@@ -1176,6 +1191,14 @@ static void smtp_transaction_end(struct smtp_session *s, int paused)
 	}
 }
 
+void smtp_session_answer(struct smtp_session *s, const char *reply,
+			 const char *event)
+{
+	smtp_session_log(s, LOG_EVENT, "%s", event);
+	smtp_session_reply(s, "%s", reply);
+	smtp_transaction_end(s, s->stage_async);
+}
+
 void smtp_session_refuse(struct smtp_session *s, const char *reply,
 			 const char *reason)
 {
@@ -1199,8 +1222,12 @@ static void smtp_message_saved(void *arg)
 	if (x->c.ok) {
 		log_sanitize(mid, sizeof(mid), x->c.message_id,
 			     strlen(x->c.message_id));
-		if (s->env->message_queued != NULL)
+		/* Counted; held instead when the account froze meanwhile. */
+		if (!smtp_hijack_saved(s, 1, x->c.queue_id) &&
+		    s->env->message_queued != NULL)
 			smtp_filter_announce(&x->c, s->env);
+	} else {
+		smtp_hijack_saved(s, 0, NULL);
 	}
 	if (s->gone) {
 		if (x->c.ok)

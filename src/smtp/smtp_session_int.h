@@ -22,6 +22,8 @@
 
 struct io_timer;
 struct smtp_filter_plan;
+struct hijack_event;
+struct smtp_hijack_reply;
 
 /*
  * At the end of DATA the message goes through these stages in order. A
@@ -120,6 +122,11 @@ struct smtp_session {
 	int stage_async; /* a stage of this message waited */
 	/* What the content filter decided (smtp_filter.c); NULL: nothing. */
 	struct smtp_filter_plan *filter_plan;
+
+	/* Hijack detection (smtp_hijack.c): the message's count until it is
+	 * saved, and a reply to an alert named in RCPT. */
+	struct hijack_event *hijack_ev;
+	struct smtp_hijack_reply *hijack_reply;
 };
 
 /* Runs the next stage of the message (smtp_session.c). */
@@ -135,6 +142,15 @@ void smtp_stage_spam(struct smtp_session *s);
 void smtp_stage_filter(struct smtp_session *s);
 void smtp_stage_hijack(struct smtp_session *s);
 
+/* Hijack detection's other hooks (smtp_hijack.c). RCPT: returns 1 when
+ * the address is a reply to an alert (answered there), 0 otherwise. */
+int smtp_hijack_rcpt(struct smtp_session *s, const struct addr *to);
+/* The message was saved (ok) or not: records or takes back its count.
+ * Returns 1 when it was moved to hold (its account froze meanwhile). */
+int smtp_hijack_saved(struct smtp_session *s, int ok, const char *queue_id);
+/* The transaction ends: forgets what smtp_hijack_* kept. */
+void smtp_hijack_reset(struct smtp_session *s);
+
 /* What the stages may use of the session (smtp_session.c). */
 const struct settings *smtp_session_settings(const struct smtp_session *s);
 int64_t smtp_session_setting(const struct smtp_session *s, enum settings_id id);
@@ -148,6 +164,10 @@ void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
  * ends the transaction; the session reads commands again. */
 void smtp_session_refuse(struct smtp_session *s, const char *reply,
 			 const char *reason);
+/* Ends the message under DATA with a reply other than the commit's, and a
+ * logged event. */
+void smtp_session_answer(struct smtp_session *s, const char *reply,
+			 const char *event);
 /* Refuses with a last reply and closes the session. */
 void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -1,0 +1,385 @@
+"""Hijack detection through the real daemon: bursts over authenticated
+sessions, throttle and freeze, the alert to the postmaster, re-activation
+by replying to it, exemptions, the window across a restart, and
+petrelctl hijack."""
+import base64
+import json
+import re
+import sqlite3
+import threading
+import time
+from email import message_from_bytes
+from email.header import decode_header, make_header
+
+from smtputil import Raw, wait_for
+
+PW = "correct horse battery staple"
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+PM = "postmaster@example.test"
+
+
+def hijack_petrel(petrel_factory, **settings):
+    s = {"auth.allow_plaintext": "on", "hijack.max_messages": "5",
+         "hijack.minutes": "30"}
+    s.update(settings)
+    return petrel_factory(settings=s)
+
+
+class Session:
+    """An authenticated submission session sending one message at a time."""
+
+    def __init__(self, petrel, user=ALICE, source="127.0.0.1"):
+        self.r = Raw(petrel.ports["submission"], source=source)
+        assert self.r.reply()[0] == 220
+        self.r.cmd("EHLO client.test")
+        blob = base64.b64encode(f"\0{user}\0{PW}".encode()).decode()
+        self.auth = self.r.cmd(f"AUTH PLAIN {blob}")[0]
+        self.user = user
+
+    def send(self, rcpts=("bob@example.test",), subject="hello", body="hi"):
+        """Returns the code of the reply that ended the transaction."""
+        code = self.r.cmd(f"MAIL FROM:<{self.user}>")[0]
+        if code != 250:
+            return code
+        for rc in rcpts:
+            code = self.r.cmd(f"RCPT TO:<{rc}>")[0]
+            if code != 250:
+                return code
+        code = self.r.cmd("DATA")[0]
+        if code != 354:
+            return code
+        msg = (f"From: <{self.user}>\r\nTo: <{rcpts[0]}>\r\n"
+               f"Subject: {subject}\r\n\r\n{body}\r\n.")
+        return self.r.cmd(msg)[0]
+
+    def close(self):
+        self.r.close()
+
+
+def state(petrel, account):
+    return json.loads(petrel.ctl.ok("account", "show", account,
+                                    json=True))
+
+
+def alert_for(petrel, account, timeout=10):
+    """The hijack alert in the postmaster's mailbox (parsed), waiting."""
+    def find():
+        new = petrel.maildir(PM) / "new"
+        for f in sorted(new.glob("*")) if new.exists() else []:
+            m = message_from_bytes(f.read_bytes())
+            if account in str(make_header(decode_header(m["Subject"] or ""))) \
+                    and "frozen" in (m["Subject"] or ""):
+                return m
+        return None
+    return wait_for(find, timeout=timeout)
+
+
+def queue(petrel, name):
+    return json.loads(petrel.ctl.ok("queue", "list", name, json=True))
+
+
+def test_freeze_at_the_limit_in_one_session(petrel_factory):
+    p = hijack_petrel(petrel_factory)
+    s = Session(p)
+    assert s.auth == 235
+    # Exactly max_messages are accepted; the next one crosses the limit.
+    for i in range(5):
+        assert s.send(subject=f"offer {i}") == 250
+    assert s.send(subject="offer 5") == 550
+    assert s.r.closed()
+    a = state(p, ALICE)
+    assert a["state"] == "frozen"
+    assert "hijack" in a["state_reason"]
+    sec = p.log("security")
+    assert sec.count("account frozen: account=alice@example.test") == 1
+    assert "limit=messages messages=6/5" in sec
+    # It can no longer log in, on SMTP or POP3.
+    s2 = Session(p)
+    assert s2.auth == 535
+    s2.close()
+    import poplib
+    pop = poplib.POP3("127.0.0.1", p.ports["pop3"], timeout=10)
+    pop.user(ALICE)
+    try:
+        pop.pass_(PW)
+        raise AssertionError("a frozen account logged in over POP3")
+    except poplib.error_proto as e:
+        assert b"frozen" in str(e).encode() or b"-ERR" in str(e).encode()
+    pop.quit()
+    # Mail to it is still accepted.
+    r = Raw(p.ports["smtp"])
+    r.reply()
+    r.cmd("EHLO mx.test")
+    assert r.cmd("MAIL FROM:<someone@elsewhere.test>")[0] == 250
+    assert r.cmd(f"RCPT TO:<{ALICE}>")[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    assert r.cmd("Subject: for alice\r\n\r\nstill reaches her\r\n.")[0] == 250
+    r.close()
+
+
+def test_alert_contents_and_held_mail(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "3",
+                                         "hijack.notify": "bob@example.test"})
+    s = Session(p)
+    # Remote mail waits in the queue (the test resolver never answers).
+    for i in range(3):
+        assert s.send(rcpts=(f"victim{i}@remote{i % 2}.test",),
+                      subject=f"Cheap watches {i}") == 250
+    assert s.send(rcpts=("x@remote0.test",)) == 550
+    s.close()
+    m = alert_for(p, ALICE)
+    assert m is not None, "no alert reached the postmaster"
+    subject = str(make_header(decode_header(m["Subject"])))
+    assert ALICE in subject
+    assert m["Auto-Submitted"] == "auto-generated"
+    reply_to = m["Reply-To"]
+    assert re.fullmatch(r"<reactivate\+[a-z2-7]{26}@example\.test>", reply_to)
+    body = m.get_payload(decode=True).decode()
+    assert "messages:   4 (limit 3)" in body
+    assert "127.0.0.1: 3" in body
+    for i in range(3):
+        assert f"Cheap watches {i}" in body
+    assert "remote0.test: 2 messages" in body
+    assert "remote1.test: 1 messages" in body
+    assert "3 message(s) from the account" in body
+    assert "petrelctl hijack release alice@example.test" in body
+    # The token is a credential: in no log.
+    token = reply_to.strip("<>").split("@")[0]
+    for log in ("smtp-in", "smtp-out", "security", "system"):
+        assert token not in p.log(log)
+    # hijack.notify got it too.
+    assert p.messages(BOB)
+    # What alice had queued is on hold.
+    held = queue(p, "hold")
+    assert len([m for m in held if m["sender"] == ALICE]) == 3
+    assert not [m for m in queue(p, "active") + queue(p, "deferred")
+                if m["sender"] == ALICE]
+    listing = p.ctl.ok("hijack", "list")
+    assert ALICE in listing and "held 3" in listing
+
+
+def test_throttle_refuses_with_452_and_keeps_the_session(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.action": "throttle",
+                                         "hijack.max_messages": "3"})
+    s = Session(p)
+    assert [s.send() for _ in range(3)] == [250, 250, 250]
+    assert s.send() == 452
+    assert s.send() == 452
+    assert s.r.cmd("NOOP")[0] == 250
+    s.close()
+    assert state(p, ALICE)["state"] == "enabled"
+    assert "account frozen" not in p.log("security")
+    shown = p.ctl.ok("account", "show", ALICE)
+    assert "3/3 messages" in shown
+
+
+def test_parallel_sessions_let_exactly_the_limit_through(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "10",
+                                         "smtp.max_sessions_per_ip": "100",
+                                         "screening.max_connections_per_ip":
+                                         "100"})
+    results = []
+    lock = threading.Lock()
+
+    def worker():
+        s = Session(p)
+        try:
+            for _ in range(3):
+                try:
+                    code = s.send()
+                except Exception:
+                    code = None
+                with lock:
+                    results.append(code)
+                if code != 250:
+                    break
+        finally:
+            s.close()
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(250) == 10
+    assert state(p, ALICE)["state"] == "frozen"
+    assert p.log("security").count("account frozen:") == 1
+
+
+def test_one_message_to_many_recipients_is_a_burst(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_recipients": "5"})
+    s = Session(p)
+    assert s.send(rcpts=[f"u{i}@remote.test" for i in range(4)] +
+                  [BOB]) == 250
+    assert s.send(rcpts=("postmaster@example.test",)) == 550
+    s.close()
+    assert "limit=recipients messages=2/5 recipients=6/5" in p.log("security")
+
+
+def test_many_client_ips_freeze(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_ips": "2"})
+    for ip in ("127.0.0.2", "127.0.0.3"):
+        s = Session(p, source=ip)
+        assert s.send() == 250
+        s.close()
+    s = Session(p, source="127.0.0.4")
+    assert s.auth == 235
+    assert s.send() == 550
+    s.close()
+    assert "limit=client IPs" in p.log("security")
+    m = alert_for(p, ALICE)
+    body = m.get_payload(decode=True).decode()
+    for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+        assert ip in body
+
+
+def test_private_limits_count_apart(petrel_factory):
+    # Loopback is a reserved range: with private limits set, those apply.
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "2",
+                                         "hijack.private_max_messages": "4"})
+    s = Session(p)
+    assert [s.send() for _ in range(4)] == [250] * 4
+    assert s.send() == 550
+    s.close()
+
+
+def freeze(p, n=3, rcpts=("x@remote.test",)):
+    s = Session(p)
+    for i in range(n):
+        assert s.send(rcpts=rcpts, subject=f"spam {i}") == 250
+    assert s.send(rcpts=rcpts) == 550
+    s.close()
+    m = alert_for(p, ALICE)
+    assert m is not None
+    wait_for(lambda: len([x for x in queue(p, "hold")
+                          if x["sender"] == ALICE]) == n)
+    return m["Reply-To"].strip("<>")
+
+
+def reply(p, to, word, user=PM):
+    s = Session(p, user=user)
+    assert s.auth == 235
+    code = s.r.cmd(f"MAIL FROM:<{user}>")[0]
+    assert code == 250
+    code = s.r.cmd(f"RCPT TO:<{to}>")[0]
+    if code != 250:
+        s.close()
+        return code, None
+    assert s.r.cmd("DATA")[0] == 354
+    code, text = s.r.cmd(f"From: <{user}>\r\nTo: <{to}>\r\n"
+                         f"Subject: Re: alert\r\n\r\n{word}\r\n\r\n"
+                         f"> The account was frozen\r\n.")
+    s.close()
+    return code, " ".join(text)
+
+
+def test_reply_release_sends_held_mail_on(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "3"})
+    to = freeze(p)
+    code, text = reply(p, to, "release")
+    assert code == 250, text
+    assert "re-activated" in text and "3 held message(s) released" in text
+    assert state(p, ALICE)["state"] == "enabled"
+    assert not [x for x in queue(p, "hold") if x["sender"] == ALICE]
+    assert len([x for x in queue(p, "active") + queue(p, "deferred")
+                if x["sender"] == ALICE]) == 3
+    # The window starts anew: alice can send 3 again.
+    s = Session(p)
+    assert s.auth == 235
+    assert [s.send() for _ in range(3)] == [250] * 3
+    s.close()
+    # A confirmation went to the postmaster.
+    assert wait_for(lambda: any(b"re-activated" in f.read_bytes()
+                                for f in (p.maildir(PM) / "new").glob("*")))
+    # The token works once.
+    code, _ = reply(p, to, "release")
+    assert code == 550
+
+
+def test_reply_delete_discards_held_mail(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "2"})
+    to = freeze(p, n=2)
+    code, text = reply(p, to, "Delete")
+    assert code == 250, text
+    assert "2 held message(s) deleted" in text
+    assert not [x for x in queue(p, "hold") if x["sender"] == ALICE]
+    assert state(p, ALICE)["state"] == "enabled"
+
+
+def test_reply_ok_leaves_held_mail_held(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "2"})
+    to = freeze(p, n=2)
+    code, text = reply(p, to, "OK, thanks")
+    assert code == 250, text
+    assert "left on hold" in text
+    assert len([x for x in queue(p, "hold") if x["sender"] == ALICE]) == 2
+    assert state(p, ALICE)["state"] == "enabled"
+
+
+def test_reply_from_another_account_changes_nothing(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "2"})
+    to = freeze(p, n=2)
+    code, _ = reply(p, to, "release", user=BOB)
+    assert code == 550
+    assert state(p, ALICE)["state"] == "frozen"
+    assert "reply to a hijack alert refused" in p.log("security")
+    # The token is still good for the postmaster.
+    code, text = reply(p, to, "release")
+    assert code == 250, text
+
+
+def test_reply_with_a_wrong_or_expired_token(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "2"})
+    to = freeze(p, n=2)
+    code, text = reply(p, "reactivate+" + "a" * 26 + "@example.test",
+                       "release")
+    assert code == 550 and "unknown token" in text
+    db = sqlite3.connect(p.data_dir / "petrel.db")
+    db.execute("UPDATE hijack_tokens SET expires = 1")
+    db.commit()
+    db.close()
+    code, text = reply(p, to, "release")
+    assert code == 550 and "expired" in text
+    assert state(p, ALICE)["state"] == "frozen"
+
+
+def test_exemptions(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "2",
+                                         "hijack.exempt": "*@example.test"})
+    s = Session(p)
+    assert [s.send() for _ in range(4)] == [250] * 4
+    s.close()
+    p.set("hijack.exempt", "")
+    s = Session(p, user=PM)  # the postmaster is always exempt
+    assert [s.send() for _ in range(4)] == [250] * 4
+    s.close()
+
+
+def test_window_survives_a_restart(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "4"})
+    s = Session(p)
+    assert [s.send() for _ in range(3)] == [250] * 3
+    s.close()
+    assert p.stop() == 0
+    p.start()
+    s = Session(p)
+    assert s.send() == 250
+    assert s.send() == 550
+    s.close()
+
+
+def test_petrelctl_release(petrel_factory):
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "2"})
+    freeze(p, n=2)
+    out = p.ctl.ok("hijack", "release", ALICE, "--release-held")
+    assert "2 held message(s) released" in out
+    assert state(p, ALICE)["state"] == "enabled"
+    assert "re-activated by an administrator" in wait_for(
+        lambda: p.log("security") if "re-activated by an administrator"
+        in p.log("security") else None)
+    s = Session(p)
+    assert s.auth == 235
+    assert [s.send() for _ in range(2)] == [250, 250]
+    s.close()
+    r = p.ctl.run("hijack", "release", ALICE)
+    assert r.returncode == 1 and "not frozen" in r.stderr
