@@ -9,8 +9,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "delivery/notice.h"
 #include "directory/directory.h"
+#include "directory/settings.h"
 #include "lib/clock.h"
+#include "lib/config.h"
 #include "lib/env.h"
 #include "lib/io_worker.h"
 #include "lib/log.h"
@@ -47,6 +50,95 @@ static void screening_block_done(void *arg)
 	free(arg);
 }
 
+/* The note to the postmaster when an account reaches
+ * screening.notify_after failed logins. */
+struct screening_note {
+	struct queue *q;
+	char account[DIRECTORY_ADDRESS_MAX + 1];
+	char ip[64];
+	char service[16];
+	char hostname[256];
+	unsigned failures;
+	int64_t minutes, now;
+	/* out */
+	char id[QUEUE_ID_SIZE];
+	int queued;
+	struct env *env;
+};
+
+static void screening_note_work(void *thread_state, void *arg)
+{
+	struct env_thread *t = thread_state;
+	struct screening_note *j = arg;
+	const char *domain = strrchr(j->account, '@'), *err = NULL;
+	char pm[DIRECTORY_ADDRESS_MAX + 1], subject[512], text[2048];
+	struct notice n;
+
+	/* Only for accounts of our domains: never mail a stranger's
+	 * postmaster about a name an attacker typed. */
+	if (t == NULL || t->dir == NULL || domain == NULL ||
+	    directory_domain_exists(t->dir, domain + 1) != 1)
+		return;
+	snprintf(pm, sizeof(pm), "postmaster@%s", domain + 1);
+	snprintf(subject, sizeof(subject), "Failed logins on %s", j->account);
+	snprintf(text, sizeof(text),
+		 "The account %s has had %u failed logins in the last %lld "
+		 "minutes\n(screening.notify_after), the latest from %s over "
+		 "%s.\n\n"
+		 "Its password may be under attack. The account is not "
+		 "locked:\nthe IPs that fail too often are blocked instead "
+		 "(petrelctl screening list).\n"
+		 "If the password is weak, change it:\n"
+		 "    petrelctl account passwd %s\n",
+		 j->account, j->failures, (long long)j->minutes, j->ip,
+		 j->service, j->account);
+	memset(&n, 0, sizeof(n));
+	n.hostname = j->hostname;
+	n.from = pm;
+	n.from_name = "Petrel screening";
+	n.to[n.nto++] = pm;
+	n.subject = subject;
+	n.text = text;
+	n.listener = "notice";
+	n.now = j->now;
+	if (notice_queue(j->q, t->dir, &n, j->id, &err) == 1)
+		j->queued = 1;
+	else if (err != NULL)
+		log_error("cannot queue the screening note: %s", err);
+}
+
+static void screening_note_done(void *arg)
+{
+	struct screening_note *j = arg;
+
+	if (j->queued && j->env->message_queued != NULL)
+		j->env->message_queued(j->env, j->id);
+	free(j);
+}
+
+static void screening_notify(struct env *env, const char *service,
+			     const char *ip, const char *account,
+			     unsigned failures)
+{
+	struct screening_note *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return;
+	j->env = env;
+	j->q = env->queue;
+	snprintf(j->account, sizeof(j->account), "%s", account);
+	snprintf(j->ip, sizeof(j->ip), "%s", ip);
+	snprintf(j->service, sizeof(j->service), "%s", service);
+	snprintf(j->hostname, sizeof(j->hostname), "%s", env->cfg->hostname);
+	j->failures = failures;
+	j->minutes =
+		settings_int(env->settings, SETTING_SCREENING_AUTH_MINUTES);
+	j->now = clock_now();
+	if (io_workers_submit(env->workers, screening_note_work,
+			      screening_note_done, j) < 0)
+		free(j);
+}
+
 int64_t screening_auth_failed(struct env *env, const char *service,
 			      const char *session, const char *ip, int trusted,
 			      const char *account,
@@ -62,11 +154,14 @@ int64_t screening_auth_failed(struct env *env, const char *service,
 	*blocked_r = 0;
 	screen_auth_failed(env->screen, env->settings, ip, trusted, account, fp,
 			   clock_now_ms(), &v);
-	if (v.notify)
+	if (v.notify) {
 		log_write(LOG_SECURITY, session, LOG_EVENT,
 			  "account %s: %u failed logins in "
-			  "screening.auth_minutes (screening.notify_after)",
+			  "screening.auth_minutes (screening.notify_after): "
+			  "the postmaster is told",
 			  account, v.account_failures);
+		screening_notify(env, service, ip, account, v.account_failures);
+	}
 	if (!v.blocked)
 		return v.delay_ms;
 	*blocked_r = 1;

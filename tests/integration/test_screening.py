@@ -303,3 +303,27 @@ def test_slot_free_while_goodbye_unread(petrel_factory):
     assert pop3_greeting(p, ip).startswith("+OK")
     a.close()
     b.close()
+
+
+def test_notify_after_tells_the_postmaster(petrel_factory):
+    p = screening_petrel(petrel_factory, **{"screening.auth_failures": "10",
+                                            "screening.notify_after": "3"})
+    for i in range(3):
+        assert auth_plain(p, ALICE, f"guess{i}", f"127.0.0.{40 + i}") == 535
+    # A name in a domain that is not ours never mails anyone.
+    for i in range(3):
+        assert auth_plain(p, "root@stranger.test", f"guess{i}",
+                          f"127.0.0.{50 + i}") == 535
+    notes = wait_for(lambda: [f for f in p.messages(
+        "postmaster@example.test", timeout=0)
+        if b"Failed logins on alice@example.test" in f.read_bytes()])
+    assert len(notes) == 1
+    text = notes[0].read_bytes().decode()
+    assert "3 failed logins" in text and "127.0.0.42" in text
+    assert "guess" not in text
+    assert "the postmaster is told" in p.log("security")
+    assert not any(b"stranger" in f.read_bytes()
+                   for f in p.messages("postmaster@example.test", timeout=0))
+    assert not [m for m in json.loads(p.ctl.ok("queue", "list", "deferred",
+                                               json=True))
+                if "stranger" in json.dumps(m)]
