@@ -256,7 +256,7 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m)
 	const char *error;
 	char *head = NULL;
 	ssize_t hlen;
-	size_t hops;
+	size_t hops, left = 0, failed = 0;
 	int r;
 
 	m->next = DELIVERY_DROP;
@@ -339,6 +339,8 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m)
 			  why);
 		return 1;
 	}
+	for (size_t i = 0; i < env->rcpt_count; i++)
+		left += env->rcpts[i].status == QUEUE_RCPT_PENDING;
 	for (size_t i = 0; i < env->rcpt_count; i++) {
 		struct queue_rcpt *rc = &env->rcpts[i];
 		struct delivery_rcpt *out = &m->rcpts[i];
@@ -348,6 +350,7 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m)
 
 		if (rc->status != QUEUE_RCPT_PENDING)
 			continue;
+		left--;
 		if (rc->kind != QUEUE_RCPT_LOCAL) {
 			m->remote_pending++;
 			continue;
@@ -364,6 +367,19 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m)
 		log_sanitize(addr, sizeof(addr), rc->address,
 			     strlen(rc->address));
 		r = local_deliver(&d, path, sizeof(path), &error);
+		if (r == 1 && left == 0 && m->remote_pending == 0 &&
+		    failed == 0) {
+			/* The last recipient, all delivered: delivery_finish()
+			 * removes the message next, and writing (and
+			 * flushing) its status first would be lost work. A
+			 * crash in between delivers it again: twice at
+			 * worst, never zero times. */
+			out->outcome = REMOTE_DONE;
+			log_sanitize(why, sizeof(why), path, strlen(path));
+			log_write(LOG_SYSTEM, m->id, LOG_EVENT,
+				  "delivered to <%s> in %s", addr, why);
+			continue;
+		}
 		if (r == 1) {
 			/* Recorded at once: a crash now costs no copy. */
 			u.idx = i;
@@ -385,6 +401,7 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m)
 				  "delivered to <%s> in %s", addr, why);
 			continue;
 		}
+		failed++;
 		log_sanitize(why, sizeof(why), error, strlen(error));
 		if (r == 0) {
 			delivery_set(out, REMOTE_PERM, "5.1.1",
@@ -696,6 +713,25 @@ int delivery_finish(const struct delivery_ctx *ctx, struct delivery_msg *m)
 		}
 		nups++;
 	}
+	/* Nothing left to do: the message goes, and the statuses need no
+	 * writing first, unless it cannot be removed. */
+	if (pending == 0) {
+		if (queue_delete(ctx->q, m->id, &error) < 0) {
+			delivery_msg_error(m, "%s", error);
+			if (nups > 0)
+				queue_rcpts_update(ctx->q, m->id, ups, nups,
+						   &error);
+			goto out;
+		}
+		queue_event_add(ctx->q, QUEUE_EV_DELIVERED, delivered, ctx->now,
+				&error);
+		queue_event_add(ctx->q, QUEUE_EV_BOUNCED, bounced, ctx->now,
+				&error);
+		log_write(LOG_SYSTEM, m->id, LOG_EVENT,
+			  "removed: no recipient is pending");
+		result = 1;
+		goto out;
+	}
 	if (nups > 0 &&
 	    queue_rcpts_update(ctx->q, m->id, ups, nups, &error) < 0) {
 		delivery_msg_error(m, "%s", error);
@@ -704,16 +740,6 @@ int delivery_finish(const struct delivery_ctx *ctx, struct delivery_msg *m)
 	queue_event_add(ctx->q, QUEUE_EV_DELIVERED, delivered, ctx->now,
 			&error);
 	queue_event_add(ctx->q, QUEUE_EV_BOUNCED, bounced, ctx->now, &error);
-	if (pending == 0) {
-		if (queue_delete(ctx->q, m->id, &error) < 0) {
-			delivery_msg_error(m, "%s", error);
-			goto out;
-		}
-		log_write(LOG_SYSTEM, m->id, LOG_EVENT,
-			  "removed: no recipient is pending");
-		result = 1;
-		goto out;
-	}
 	if (m->held) {
 		char why[QUEUE_REASON_MAX];
 

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +36,35 @@ struct local_out {
 	uint64_t size;	/* bytes written to the file */
 	uint64_t lines; /* LF bytes among them */
 };
+
+/*
+ * Group fsync() of new/ folders: threads that renamed a message into the
+ * same new/ at about the same time share one fsync() of it. A thread
+ * registers its rename, then waits until an fsync() of that folder that
+ * started after the registration has returned; the first to find none
+ * running runs it for everyone registered so far. A few folders at a
+ * time are tracked; past that, a thread syncs on its own.
+ */
+#define LOCAL_SYNC_SLOTS 16
+
+struct local_sync_waiter {
+	struct local_sync_waiter *next;
+	uint64_t seq;
+	int done;
+	int error;
+};
+
+struct local_sync_slot {
+	char path[PATH_MAX + 8];
+	int users; /* threads registered: the slot is free at 0 */
+	int running;
+	uint64_t changes;
+	struct local_sync_waiter *waiters;
+};
+
+static pthread_mutex_t local_sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t local_sync_cond = PTHREAD_COND_INITIALIZER;
+static struct local_sync_slot local_syncs[LOCAL_SYNC_SLOTS];
 
 static atomic_uint local_counter;
 static _Thread_local char local_errbuf[512];
@@ -111,6 +141,78 @@ static int local_fsync_dir(const char *path)
 	r = fsync(fd);
 	close(fd);
 	return r;
+}
+
+/* local_fsync_dir(path), shared with the other threads that wait for
+ * the same folder (see local_syncs). Returns 0 or -1 (errno set). */
+static int local_fsync_dir_shared(const char *path)
+{
+	struct local_sync_slot *slot = NULL, *free_slot = NULL;
+	struct local_sync_waiter me;
+
+	if (strlen(path) >= sizeof(slot->path))
+		return local_fsync_dir(path);
+	memset(&me, 0, sizeof(me));
+	pthread_mutex_lock(&local_sync_lock);
+	for (int i = 0; i < LOCAL_SYNC_SLOTS && slot == NULL; i++) {
+		if (local_syncs[i].users == 0) {
+			if (free_slot == NULL)
+				free_slot = &local_syncs[i];
+		} else if (strcmp(local_syncs[i].path, path) == 0) {
+			slot = &local_syncs[i];
+		}
+	}
+	if (slot == NULL && free_slot == NULL) {
+		pthread_mutex_unlock(&local_sync_lock);
+		return local_fsync_dir(path);
+	}
+	if (slot == NULL) {
+		slot = free_slot;
+		snprintf(slot->path, sizeof(slot->path), "%s", path);
+		slot->changes = 0;
+		slot->running = 0;
+		slot->waiters = NULL;
+	}
+	slot->users++;
+	me.seq = ++slot->changes;
+	me.next = slot->waiters;
+	slot->waiters = &me;
+	while (!me.done) {
+		struct local_sync_waiter **p;
+		uint64_t upto;
+		int error = 0;
+
+		if (slot->running) {
+			pthread_cond_wait(&local_sync_cond, &local_sync_lock);
+			continue;
+		}
+		upto = slot->changes;
+		slot->running = 1;
+		pthread_mutex_unlock(&local_sync_lock);
+		if (local_fsync_dir(path) < 0)
+			error = errno != 0 ? errno : EIO;
+		pthread_mutex_lock(&local_sync_lock);
+		slot->running = 0;
+		for (p = &slot->waiters; *p != NULL;) {
+			struct local_sync_waiter *w = *p;
+
+			if (w->seq <= upto) {
+				w->done = 1;
+				w->error = error;
+				*p = w->next;
+			} else {
+				p = &w->next;
+			}
+		}
+		pthread_cond_broadcast(&local_sync_cond);
+	}
+	slot->users--;
+	pthread_mutex_unlock(&local_sync_lock);
+	if (me.error != 0) {
+		errno = me.error;
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -363,7 +465,7 @@ int local_deliver(const struct local_delivery *d, char *path_r,
 		*error_r = local_errorf("rename into %s/new failed: %m", rel);
 		goto fail;
 	}
-	if (local_fsync_dir(newdir) < 0) {
+	if (local_fsync_dir_shared(newdir) < 0) {
 		/* The file is in new/ but may not survive a crash; report it
 		 * as failed so that it is tried again (twice, never zero). */
 		*error_r = local_errorf("fsync of %s/new failed: %m", rel);

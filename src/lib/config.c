@@ -89,7 +89,7 @@ void config_defaults(struct config *cfg)
 	snprintf(cfg->user, sizeof(cfg->user), "petrel");
 	cfg->workers = 4;
 	cfg->commit_workers = 32;
-	cfg->delivery_workers = 4;
+	cfg->delivery_workers = 8;
 }
 
 /* Parses "1.2.3.4:25" or "[::1]:25" into one listen entry. */

@@ -119,8 +119,8 @@ static const char *const queue_names[QUEUE_COUNT] = {
 };
 
 /*
- * Group sync of one queue directory. A thread that changed the directory
- * (a rename into it, an unlink) waits here until an fsync() of the
+ * Group sync of one queue directory, for commits. A thread that renamed
+ * a message into the directory waits here until an fsync() of the
  * directory that started after its change has returned. The first waiter
  * to find no fsync() running runs one for every change registered so far,
  * and the others wait for it: under load one fsync() covers the changes of
@@ -1558,8 +1558,7 @@ static int queue_relocate(struct queue *q, const char *id, enum queue_name to,
 						queue_names[to], id);
 			goto fail;
 		}
-		if (queue_dir_sync(q, to) < 0 ||
-		    queue_dir_sync(q, m.where) < 0) {
+		if (fsync(q->fd[to]) < 0 || fsync(q->fd[m.where]) < 0) {
 			*error_r = queue_errorf("fsync(%s) failed: %m", q->dir);
 			goto fail;
 		}
@@ -1695,8 +1694,9 @@ int queue_delete(struct queue *q, const char *id, const char **error_r)
 	r = queue_msg_open(q, id, 1, &m, error_r);
 	if (r <= 0)
 		return r;
-	if (unlinkat(q->fd[m.where], id, 0) < 0 ||
-	    queue_dir_sync(q, m.where) < 0) {
+	/* A plain fsync(), not the commits' shared one: a 250 must not wait
+	 * for a delete's flush to end before its own can start. */
+	if (unlinkat(q->fd[m.where], id, 0) < 0 || fsync(q->fd[m.where]) < 0) {
 		*error_r = queue_errorf("cannot remove %s/%s: %m",
 					queue_names[m.where], id);
 		queue_msg_close(&m);

@@ -50,7 +50,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.user, "petrel");
 	assert_int_equal(cfg.workers, 4);
 	assert_int_equal(cfg.commit_workers, 32);
-	assert_int_equal(cfg.delivery_workers, 4);
+	assert_int_equal(cfg.delivery_workers, 8);
 	assert_string_equal(cfg.error, "");
 }
 
