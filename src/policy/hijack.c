@@ -29,8 +29,12 @@ struct hijack_account {
 	char name[DIRECTORY_ADDRESS_MAX + 1];
 	struct hijack_event *ev;
 	size_t nev, evcap;
+	/* One login per IP, its latest: the count of IPs is their number. */
 	struct hijack_login *lg;
 	size_t nlg, lgcap;
+	/* Sums over ev, by private_ip: checking a send costs no walk. */
+	unsigned msgs[2];
+	uint64_t rcpts[2];
 	int frozen;
 	int64_t frozen_at;
 };
@@ -219,8 +223,11 @@ static void hijack_trim(struct hijack_account *a, int64_t since)
 {
 	size_t i = 0;
 
-	while (i < a->nev && a->ev[i].time <= since)
+	while (i < a->nev && a->ev[i].time <= since) {
+		a->msgs[a->ev[i].private_ip != 0]--;
+		a->rcpts[a->ev[i].private_ip != 0] -= a->ev[i].rcpts;
 		i++;
+	}
 	if (i > 0) {
 		memmove(a->ev, a->ev + i, (a->nev - i) * sizeof(*a->ev));
 		a->nev -= i;
@@ -241,8 +248,19 @@ int hijack_login(struct hijack *h, const char *account, const char *ip,
 	struct hijack_login *l;
 	size_t i;
 
-	if (a == NULL ||
-	    hijack_grow((void **)&a->lg, a->nlg, &a->lgcap, sizeof(*a->lg)) < 0)
+	if (a == NULL)
+		return -1;
+	for (i = 0; i < a->nlg; i++) {
+		if (strcmp(a->lg[i].ip, ip) != 0)
+			continue;
+		if (a->lg[i].time >= time)
+			return 0; /* a later one is known */
+		memmove(a->lg + i, a->lg + i + 1,
+			(a->nlg - i - 1) * sizeof(*a->lg));
+		a->nlg--;
+		break;
+	}
+	if (hijack_grow((void **)&a->lg, a->nlg, &a->lgcap, sizeof(*a->lg)) < 0)
 		return -1;
 	/* In time order, even when loaded out of order. */
 	i = a->nlg;
@@ -273,6 +291,8 @@ int hijack_record(struct hijack *h, const char *account,
 	memmove(a->ev + i + 1, a->ev + i, (a->nev - i) * sizeof(*a->ev));
 	a->ev[i] = *ev;
 	a->nev++;
+	a->msgs[ev->private_ip != 0]++;
+	a->rcpts[ev->private_ip != 0] += ev->rcpts;
 	return 0;
 }
 
@@ -298,27 +318,14 @@ static void hijack_count(const struct hijack_account *a, int priv,
 	t->max_ips = priv && l->private_ips > 0 ? l->private_ips : l->ips;
 	if (a == NULL)
 		return;
-	for (size_t i = 0; i < a->nev; i++) {
-		const struct hijack_event *e = &a->ev[i];
-
-		if (hijack_in_class(e->private_ip, priv, l->private_messages))
-			t->messages++;
-		if (hijack_in_class(e->private_ip, priv, l->private_recipients))
-			t->recipients += e->rcpts;
-	}
-	for (size_t i = 0; i < a->nlg; i++) {
-		const struct hijack_login *g = &a->lg[i];
-		int seen = 0;
-
-		if (!hijack_in_class(g->private_ip, priv, l->private_ips))
-			continue;
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = hijack_in_class(a->lg[k].private_ip, priv,
-					       l->private_ips) &&
-			       strcmp(a->lg[k].ip, g->ip) == 0;
-		if (!seen)
+	t->messages = l->private_messages == 0 ? a->msgs[0] + a->msgs[1]
+					       : a->msgs[priv != 0];
+	t->recipients = (unsigned)(l->private_recipients == 0
+					   ? a->rcpts[0] + a->rcpts[1]
+					   : a->rcpts[priv != 0]);
+	for (size_t i = 0; i < a->nlg; i++)
+		if (hijack_in_class(a->lg[i].private_ip, priv, l->private_ips))
 			t->ips++;
-	}
 }
 
 void hijack_tally(struct hijack *h, const char *account, int private_ip,
@@ -369,6 +376,9 @@ void hijack_unsend(struct hijack *h, const char *account, int64_t time)
 		return;
 	for (size_t i = a->nev; i > 0; i--) {
 		if (a->ev[i - 1].time == time) {
+			a->msgs[a->ev[i - 1].private_ip != 0]--;
+			a->rcpts[a->ev[i - 1].private_ip != 0] -=
+				a->ev[i - 1].rcpts;
 			memmove(a->ev + i - 1, a->ev + i,
 				(a->nev - i) * sizeof(*a->ev));
 			a->nev--;
@@ -402,6 +412,8 @@ void hijack_reset(struct hijack *h, const char *account)
 		return;
 	a->nev = 0;
 	a->nlg = 0;
+	memset(a->msgs, 0, sizeof(a->msgs));
+	memset(a->rcpts, 0, sizeof(a->rcpts));
 	a->frozen = 0;
 }
 
