@@ -47,6 +47,7 @@ struct screen_ip {
 	int64_t last_fail_ms;
 	int64_t block_until; /* epoch seconds */
 	int offenses;
+	int unsaved; /* blocked here, not yet in the directory */
 	struct screen_ip *next;
 };
 
@@ -178,6 +179,8 @@ void screen_clear_blocks(struct screen *s)
 {
 	for (size_t i = 0; i < SCREEN_BUCKETS; i++)
 		for (struct screen_ip *e = s->ips[i]; e != NULL; e = e->next) {
+			if (e->unsaved)
+				continue;
 			e->block_until = 0;
 			e->offenses = 0;
 		}
@@ -188,10 +191,18 @@ void screen_load_block(struct screen *s, const char *key, int64_t until,
 {
 	struct screen_ip *e = screen_ip_get(s, key, 1);
 
-	if (e == NULL)
+	if (e == NULL || e->unsaved)
 		return;
 	e->block_until = until;
 	e->offenses = offenses;
+}
+
+void screen_block_saved(struct screen *s, const char *key)
+{
+	struct screen_ip *e = screen_ip_get(s, key, 0);
+
+	if (e != NULL)
+		e->unsaved = 0;
 }
 
 int screen_blocked(struct screen *s, const char *ip, int64_t now_ms,
@@ -362,6 +373,7 @@ void screen_auth_failed(struct screen *s, const struct settings *set,
 				minutes = SCREEN_BLOCK_MAX_MIN;
 			e->offenses++;
 			e->block_until = now_ms / 1000 + minutes * 60;
+			e->unsaved = 1;
 			/* A fresh start once the block ends. */
 			e->nfails = 0;
 			e->next_fail = 0;

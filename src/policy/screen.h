@@ -29,10 +29,14 @@ void screen_free(struct screen *s);
 
 /* Blocks known to the directory: clear, then load each (key, until in
  * epoch seconds, offenses so far). Rows in the past are records that
- * make the next block longer. */
+ * make the next block longer. A block that screen_auth_failed() set and
+ * that is not saved yet is neither cleared nor replaced: a reload while
+ * it is being written must not lift it. */
 void screen_clear_blocks(struct screen *s);
 void screen_load_block(struct screen *s, const char *key, int64_t until,
 		       int offenses);
+/* The block of key (screen_verdict.key) is in the directory now. */
+void screen_block_saved(struct screen *s, const char *key);
 
 /* The services whose sessions are counted per IP, each against its own
  * <service>.max_sessions_per_ip as well as against the screening limits

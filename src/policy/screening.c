@@ -22,6 +22,7 @@
 #define SCREENING_RECORD_DAYS 7
 
 struct screening_job {
+	struct screen *screen;
 	char key[SCREEN_KEY_SIZE];
 	char reason[256];
 	int64_t until, now;
@@ -47,7 +48,11 @@ static void screening_block_work(void *thread_state, void *arg)
 
 static void screening_block_done(void *arg)
 {
-	free(arg);
+	struct screening_job *j = arg;
+
+	/* The directory has it (or never will): reloads read it there. */
+	screen_block_saved(j->screen, j->key);
+	free(j);
 }
 
 /* The note to the postmaster when an account reaches
@@ -175,8 +180,11 @@ int64_t screening_auth_failed(struct env *env, const char *service,
 		  "failures=%u service=%s",
 		  ip, v.key, when, v.offenses, v.ip_failures, service);
 	j = calloc(1, sizeof(*j));
-	if (j == NULL)
+	if (j == NULL) {
+		screen_block_saved(env->screen, v.key);
 		return v.delay_ms;
+	}
+	j->screen = env->screen;
 	snprintf(j->key, sizeof(j->key), "%s", v.key);
 	snprintf(j->reason, sizeof(j->reason),
 		 "%u failed logins (%s), block %d", v.ip_failures, service,
@@ -185,8 +193,10 @@ int64_t screening_auth_failed(struct env *env, const char *service,
 	j->offenses = v.offenses;
 	j->now = clock_now();
 	if (io_workers_submit(env->workers, screening_block_work,
-			      screening_block_done, j) < 0)
+			      screening_block_done, j) < 0) {
+		screen_block_saved(env->screen, v.key);
 		free(j);
+	}
 	return v.delay_ms;
 }
 

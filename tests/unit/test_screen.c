@@ -129,6 +129,33 @@ static void test_block_doubling_capped_at_a_day(void **state)
 	settings_unref(set);
 }
 
+/* A reload of the directory's blocks (screening_reload) while a new block
+ * is still being written keeps that block; once saved, the directory is
+ * the truth again (petrelctl screening unblock). */
+static void test_unsaved_block_survives_reload(void **state)
+{
+	const char *p[] = {"screening.auth_failures", "1", NULL};
+	struct settings *set = settings_with(p);
+	struct screen *s = screen_new();
+	struct screen_verdict v;
+	int64_t until;
+
+	(void)state;
+	fail_with(s, set, "192.0.2.7", "p", T0, &v);
+	assert_true(v.blocked);
+	/* The directory does not have it yet: an old record only. */
+	screen_clear_blocks(s);
+	screen_load_block(s, "192.0.2.7", T0 / 1000 - 3600, 1);
+	assert_true(screen_blocked(s, "192.0.2.7", T0 + 1, &until));
+	assert_int_equal(until, v.until);
+	screen_block_saved(s, v.key);
+	/* Unblocked in the directory: the next reload lifts it. */
+	screen_clear_blocks(s);
+	assert_false(screen_blocked(s, "192.0.2.7", T0 + 2, &until));
+	screen_free(s);
+	settings_unref(set);
+}
+
 static void test_same_password_counts_once(void **state)
 {
 	const char *p[] = {"screening.auth_failures", "3", NULL};
@@ -311,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_block_after_failures_and_expiry),
 		cmocka_unit_test(test_block_doubling_capped_at_a_day),
+		cmocka_unit_test(test_unsaved_block_survives_reload),
 		cmocka_unit_test(test_same_password_counts_once),
 		cmocka_unit_test(test_ipv6_counted_per_64),
 		cmocka_unit_test(test_delay_capped_and_reset),
