@@ -11,8 +11,9 @@
  * Lexical. NUL is refused anywhere (quoted strings and comments included:
  * a C string reader would see a different value). CR and LF only appear as
  * a fold, CRLF followed by a space or tab; any other line end is refused
- * (header injection). 8-bit bytes and the obsolete control characters
- * (obs-NO-WS-CTL) are allowed only inside quoted strings and comments.
+ * (header injection). The obsolete control characters (obs-NO-WS-CTL)
+ * are allowed only inside quoted strings and comments; 8-bit bytes also
+ * in atoms (RFC 6532), which can only end up in display names.
  * Comments nest up to ADDRLIST_COMMENT_DEPTH (32) levels; deeper ones make
  * the value unparsable.
  *
@@ -617,11 +618,13 @@ static int addrlist_fail(struct addrlist_parser *p, const char *error)
 	return -1;
 }
 
-/* RFC 5322 3.2.3 atext. */
+/* RFC 5322 3.2.3 atext, with RFC 6532 3.2's UTF8-non-ascii: 8-bit bytes
+ * make display names ("J\xc3\xb6rg <j@x>"); in a local part or domain
+ * addr_parse_mailbox refuses them. */
 static int addrlist_is_atext(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') ||
+	       (c >= '0' && c <= '9') || c >= 0x80 ||
 	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 

@@ -283,3 +283,19 @@ def test_settings_are_checked_and_shown(petrel):
     out = petrel.ctl.ok("settings")
     assert "192.0.2.0/24, mx.example.test" in out
     assert "auth.match_from_header, auth.match_return_path" in out
+
+
+def test_raw_utf8_display_name_in_from(petrel):
+    """RFC 6532: a client that writes its display name in raw UTF-8 is
+    still matched by its address; a raw UTF-8 local part is no address of
+    hers."""
+    with submission(petrel) as c:
+        c.sendmail("alice@example.test", ["bob@example.test"],
+                   "From: J\u00f6rg M\u00fcller <alice@example.test>\r\n"
+                   "Subject: g\r\n\r\nx\r\n".encode())
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            c.sendmail("alice@example.test", ["bob@example.test"],
+                       "From: <\u00e4lice@example.test>\r\n"
+                       "Subject: g\r\n\r\nx\r\n".encode())
+        assert e.value.smtp_code == 550
+    assert petrel.messages("bob@example.test")
