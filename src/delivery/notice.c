@@ -213,15 +213,10 @@ int notice_queue(struct queue *q, struct directory *dir, const struct notice *n,
 {
 	struct queue_rcpt rcpts[NOTICE_TO_MAX];
 	char mailboxes[NOTICE_TO_MAX][DIRECTORY_ADDRESS_MAX + 1];
-	char mid[400], boundary[400];
-	struct queue_envelope env;
-	struct queue_writer *w = NULL;
-	struct buf out;
 	size_t nr = 0;
-	int r = -1;
 
 	for (size_t i = 0; i < n->nto && i < NOTICE_TO_MAX; i++) {
-		int dup = 0;
+		int dup = 0, r;
 
 		for (size_t k = 0; k < nr; k++)
 			if (strcasecmp(rcpts[k].address, n->to[i]) == 0)
@@ -237,6 +232,19 @@ int notice_queue(struct queue *q, struct directory *dir, const struct notice *n,
 	}
 	if (nr == 0)
 		return 0;
+	return notice_queue_rcpts(q, n, rcpts, nr, id_r, error_r);
+}
+
+int notice_queue_rcpts(struct queue *q, const struct notice *n,
+		       struct queue_rcpt *rcpts, size_t nr,
+		       char id_r[QUEUE_ID_SIZE], const char **error_r)
+{
+	char mid[400], boundary[400];
+	struct queue_envelope env;
+	struct queue_writer *w = NULL;
+	struct buf out;
+	int r = -1;
+
 	w = queue_writer_new(q, error_r);
 	if (w == NULL)
 		return -1;

@@ -50,4 +50,13 @@ int notice_compose(const struct notice *n, const char *message_id,
 int notice_queue(struct queue *q, struct directory *dir, const struct notice *n,
 		 char id_r[QUEUE_ID_SIZE], const char **error_r);
 
+/*
+ * notice_queue() to recipients already resolved (nr of them, at least
+ * one; their status pending): for a caller that looked them up where it
+ * had the directory. Returns 1 with the queue id in id_r, -1 on error.
+ */
+int notice_queue_rcpts(struct queue *q, const struct notice *n,
+		       struct queue_rcpt *rcpts, size_t nr,
+		       char id_r[QUEUE_ID_SIZE], const char **error_r);
+
 #endif

@@ -1191,9 +1191,11 @@ static int queue_writer_prepare(struct queue_writer *w,
 	return 0;
 }
 
-int queue_commit_batch(struct queue_writer *const *ws,
-		       const struct queue_envelope *const *envs, size_t n,
-		       int *results, const char **errors_r)
+/* queue_commit_batch() into queue `to`. */
+static int queue_commit_into(struct queue_writer *const *ws,
+			     const struct queue_envelope *const *envs, size_t n,
+			     enum queue_name to, int *results,
+			     const char **errors_r)
 {
 	struct queue *q = n > 0 ? ws[0]->q : NULL;
 	size_t renamed = 0, i;
@@ -1206,12 +1208,11 @@ int queue_commit_batch(struct queue_writer *const *ws,
 		results[i] = -1;
 		if (queue_writer_prepare(w, envs[i]) < 0)
 			continue;
-		if (queue_rename(q->fd[QUEUE_INCOMING], q->fd[QUEUE_ACTIVE],
-				 w->id) < 0) {
+		if (queue_rename(q->fd[QUEUE_INCOMING], q->fd[to], w->id) < 0) {
 			queue_writer_fail(w,
-					  "rename(incoming/%s, active/%s) "
+					  "rename(incoming/%s, %s/%s) "
 					  "failed: %m",
-					  w->id, w->id);
+					  w->id, queue_names[to], w->id);
 			continue;
 		}
 		results[i] = 0;
@@ -1223,8 +1224,9 @@ int queue_commit_batch(struct queue_writer *const *ws,
 	 * the name that finds it, in active/. A name left in incoming/ by a
 	 * crash is only a second link to a committed file, or a file that
 	 * was never acknowledged, and queue_recover() removes both. */
-	if (renamed > 0 && queue_dir_sync(q, QUEUE_ACTIVE) < 0) {
-		snprintf(why, sizeof(why), "fsync(queue/active) failed: %m");
+	if (renamed > 0 && queue_dir_sync(q, to) < 0) {
+		snprintf(why, sizeof(why), "fsync(queue/%s) failed: %m",
+			 queue_names[to]);
 		log_error("queue: %s", why);
 	}
 
@@ -1234,7 +1236,7 @@ int queue_commit_batch(struct queue_writer *const *ws,
 		if (results[i] == 0 && why[0] != '\0') {
 			/* Not durable: take it back, the client gets a 4xx
 			 * and sends it again. */
-			unlinkat(q->fd[QUEUE_ACTIVE], w->id, 0);
+			unlinkat(q->fd[to], w->id, 0);
 			queue_writer_fail(w, "%s", why);
 			results[i] = -1;
 		}
@@ -1253,16 +1255,36 @@ int queue_commit_batch(struct queue_writer *const *ws,
 	return all ? 1 : -1;
 }
 
-int queue_writer_commit(struct queue_writer *w,
-			const struct queue_envelope *env, const char **error_r)
+int queue_commit_batch(struct queue_writer *const *ws,
+		       const struct queue_envelope *const *envs, size_t n,
+		       int *results, const char **errors_r)
+{
+	return queue_commit_into(ws, envs, n, QUEUE_ACTIVE, results, errors_r);
+}
+
+int queue_writer_commit_to(struct queue_writer *w,
+			   const struct queue_envelope *env, enum queue_name to,
+			   const char **error_r)
 {
 	int result;
 	const char *error = NULL;
 
-	queue_commit_batch(&w, &env, 1, &result, &error);
+	if (to != QUEUE_ACTIVE && to != QUEUE_DEFERRED && to != QUEUE_HOLD &&
+	    to != QUEUE_BAD) {
+		*error_r = queue_writer_fail(w, "cannot commit into queue %s",
+					     queue_name_str(to));
+		return -1;
+	}
+	queue_commit_into(&w, &env, 1, to, &result, &error);
 	if (result != 1)
 		*error_r = error;
 	return result;
+}
+
+int queue_writer_commit(struct queue_writer *w,
+			const struct queue_envelope *env, const char **error_r)
+{
+	return queue_writer_commit_to(w, env, QUEUE_ACTIVE, error_r);
 }
 
 void queue_writer_abort(struct queue_writer *w)

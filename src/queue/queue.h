@@ -150,6 +150,15 @@ int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
 int queue_writer_commit(struct queue_writer *w,
 			const struct queue_envelope *env, const char **error_r);
 /*
+ * queue_writer_commit() into queue `to` (active, deferred, hold or bad)
+ * with env->reason: one rename, so that a message a rule holds is never
+ * in active/, not even for an instant a crash could hit. Returns as
+ * queue_writer_commit(); -1 for incoming.
+ */
+int queue_writer_commit_to(struct queue_writer *w,
+			   const struct queue_envelope *env, enum queue_name to,
+			   const char **error_r);
+/*
  * Group commit of n writers: each file is written and fdatasync()ed and
  * renamed, then active/ is fsync()ed once for them all. results[i]
  * is 1 when writer i is durable, -1 when it failed (errors_r[i] says why,

@@ -25,6 +25,9 @@ void smtp_commit_work(void *thread_state, void *arg)
 	struct buf head;
 	char subject[QUEUE_SUBJECT_MAX + 1];
 	const char *err = NULL;
+	enum queue_name to = c->into == QUEUE_HOLD || c->into == QUEUE_BAD
+				     ? c->into
+				     : QUEUE_ACTIVE;
 	long body;
 
 	if (c->filter_plan != NULL) {
@@ -90,7 +93,8 @@ void smtp_commit_work(void *thread_state, void *arg)
 	env.auth_account = c->auth;
 	env.message_id = c->message_id;
 	env.subject = subject;
-	if (queue_writer_commit(w, &env, &err) != 1) {
+	env.reason = to != QUEUE_ACTIVE ? c->reason : NULL;
+	if (queue_writer_commit_to(w, &env, to, &err) != 1) {
 		snprintf(c->error, sizeof(c->error), "%s", err);
 		goto out;
 	}

@@ -7,9 +7,9 @@
 #include "directory/directory.h"
 #include "lib/addr.h"
 #include "lib/buf.h"
+#include "queue/queue.h"
 
 struct env;
-struct queue;
 struct smtp_filter_plan;
 
 struct smtp_rcpt {
@@ -67,6 +67,11 @@ struct smtp_commit {
 	/* What the content filter decided (smtp_filter.h), owned; NULL:
 	 * spool the message as it is. */
 	struct smtp_filter_plan *filter_plan;
+	/* The queue the message is committed into: QUEUE_ACTIVE (also when
+	 * left 0), or QUEUE_HOLD / QUEUE_BAD with reason (a copy that a
+	 * filter rule holds goes there at once, never through active/). */
+	enum queue_name into;
+	const char *reason;
 	/* out */
 	int ok;
 	char queue_id[64];

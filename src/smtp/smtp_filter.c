@@ -5,7 +5,8 @@
  * rule can refuse the message instead of bouncing it later. What they
  * decide becomes a plan that the commit carries out: one spooled copy per
  * distinct outcome (recipients with the same outcome share it), held
- * copies moved into hold or bad, notes queued from the null sender. A
+ * copies committed straight into hold or bad, notes queued from the null
+ * sender through delivery/notice.c. A
  * filter that fails holds the whole message with the reason: nothing is
  * lost. Owns the installed rule set and the plans.
  */
@@ -16,8 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "delivery/notice.h"
 #include "filter/filter_eval.h"
-#include "filter/filter_note.h"
 #include "filter/filter_store.h"
 #include "lib/clock.h"
 #include "lib/config.h"
@@ -38,12 +39,12 @@ struct smtp_filter_copy {
 	const struct filter_outcome *o;
 };
 
+/* A note, composed and queued by the commit (delivery/notice.c). */
 struct smtp_filter_note {
-	struct buf msg;
-	struct smtp_rcpt *rcpts;
+	struct smtp_rcpt *rcpts; /* resolved on the filter's worker */
 	size_t n;
-	char subject[QUEUE_SUBJECT_MAX + 1];
-	char id[QUEUE_ID_SIZE];
+	char *from, *subject, *text; /* expanded; owned */
+	int attach;		     /* the original as message/rfc822 */
 };
 
 struct smtp_filter_plan {
@@ -98,7 +99,9 @@ void smtp_filter_plan_free(struct smtp_filter_plan *p)
 	free(p->copies);
 	for (size_t i = 0; i < p->nnotes; i++) {
 		free(p->notes[i].rcpts);
-		buf_deinit(&p->notes[i].msg);
+		free(p->notes[i].from);
+		free(p->notes[i].subject);
+		free(p->notes[i].text);
 	}
 	free(p->notes);
 	free(p->ids);
@@ -203,7 +206,6 @@ static int smtp_filter_each(const char *list, struct directory *d,
 static int smtp_filter_plan_make(struct smtp_filter_job *j, struct directory *d)
 {
 	struct smtp_filter_plan *p = calloc(1, sizeof(*p));
-	const struct filter_rules *rules = filter_set_rules(j->set);
 
 	if (p == NULL)
 		return -1;
@@ -256,7 +258,7 @@ static int smtp_filter_plan_make(struct smtp_filter_job *j, struct directory *d)
 		c->modified = 1;
 	}
 	for (size_t i = 0; i < j->res.nnotes; i++) {
-		const struct filter_note *fn = &j->res.notes[i];
+		struct filter_note *fn = &j->res.notes[i];
 		struct smtp_filter_note *v, *n;
 		const char *s = fn->to;
 
@@ -266,10 +268,14 @@ static int smtp_filter_plan_make(struct smtp_filter_job *j, struct directory *d)
 		p->notes = v;
 		n = &v[p->nnotes++];
 		memset(n, 0, sizeof(*n));
-		buf_init(&n->msg, j->len + 1024 * 1024);
-		queue_id_make(n->id);
-		snprintf(n->subject, sizeof(n->subject), "%s", fn->subject);
-		while (*s != '\0') {
+		/* Taken over from the result, which the job frees. */
+		n->from = fn->from;
+		n->subject = fn->subject;
+		n->text = fn->text;
+		fn->from = fn->subject = fn->text = NULL;
+		n->attach = fn->attach;
+		/* The note's To: names them all: at most NOTICE_TO_MAX. */
+		while (*s != '\0' && n->n < NOTICE_TO_MAX) {
 			char one[ADDR_FORMAT_SIZE];
 			struct smtp_rcpt r;
 			size_t len;
@@ -284,11 +290,6 @@ static int smtp_filter_plan_make(struct smtp_filter_job *j, struct directory *d)
 			    smtp_filter_add_rcpt(&n->rcpts, &n->n, &r) < 0)
 				return -1;
 		}
-		if (filter_note_compose(fn, j->hostname, n->id, clock_now(),
-					j->msg, fn->attach ? j->len : 0,
-					&n->msg) < 0)
-			return -1;
-		(void)rules;
 	}
 	return 0;
 }
@@ -511,61 +512,74 @@ static int smtp_filter_add_id(struct smtp_filter_plan *p, const char *id)
 	return 0;
 }
 
-/* Queues one note from the null sender. Returns 1, 0 when it had no
+/* Splits a note's From ("a@x" or "Name <a@x>") into display name and
+ * address. */
+static void smtp_filter_from(const char *from, char *name, size_t nsize,
+			     char *addr, size_t asize)
+{
+	const char *lt = strrchr(from, '<'), *gt;
+
+	name[0] = '\0';
+	snprintf(addr, asize, "%s", from);
+	if (lt == NULL || (gt = strchr(lt, '>')) == NULL)
+		return;
+	snprintf(addr, asize, "%.*s", (int)(gt - lt - 1), lt + 1);
+	while (lt > from && lt[-1] == ' ')
+		lt--;
+	if (*from == '"' && lt > from + 1 && lt[-1] == '"')
+		snprintf(name, nsize, "%.*s", (int)(lt - from - 2), from + 1);
+	else
+		snprintf(name, nsize, "%.*s", (int)(lt - from), from);
+}
+
+/* Queues one note from the null sender, listener "filter-note" (so that
+ * counters and the filter itself skip it). Returns 1, 0 when it had no
  * recipient, -1 on error. */
 static int smtp_filter_queue_note(struct smtp_commit *c,
-				  struct smtp_filter_note *n, char *id_r)
+				  const struct smtp_filter_note *fn, char *id_r)
 {
-	struct queue_writer *w;
-	struct queue_envelope env;
-	struct queue_rcpt *qr;
+	struct queue_rcpt qr[NOTICE_TO_MAX];
+	struct notice n;
+	char name[256], from[ADDR_FORMAT_SIZE];
 	const char *err;
-	int r = -1;
 
-	if (n->n == 0)
+	if (fn->n == 0)
 		return 0;
-	qr = calloc(n->n, sizeof(*qr));
-	if (qr == NULL)
-		return -1;
-	w = queue_writer_new(c->queue, &err);
-	if (w == NULL) {
-		free(qr);
-		return -1;
-	}
-	for (size_t i = 0; i < n->n; i++) {
-		qr[i].address = n->rcpts[i].addr;
-		qr[i].mailbox = n->rcpts[i].local ? n->rcpts[i].account : "";
-		qr[i].kind = n->rcpts[i].local ? QUEUE_RCPT_LOCAL
-					       : QUEUE_RCPT_REMOTE;
+	memset(&n, 0, sizeof(n));
+	memset(qr, 0, sizeof(qr));
+	smtp_filter_from(fn->from, name, sizeof(name), from, sizeof(from));
+	n.hostname = c->hostname;
+	n.from = from;
+	n.from_name = name[0] != '\0' ? name : NULL;
+	for (size_t i = 0; i < fn->n && i < NOTICE_TO_MAX; i++) {
+		const struct smtp_rcpt *r = &fn->rcpts[i];
+
+		n.to[n.nto++] = r->addr;
+		qr[i].address = r->addr;
+		qr[i].mailbox = r->local ? r->account : "";
+		qr[i].kind = r->local ? QUEUE_RCPT_LOCAL : QUEUE_RCPT_REMOTE;
 		qr[i].status = QUEUE_RCPT_PENDING;
 		qr[i].error = "";
 	}
-	memset(&env, 0, sizeof(env));
-	env.sender = ""; /* a note never starts a loop of replies */
-	env.rcpts = qr;
-	env.rcpt_count = n->n;
-	env.received = c->now;
-	env.client_ip = "127.0.0.1";
-	env.helo = c->hostname;
-	env.listener = "filter-note";
-	env.protocol = "LOCAL";
-	env.auth_account = "";
-	env.message_id = n->id;
-	env.subject = n->subject;
-	if (queue_writer_write(w, n->msg.data, n->msg.len) == 0 &&
-	    queue_writer_commit(w, &env, &err) == 1) {
-		snprintf(id_r, QUEUE_ID_SIZE, "%s", queue_writer_id(w));
-		r = 1;
+	n.subject = fn->subject;
+	n.text = fn->text;
+	if (fn->attach) {
+		n.attach = buf_cstr(&c->msg);
+		n.attach_len = c->msg.len;
 	}
-	queue_writer_free(w);
-	free(qr);
-	return r;
+	n.listener = "filter-note";
+	n.now = c->now;
+	if (notice_queue_rcpts(c->queue, &n, qr, n.nto, id_r, &err) != 1) {
+		log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
+			  "filter: cannot queue a note: %s", err);
+		return -1;
+	}
+	return 1;
 }
 
 void smtp_filter_commit(void *thread_state, struct smtp_commit *c)
 {
 	struct smtp_filter_plan *p = c->filter_plan;
-	const char *err;
 
 	c->ok = 0;
 	c->queue_id[0] = '\0';
@@ -576,6 +590,8 @@ void smtp_filter_commit(void *thread_state, struct smtp_commit *c)
 		one.filter_plan = NULL;
 		one.rcpts = cp->rcpts;
 		one.nrcpt = cp->n;
+		one.into = cp->queue;
+		one.reason = cp->reason;
 		if (cp->modified)
 			one.msg = cp->msg;
 		if (cp->n == 0)
@@ -592,21 +608,12 @@ void smtp_filter_commit(void *thread_state, struct smtp_commit *c)
 				 one.message_id);
 		}
 		if (cp->queue != QUEUE_ACTIVE) {
-			if (queue_move(c->queue, one.queue_id, cp->queue,
-				       cp->reason, &err) != 1) {
-				/* It is spooled, only not held: say so. */
-				log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
-					  "filter: cannot move %s to %s: %s",
-					  one.queue_id,
-					  queue_name_str(cp->queue), err);
-			} else {
-				log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
-					  "filter: %s moved to %s (%s)",
-					  one.queue_id,
-					  queue_name_str(cp->queue),
-					  cp->reason);
-				continue;
-			}
+			/* Committed into hold/ or bad/ directly: nothing to
+			 * deliver. */
+			log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
+				  "filter: %s put into %s (%s)", one.queue_id,
+				  queue_name_str(cp->queue), cp->reason);
+			continue;
 		}
 		if (smtp_filter_add_id(p, one.queue_id) < 0) {
 			snprintf(c->error, sizeof(c->error), "out of memory");
@@ -617,10 +624,7 @@ void smtp_filter_commit(void *thread_state, struct smtp_commit *c)
 		char id[QUEUE_ID_SIZE];
 		int r = smtp_filter_queue_note(c, &p->notes[i], id);
 
-		if (r < 0)
-			log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
-				  "filter: cannot queue a note");
-		else if (r > 0) {
+		if (r > 0) {
 			log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
 				  "filter: note queued as %s", id);
 			smtp_filter_add_id(p, id);

@@ -851,6 +851,61 @@ static void test_batch(void **state)
 	assert_int_equal(queue_commit_batch(ws, envs, 0, results, NULL), 1);
 }
 
+/* A commit straight into hold or bad: the file is never in active/ (a
+ * crash cannot deliver what a rule held), and it carries its reason. */
+static void test_commit_to(void **state)
+{
+	static const enum queue_name into[] = {QUEUE_HOLD, QUEUE_BAD};
+	struct fixture *f = *state;
+	struct queue_envelope env, *got = NULL;
+	enum queue_name where;
+	const char *error = NULL;
+	char id[QUEUE_ID_SIZE];
+
+	test_envelope(&env);
+	for (size_t i = 0; i < sizeof(into) / sizeof(into[0]); i++) {
+		struct queue_writer *w = queue_writer_new(f->q, &error);
+
+		assert_non_null(w);
+		snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+		env.reason = "content filter rule \"Hold\"";
+		assert_int_equal(
+			queue_writer_write(w, test_body, sizeof(test_body) - 1),
+			0);
+		if (queue_writer_commit_to(w, &env, into[i], &error) != 1)
+			fail_msg("commit_to: %s", error);
+		queue_writer_free(w);
+		assert_false(exists(f, "incoming", id));
+		assert_false(exists(f, "active", id));
+		assert_true(exists(f, queue_name_str(into[i]), id));
+		assert_int_equal(
+			queue_envelope_load(f->q, id, &where, &got, &error), 1);
+		assert_int_equal(where, into[i]);
+		assert_string_equal(got->reason,
+				    "content filter rule \"Hold\"");
+		assert_string_equal(got->sender, "alice@example.org");
+		queue_envelope_free(got);
+		/* Released like any held message. */
+		assert_int_equal(
+			queue_move(f->q, id, QUEUE_ACTIVE, NULL, &error), 1);
+		assert_true(exists(f, "active", id));
+	}
+	/* Never into incoming/: that is where uncommitted files are. */
+	{
+		struct queue_writer *w = queue_writer_new(f->q, &error);
+
+		assert_non_null(w);
+		snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+		error = NULL;
+		assert_int_equal(
+			queue_writer_commit_to(w, &env, QUEUE_INCOMING, &error),
+			-1);
+		assert_non_null(error);
+		queue_writer_free(w);
+		assert_false(exists(f, "incoming", id));
+	}
+}
+
 #define CONCURRENT_THREADS 8
 #define CONCURRENT_EACH 6
 
@@ -1066,6 +1121,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_to, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_commits, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
