@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "directory/directory.h"
+#include "filter/filter_store.h"
 #include "lib/buf.h"
 
 #define CTL_PASSWORD_MAX 1024
@@ -591,6 +592,26 @@ static int ctl_group_add(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+/* Says which content filter rules name a group that is gone: their
+ * conditions on it match nobody from now on (filter_store.h). */
+static void ctl_group_warn_rules(struct directory *d, const char *group)
+{
+	struct buf names;
+	int n;
+
+	buf_init(&names, 64 * 1024);
+	n = filter_store_group_rules(d, group, &names);
+	if (n > 0)
+		fprintf(stderr,
+			"petrelctl: warning: group %s is named by filter "
+			"rule%s %s; %s now match%s nobody\n",
+			group, n == 1 ? "" : "s", buf_cstr(&names),
+			n == 1 ? "its condition on it"
+			       : "their conditions on it",
+			n == 1 ? "es" : "");
+	buf_deinit(&names);
+}
+
 static int ctl_group_del(struct ctl *ctl, int argc, char **argv)
 {
 	struct directory *d = ctl_begin(ctl);
@@ -602,6 +623,8 @@ static int ctl_group_del(struct ctl *ctl, int argc, char **argv)
 	rc = ctl_end(d, directory_group_del(d, argv[0], &error), &error);
 	if (rc == 0 && !ctl->json)
 		printf("group %s deleted\n", argv[0]);
+	if (rc == 0)
+		ctl_group_warn_rules(d, argv[0]);
 	return rc;
 }
 

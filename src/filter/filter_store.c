@@ -1,12 +1,14 @@
 /*
  * filter_store: loads the content filter's rules from the directory (one
  * text per rule, in order) and compiles them into a set; answers the
- * evaluator's group questions from the directory. Owns nothing.
+ * evaluator's group questions from the directory, and which rules name a
+ * group. Owns nothing.
  */
 #include "filter/filter_store.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "directory/directory.h"
 #include "filter/filter_parse.h"
@@ -62,6 +64,48 @@ struct filter_set *filter_store_load(struct directory *d, char *error,
 int filter_store_is_member(void *ctx, const char *group, const char *address)
 {
 	return directory_group_is_member(ctx, group, address);
+}
+
+struct filter_store_group {
+	const char *group;
+	struct buf *out;
+	int n;
+};
+
+static void filter_store_group_cb(const char *name, int enabled,
+				  const char *text, void *arg)
+{
+	struct filter_store_group *g = arg;
+	struct filter_rule r;
+	char err[256];
+
+	(void)enabled;
+	if (filter_parse_rule(text, strlen(text), &r, err, sizeof(err)) < 0)
+		return;
+	for (size_t i = 0; i < r.nconds; i++) {
+		const struct filter_cond *c = &r.conds[i];
+
+		if ((c->kind == FILTER_COND_SENDER_GROUP ||
+		     c->kind == FILTER_COND_RCPT_GROUP) &&
+		    strcasecmp(c->value, g->group) == 0) {
+			buf_printf(g->out, "%s\"%s\"", g->n > 0 ? ", " : "",
+				   name);
+			g->n++;
+			break;
+		}
+	}
+	filter_rule_deinit(&r);
+}
+
+int filter_store_group_rules(struct directory *d, const char *group,
+			     struct buf *out)
+{
+	struct filter_store_group g = {group, out, 0};
+	const char *err;
+
+	if (directory_filter_list(d, filter_store_group_cb, &g, &err) < 0)
+		return -1;
+	return g.n;
 }
 
 struct filter_store_first {

@@ -19,6 +19,14 @@ struct filter_set *filter_store_load(struct directory *d, char *error,
 /* filter_facts.is_member over a directory handle (ctx). */
 int filter_store_is_member(void *ctx, const char *group, const char *address);
 
+/*
+ * The names of the rules with a condition on group (sender or recipient
+ * in-group, without regard to case), appended to out as "\"a\", \"b\"".
+ * Returns how many, or -1 when the rules cannot be read.
+ */
+int filter_store_group_rules(struct directory *d, const char *group,
+			     struct buf *out);
+
 /* The primary domain: the first local domain by name ("" when none). */
 void filter_store_primary_domain(struct directory *d, char *out, size_t size);
 

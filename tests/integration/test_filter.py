@@ -193,3 +193,133 @@ def test_import_export_round_trip_and_errors(petrel):
     r = petrel.ctl.run("filter", "import", str(bad))
     assert r.returncode != 0
     assert "line 2: expected B, KB or MB" in r.stderr
+
+
+def with_attachment():
+    """A multipart message with a text part and a .exe attachment."""
+    body = ("--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+            "--b\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Disposition: attachment; filename=\"setup.exe\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n"
+            "--b--")
+    head = ('MIME-Version: 1.0\r\n'
+            'Content-Type: multipart/mixed; boundary="b"\r\n')
+    return body, head
+
+
+def test_group_named_before_it_exists_then_deleted(petrel):
+    rule = ('rule "Later"\n\tif sender in-group "later"\n'
+            '\tthen add-header "X-Later" "yes"\nend\n')
+    path = petrel.tmp / "later.txt"
+    path.write_text(rule)
+    r = petrel.ctl.run("filter", "import", str(path))
+    assert r.returncode == 0
+    assert "group later, which does not exist" in r.stderr
+    time.sleep(0.6)
+    # No such group yet: the condition matches nobody.
+    assert send(petrel, "out@remote.test", ["bob@example.test"], "1")[0] \
+        == 250
+    [m] = petrel.messages("bob@example.test")
+    assert "X-Later" not in m.read_text()
+    petrel.ctl.ok("group", "add", "later")
+    petrel.ctl.ok("group", "member", "add", "later", "out@remote.test")
+    assert send(petrel, "out@remote.test", ["alice@example.test"], "2")[0] \
+        == 250
+    [m] = petrel.messages("alice@example.test")
+    assert "X-Later: yes" in m.read_text()
+    # Deleting it warns, naming the rule; the rule matches nobody again.
+    r = petrel.ctl.run("group", "del", "later")
+    assert r.returncode == 0
+    assert 'group later is named by filter rule "Later"' in r.stderr
+    assert "match" in r.stderr and "nobody" in r.stderr
+    assert send(petrel, "out@remote.test", ["postmaster@example.test"],
+                "3")[0] == 250
+    [m] = petrel.messages("postmaster@example.test")
+    assert "X-Later" not in m.read_text()
+    # A group no rule names is deleted without a word.
+    petrel.ctl.ok("group", "add", "plain")
+    r = petrel.ctl.run("group", "del", "plain")
+    assert r.returncode == 0 and r.stderr == ""
+
+
+def test_copy_to(petrel):
+    load(petrel, 'rule "Copy"\n\tif recipient is "bob@*"\n'
+                 '\tthen copy-to "alice@example.test, nobody@example.test"'
+                 '\nend\n')
+    assert send(petrel, "out@remote.test", ["bob@example.test"],
+                "copied body")[0] == 250
+    [b] = petrel.messages("bob@example.test")
+    [a] = petrel.messages("alice@example.test")
+    assert "copied body" in b.read_text() and "copied body" in a.read_text()
+    assert "nobody@example.test is no local account, skipped" in \
+        petrel.log("smtp-in")
+
+
+def test_strip_attachments(petrel):
+    load(petrel, 'rule "Strip"\n\tif attachment-name is "*.exe"\n'
+                 '\tthen strip-attachments\nend\n')
+    body, head = with_attachment()
+    assert send(petrel, "out@remote.test", ["bob@example.test"], body,
+                head)[0] == 250
+    text = petrel.messages("bob@example.test")[0].read_text()
+    assert "see attached" in text
+    assert "TVqQAAMAAAAEAAAA" not in text
+    assert "setup.exe" in text and "was removed" in text
+
+
+def test_move_to_bad(petrel):
+    load(petrel, 'rule "Bad"\n\tif header "Subject" contains "test"\n'
+                 '\tthen move-to bad\nend\n')
+    assert send(petrel, "out@remote.test", ["bob@example.test"], "x")[0] \
+        == 250
+    assert wait_for(lambda: "bad" in petrel.ctl.ok("queue", "list", "bad")
+                    and "Bad" in petrel.ctl.ok("queue", "list", "bad"))
+    assert petrel.ctl.ok("queue", "list", "active").strip() == \
+        "active is empty"
+    assert petrel.messages("bob@example.test", timeout=1) == []
+    # Committed straight into bad/: never moved out of active/.
+    log = petrel.log("smtp-in")
+    assert "put into bad" in log and "moved to" not in log
+
+
+def test_skip_and_stop(petrel):
+    load(petrel, 'rule "One"\n\tif all-messages\n\tthen skip 1\nend\n'
+                 'rule "Two"\n\tif all-messages\n'
+                 '\tthen add-header "X-Two" "2"\nend\n'
+                 'rule "Three"\n\tif all-messages\n'
+                 '\tthen add-header "X-Three" "3"\n\tthen stop\nend\n'
+                 'rule "Four"\n\tif all-messages\n'
+                 '\tthen add-header "X-Four" "4"\nend\n')
+    assert send(petrel, "out@remote.test", ["bob@example.test"], "x")[0] \
+        == 250
+    text = petrel.messages("bob@example.test")[0].read_text()
+    assert "X-Three: 3" in text
+    assert "X-Two" not in text and "X-Four" not in text
+    log = petrel.log("smtp-in")
+    assert 'rule "Three" fired' in log and 'rule "Two" fired' not in log
+
+
+def test_note_with_original_attached(petrel):
+    load(petrel, 'rule "Report"\n\tif header "Subject" contains "test"\n'
+                 '\tthen note to "alice@example.test"\n'
+                 '\t\tsubject "\u00dcber $SUBJECT$ from $SENDER$"\n'
+                 '\t\ttext "Rule $FILTERRULENAME$ saw it.\\n"'
+                 ' attach-original\nend\n')
+    code, _ = send(petrel, "out@remote.test", ["bob@example.test"],
+                   "original body")
+    assert code == 250
+    assert petrel.messages("bob@example.test")
+    [note] = petrel.messages("alice@example.test")
+    text = note.read_text()
+    assert text.startswith("Return-Path: <>\n")
+    assert "Auto-Submitted: auto-generated" in text
+    assert "From: <postmaster@example.test>" in text
+    # Not ASCII: an RFC 2047 word.
+    assert "Subject: =?UTF-8?B?" in text
+    assert "Rule Report saw it." in text
+    assert "Content-Type: message/rfc822" in text
+    assert "original body" in text and "From: <out@remote.test>" in text
+    # The note is not filtered again (its subject would match): one note.
+    time.sleep(1)
+    assert len(petrel.messages("alice@example.test")) == 1
+    assert petrel.log("smtp-in").count('rule "Report" fired') == 1
