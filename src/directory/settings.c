@@ -179,7 +179,8 @@ static int settings_check_list(enum settings_id id,
 	const char *p = norm;
 
 	if (d->choices == NULL && id != SETTING_TRUSTED_LOCAL_NETWORKS &&
-	    id != SETTING_TRUSTED_HOSTS)
+	    id != SETTING_TRUSTED_HOSTS && id != SETTING_HIJACK_NOTIFY &&
+	    id != SETTING_HIJACK_EXEMPT)
 		return 0; /* free text */
 	while (*p != '\0') {
 		size_t n = strcspn(p, ",");
@@ -196,6 +197,24 @@ static int settings_check_list(enum settings_id id,
 		if (d->choices != NULL &&
 		    !settings_in_choices(d->choices, item)) {
 			*error_r = "not one of the allowed values";
+			return -1;
+		}
+		if (id == SETTING_HIJACK_NOTIFY) {
+			struct addr a;
+			const char *why;
+
+			if (addr_parse_mailbox(item, &a, &why) < 0) {
+				*error_r = "expected addresses (local@domain)";
+				return -1;
+			}
+		}
+		/* Patterns: one '@', no space (wildcards are free). */
+		if (id == SETTING_HIJACK_EXEMPT &&
+		    (strchr(item, '@') == NULL ||
+		     strchr(item, '@') != strrchr(item, '@') ||
+		     strchr(item, ' ') != NULL)) {
+			*error_r = "expected address patterns "
+				   "(user@example.com, *@lists.example.com)";
 			return -1;
 		}
 		if (id == SETTING_TRUSTED_LOCAL_NETWORKS ||

@@ -84,6 +84,15 @@ static const struct normalize_case normalize_cases[] = {
 	{"list newline", "trusted.hosts", "a\nb", NULL},
 	{"list ESC", "trusted.hosts", "a\x1b[2J", NULL},
 	{"list DEL", "trusted.hosts", "a\x7f", NULL},
+	/* hijack.notify: addresses; hijack.exempt: address patterns */
+	{"notify addresses", "hijack.notify", "a@example.test,b@x.test",
+	 "a@example.test, b@x.test"},
+	{"notify not an address", "hijack.notify", "a@example.test, bob", NULL},
+	{"notify bad domain", "hijack.notify", "a@exa mple.test", NULL},
+	{"exempt patterns", "hijack.exempt", "*@lists.example.test,news@x.test",
+	 "*@lists.example.test, news@x.test"},
+	{"exempt no at", "hijack.exempt", "lists.example.test", NULL},
+	{"exempt two at", "hijack.exempt", "a@b@c", NULL},
 };
 
 static void test_normalize(void **state)
@@ -163,7 +172,7 @@ static void test_list_checks(void **state)
 
 static void test_list_length(void **state)
 {
-	/* A list of free text (no choices, no format to check). */
+	/* A list of address patterns, normalized already ("a@b, a@b"). */
 	int id = settings_lookup("hijack.exempt");
 	size_t max, size;
 	char *value, *norm;
@@ -177,7 +186,23 @@ static void test_list_length(void **state)
 	norm = malloc(size);
 	assert_non_null(value);
 	assert_non_null(norm);
-	memset(value, 'a', max);
+	{
+		/* k items "a@b" joined by ", " are 5k - 2 long; the first
+		 * one's local part grows by what is left. */
+		size_t k = (max + 2) / 5, pad = max + 2 - 5 * k, o = 0;
+
+		for (size_t i = 0; i < k; i++) {
+			if (i > 0) {
+				memcpy(value + o, ", ", 2);
+				o += 2;
+			}
+			memset(value + o, 'a', i == 0 ? 1 + pad : 1);
+			o += i == 0 ? 1 + pad : 1;
+			memcpy(value + o, "@b", 2);
+			o += 2;
+		}
+		assert_int_equal(o, max);
+	}
 	value[max] = '\0';
 	assert_int_equal(settings_normalize((enum settings_id)id, value, norm,
 					    size, &error),
@@ -189,7 +214,7 @@ static void test_list_length(void **state)
 					    size, &error),
 			 -1);
 	/* The output must fit too: a short buffer is an error, not a cut. */
-	assert_int_equal(settings_normalize((enum settings_id)id, "abc, def",
+	assert_int_equal(settings_normalize((enum settings_id)id, "a@c, d@f",
 					    norm, 4, &error),
 			 -1);
 	free(value);
