@@ -555,6 +555,7 @@ static int filter_parse_cond(struct filter_parser *p, struct filter_cond *c)
 		const char *bad, *err;
 		size_t badlen;
 
+		c->kind = FILTER_COND_CLIENT_IP;
 		if (!filter_is(p, i + 1, "in"))
 			return filter_fail(p, "expected 'in' after "
 					      "'client-ip'");

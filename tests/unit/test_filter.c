@@ -1,9 +1,13 @@
-/* Unit tests of the content filter: parser, MIME walker, macros, eval. */
+/* Unit tests of the content filter: parser, MIME walker, macros, every
+ * condition (and its negation) and every action of the evaluator, the
+ * PCRE2 limits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -160,6 +164,540 @@ static void test_wildcard(void **state)
 		"*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0));
 }
 
+/* --- every condition, and each negated --- */
+
+static const char m_plain[] =
+	"From: <s@remote.test>\r\nTo: <bob@example.test>\r\n"
+	"Subject: Hello World\r\nX-Spam-Flag: YES\r\n"
+	"Message-ID: <m1@remote.test>\r\n\r\n"
+	"plain body with a Needle   inside\r\n";
+static const char m_base64[] =
+	"Subject: b\r\nMIME-Version: 1.0\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"Content-Transfer-Encoding: base64\r\n\r\n"
+	"VGhlIFNlY3JldCB3b3JkIGlzIHN3b3JkZmlzaC4NCg==\r\n";
+static const char m_qp[] = "Subject: q\r\nMIME-Version: 1.0\r\n"
+			   "Content-Type: text/plain; charset=utf-8\r\n"
+			   "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+			   "un caf=C3=A9 au =\r\nlait\r\n";
+static const char m_latin1[] =
+	"Subject: l\r\nMIME-Version: 1.0\r\n"
+	"Content-Type: text/plain; charset=iso-8859-1\r\n"
+	"Content-Transfer-Encoding: 8bit\r\n\r\n"
+	"caf\xe9 cr\xe8me\r\n";
+static const char m_attach[] =
+	"Subject: a\r\nMIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+	"--b\r\nContent-Type: text/plain\r\n\r\nsee the report\r\n"
+	"--b\r\nContent-Type: application/pdf; name=\"Report.PDF\"\r\n"
+	"Content-Disposition: attachment; filename=\"Report.PDF\"\r\n"
+	"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+	"--b--\r\n";
+
+/* Groups: "senders" holds s@remote.test, "rcpts" bob@example.test;
+ * "broken" fails the lookup; any other name is no group at all. */
+static int groups(void *ctx, const char *group, const char *address)
+{
+	(void)ctx;
+	if (strcmp(group, "broken") == 0)
+		return -1;
+	return (strcmp(group, "senders") == 0 &&
+		strcmp(address, "s@remote.test") == 0) ||
+	       (strcmp(group, "rcpts") == 0 &&
+		strcmp(address, "bob@example.test") == 0);
+}
+
+struct facts_opt {
+	const char *auth, *ip;
+	int scored;
+	double score;
+};
+
+static void facts(struct filter_facts *f, const char *msg,
+		  const struct facts_opt *o)
+{
+	memset(f, 0, sizeof(*f));
+	f->sender = "s@remote.test";
+	f->auth = o != NULL && o->auth != NULL ? o->auth : "";
+	f->client_ip = o != NULL && o->ip != NULL ? o->ip : "192.0.2.7";
+	f->msg = msg;
+	f->len = strlen(msg);
+	f->message_id = "<m1@remote.test>";
+	f->primary_domain = "example.test";
+	f->spam_scored = o != NULL && o->scored;
+	f->spam_score = o != NULL ? o->score : 0;
+	f->now = 1700000000;
+	f->is_member = groups;
+}
+
+/* Compiles rules (failing the test on an error). */
+static struct filter_set *compile(const char *text)
+{
+	struct filter_rules l = {0};
+	struct filter_set *s;
+	char err[300];
+
+	if (filter_parse(text, strlen(text), &l, err, sizeof(err)) < 0)
+		fail_msg("parse: %s\n%s", err, text);
+	s = filter_set_new(&l, err, sizeof(err));
+	if (s == NULL)
+		fail_msg("compile: %s", err);
+	return s;
+}
+
+/* Whether "if [not] cond" fires for bob@example.test: 1, 0, or -1 when
+ * the evaluation failed. */
+static int fires(const char *cond, int negate, const char *msg,
+		 const struct facts_opt *o)
+{
+	char text[1024];
+	static const struct filter_rcpt bob = {"bob@example.test", 1};
+	struct filter_set *s;
+	struct filter_result res;
+	struct filter_facts f;
+	int r;
+
+	snprintf(text, sizeof(text),
+		 "rule \"t\"\n\tif %s%s\n\tthen add-header \"X-Hit\" "
+		 "\"1\"\nend\n",
+		 negate ? "not " : "", cond);
+	s = compile(text);
+	facts(&f, msg, o);
+	if (filter_eval(s, &f, &bob, 1, &res) < 0)
+		r = -1;
+	else
+		r = res.out[0].edits.len > 0;
+	filter_result_deinit(&res);
+	filter_set_unref(s);
+	return r;
+}
+
+static void test_conditions(void **state)
+{
+	static const struct facts_opt authed = {.auth = "s@remote.test"};
+	static const struct facts_opt v6 = {.ip = "2001:db8::5"};
+	static const struct facts_opt spam6 = {.scored = 1, .score = 6.0};
+	static const struct facts_opt spam5 = {.scored = 1, .score = 5.0};
+	static const struct {
+		const char *name, *cond, *msg;
+		const struct facts_opt *o;
+		int want;
+	} cases[] = {
+		{"all messages", "all-messages", m_plain, NULL, 1},
+		{"size over, small message", "size > 1 KB", m_plain, NULL, 0},
+		{"size over, in bytes", "size > 100 B", m_plain, NULL, 1},
+		{"size under", "size < 1 KB", m_plain, NULL, 1},
+		{"size under, MB", "size < 1 MB", m_plain, NULL, 1},
+		{"size under, too small", "size < 10 B", m_plain, NULL, 0},
+		{"sender in group", "sender in-group \"senders\"", m_plain,
+		 NULL, 1},
+		{"sender not in group", "sender in-group \"rcpts\"", m_plain,
+		 NULL, 0},
+		{"group that does not exist", "sender in-group \"later\"",
+		 m_plain, NULL, 0},
+		{"recipient in group", "recipient in-group \"rcpts\"", m_plain,
+		 NULL, 1},
+		{"recipient not in group", "recipient in-group \"senders\"",
+		 m_plain, NULL, 0},
+		{"sender wildcard", "sender is \"*@REMOTE.test\"", m_plain,
+		 NULL, 1},
+		{"sender wildcard ?", "sender is \"?@remote.*\"", m_plain, NULL,
+		 1},
+		{"sender wildcard, no", "sender is \"x*@remote.test\"", m_plain,
+		 NULL, 0},
+		{"sender domain", "sender-domain is \"*.test\"", m_plain, NULL,
+		 1},
+		{"sender domain, no", "sender-domain is \"example.test\"",
+		 m_plain, NULL, 0},
+		{"recipient wildcard", "recipient is \"bob@*\"", m_plain, NULL,
+		 1},
+		{"recipient wildcard, no", "recipient is \"alice@*\"", m_plain,
+		 NULL, 0},
+		{"recipient domain", "recipient-domain is \"EXAMPLE.test\"",
+		 m_plain, NULL, 1},
+		{"recipient domain, no", "recipient-domain is \"remote.*\"",
+		 m_plain, NULL, 0},
+		{"header contains, any case",
+		 "header \"subject\" contains \"hello world\"", m_plain, NULL,
+		 1},
+		{"header contains, case-sensitive",
+		 "header \"Subject\" contains \"hello\" case-sensitive",
+		 m_plain, NULL, 0},
+		{"header contains, other field",
+		 "header \"Subject\" contains \"YES\"", m_plain, NULL, 0},
+		{"header contains, any field", "header \"*\" contains \"yes\"",
+		 m_plain, NULL, 1},
+		{"header matches",
+		 "header \"Subject\" matches \"^hel+o\\\\s+w\"", m_plain, NULL,
+		 1},
+		{"header matches, no", "header \"Subject\" matches \"^World\"",
+		 m_plain, NULL, 0},
+		{"header matches, case-sensitive",
+		 "header \"Subject\" matches \"^hello\" case-sensitive",
+		 m_plain, NULL, 0},
+		{"body contains", "body contains \"NEEDLE\"", m_plain, NULL, 1},
+		{"body contains, no", "body contains \"haystack\"", m_plain,
+		 NULL, 0},
+		{"body contains, not in the header",
+		 "body contains \"Hello World\"", m_plain, NULL, 0},
+		{"body matches", "body matches \"needle\\\\s+inside\"", m_plain,
+		 NULL, 1},
+		{"body matches, no", "body matches \"^inside\"", m_plain, NULL,
+		 0},
+		{"base64 body", "body contains \"secret word is swordfish\"",
+		 m_base64, NULL, 1},
+		{"base64 body, not the encoded text",
+		 "body contains \"VGhlIFNlY3JldC\"", m_base64, NULL, 0},
+		{"base64 body, regex", "body matches \"sword\\\\w+\\\\.\"",
+		 m_base64, NULL, 1},
+		{"quoted-printable body",
+		 "body contains \"caf\xc3\xa9 au lait\"", m_qp, NULL, 1},
+		{"Latin-1 body, as UTF-8",
+		 "body contains \"caf\xc3\xa9 cr\xc3\xa8me\"", m_latin1, NULL,
+		 1},
+		{"Latin-1 body, regex", "body matches \"caf. cr.me\"", m_latin1,
+		 NULL, 1},
+		{"has attachment", "has-attachment", m_attach, NULL, 1},
+		{"has attachment, no", "has-attachment", m_plain, NULL, 0},
+		{"file name wildcard", "attachment-name is \"*.pdf\"", m_attach,
+		 NULL, 1},
+		{"file name wildcard ?", "attachment-name is \"Rep?rt.*\"",
+		 m_attach, NULL, 1},
+		{"file name wildcard, no", "attachment-name is \"*.exe\"",
+		 m_attach, NULL, 0},
+		{"attachment type", "attachment-type is \"application/*\"",
+		 m_attach, NULL, 1},
+		{"attachment type, no", "attachment-type is \"image/*\"",
+		 m_attach, NULL, 0},
+		{"attachment type, the text part is none",
+		 "attachment-type is \"text/*\"", m_attach, NULL, 0},
+		{"authenticated", "authenticated", m_plain, &authed, 1},
+		{"not authenticated", "authenticated", m_plain, NULL, 0},
+		{"client IP in CIDR",
+		 "client-ip in \"10.0.0.0/8, 192.0.2.0/24\"", m_plain, NULL, 1},
+		{"client IPv6 in CIDR", "client-ip in \"2001:db8::/32\"",
+		 m_plain, &v6, 1},
+		{"client IP not in CIDR", "client-ip in \"10.0.0.0/8, ::1\"",
+		 m_plain, NULL, 0},
+		{"spam score above", "spam-score > 5.5", m_plain, &spam6, 1},
+		{"spam score below", "spam-score > 5.5", m_plain, &spam5, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		int got = fires(cases[i].cond, 0, cases[i].msg, cases[i].o);
+		int neg = fires(cases[i].cond, 1, cases[i].msg, cases[i].o);
+
+		if (got != cases[i].want || neg != !cases[i].want)
+			fail_msg("%s: got %d, negated %d, want %d",
+				 cases[i].name, got, neg, cases[i].want);
+	}
+	/* Not scored (no spam stage): the condition is false, and so its
+	 * negation true. */
+	assert_int_equal(fires("spam-score > 0", 0, m_plain, NULL), 0);
+	assert_int_equal(fires("spam-score > 0", 1, m_plain, NULL), 1);
+	/* A group lookup that fails fails the evaluation (the message is
+	 * held), whichever way the condition is written. */
+	assert_int_equal(fires("sender in-group \"broken\"", 0, m_plain, NULL),
+			 -1);
+	assert_int_equal(fires("sender in-group \"broken\"", 1, m_plain, NULL),
+			 -1);
+}
+
+/* Every condition kind is written back as itself (client-ip was read as
+ * all-messages once). */
+static void test_conditions_round_trip(void **state)
+{
+	static const char text[] =
+		"rule \"r\"\n\tenabled yes\n\tscope all\n\tmatch any\n"
+		"\tif client-ip in \"10.0.0.0/8, ::1\"\n"
+		"\tif not spam-score > 5.5\n\tif not authenticated\n"
+		"\tif attachment-type is \"image/*\"\n"
+		"\tif header \"Subject\" contains \"x\" case-sensitive\n"
+		"\tthen stop\nend\n";
+	struct filter_rules l = {0};
+	struct buf out;
+	char err[300];
+
+	assert_int_equal(filter_parse(text, strlen(text), &l, err, sizeof(err)),
+			 1);
+	assert_int_equal(l.v[0].conds[0].kind, FILTER_COND_CLIENT_IP);
+	buf_init(&out, 65536);
+	assert_int_equal(filter_rule_write(&l.v[0], &out), 0);
+	assert_string_equal(buf_cstr(&out), text);
+	buf_deinit(&out);
+	filter_rules_clear(&l);
+}
+
+static void test_match_any_all(void **state)
+{
+	/* all: both must hold; any: one is enough. */
+	assert_int_equal(
+		fires("all-messages\n\tif size > 1 MB", 0, m_plain, NULL), 0);
+	{
+		static const struct filter_rcpt bob = {"bob@example.test", 1};
+		struct filter_set *s =
+			compile("rule \"t\"\n\tmatch any\n\tif size > 1 MB\n"
+				"\tif all-messages\n\tthen stop\nend\n");
+		struct filter_result res;
+		struct filter_facts f;
+
+		facts(&f, m_plain, NULL);
+		assert_int_equal(filter_eval(s, &f, &bob, 1, &res), 0);
+		assert_int_equal(res.nfired, 1);
+		filter_result_deinit(&res);
+		filter_set_unref(s);
+	}
+}
+
+/* --- every action --- */
+
+/* Runs rules for the recipients; the result in *res (deinit after). */
+static void run(const char *rules, const char *msg, const char *sender,
+		const struct filter_rcpt *rcpts, size_t n,
+		struct filter_result *res)
+{
+	struct filter_set *s = compile(rules);
+	struct filter_facts f;
+
+	facts(&f, msg, NULL);
+	f.sender = sender;
+	assert_int_equal(filter_eval(s, &f, rcpts, n, res), 0);
+	filter_set_unref(s);
+}
+
+static const struct filter_rcpt bob_alice[] = {
+	{"bob@example.test", 1},
+	{"alice@example.test", 1},
+};
+
+static void test_action_delete_reject(void **state)
+{
+	struct filter_result res;
+
+	/* delete: only the recipients the rule matched; no note, so no
+	 * refusal either. */
+	run("rule \"d\"\n\tif recipient is \"bob@*\"\n\tthen delete\nend\n"
+	    "rule \"after\"\n\tif all-messages\n"
+	    "\tthen add-header \"X-After\" \"1\"\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 2, &res);
+	assert_int_equal(res.reject, 0);
+	assert_int_equal(res.out[0].deleted, 1);
+	assert_int_equal(res.out[0].edits.len, 0); /* no rule after it */
+	assert_int_equal(res.out[1].deleted, 0);
+	assert_non_null(strstr(buf_cstr(&res.out[1].edits), "X-After"));
+	filter_result_deinit(&res);
+	/* delete for all with a note to the sender: refused (no size
+	 * condition: 550 5.7.1). */
+	run("rule \"d\"\n\tif all-messages\n\tthen delete\n"
+	    "\tthen note to \"$SENDER$\"\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 2, &res);
+	assert_int_equal(res.reject, 1);
+	assert_non_null(strstr(res.reply, "550 5.7.1"));
+	assert_non_null(strstr(res.reply, "\"d\""));
+	assert_int_equal(res.nnotes, 0);
+	filter_result_deinit(&res);
+	/* reject: the rule's own code and text, for the whole message. */
+	run("rule \"r\"\n\tif recipient is \"alice@*\"\n"
+	    "\tthen reject 451 \"4.7.0 Try later\"\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 2, &res);
+	assert_int_equal(res.reject, 1);
+	assert_string_equal(res.reply, "451 4.7.0 Try later");
+	filter_result_deinit(&res);
+}
+
+static void test_action_note(void **state)
+{
+	struct filter_result res;
+	static const char rules[] =
+		"rule \"n\"\n\tif all-messages\n"
+		"\tthen note to \"$SENDER$, admin@example.test\"\n"
+		"\t\tsubject \"Re: $SUBJECT$ for $RECIPIENT$\"\n"
+		"\t\ttext \"$FILTERRULENAME$: $MESSAGESIZE$ bytes\\n\" "
+		"attach-original\nend\n";
+
+	/* Once per message and rule, with the first recipient's macros. */
+	run(rules, m_plain, "s@remote.test", bob_alice, 2, &res);
+	assert_int_equal(res.reject, 0);
+	assert_int_equal(res.nnotes, 1);
+	assert_string_equal(res.notes[0].to,
+			    "s@remote.test, admin@example.test");
+	assert_string_equal(res.notes[0].from, "postmaster@example.test");
+	assert_string_equal(res.notes[0].subject,
+			    "Re: Hello World for bob@example.test");
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "n: %zu bytes\n", strlen(m_plain));
+		assert_string_equal(res.notes[0].text, want);
+	}
+	assert_int_equal(res.notes[0].attach, 1);
+	assert_int_equal(res.nfired, 1);
+	assert_int_equal(res.fired[0].nrcpt, 2);
+	assert_string_equal(res.fired[0].actions, "note");
+	filter_result_deinit(&res);
+	/* Never to the null sender. */
+	run("rule \"n\"\n\tif all-messages\n\tthen note to \"$SENDER$\" "
+	    "from \"filter@example.test\"\nend\n",
+	    m_plain, "", bob_alice, 1, &res);
+	assert_int_equal(res.nnotes, 0);
+	filter_result_deinit(&res);
+	run("rule \"n\"\n\tif all-messages\n\tthen note to \"$SENDER$\" "
+	    "from \"filter@example.test\"\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 1, &res);
+	assert_int_equal(res.nnotes, 1);
+	assert_string_equal(res.notes[0].from, "filter@example.test");
+	assert_int_equal(res.notes[0].attach, 0);
+	filter_result_deinit(&res);
+}
+
+static void test_action_headers(void **state)
+{
+	struct filter_result res;
+	struct buf out;
+	const char *t;
+
+	run("rule \"h\"\n\tif all-messages\n"
+	    "\tthen add-header \"X-Filtered\" \"by $FILTERRULENAME$ for "
+	    "$RECIPIENTMAILBOX$\"\n"
+	    "\tthen remove-header \"x-spam-flag\"\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 1, &res);
+	buf_init(&out, 65536);
+	assert_int_equal(filter_outcome_apply(&res.out[0], m_plain,
+					      strlen(m_plain), &out),
+			 0);
+	t = buf_cstr(&out);
+	/* Added on top of the header section; every X-Spam-Flag gone; the
+	 * body untouched. */
+	assert_true(strncmp(t, "X-Filtered: by h for bob\r\n", 26) == 0);
+	assert_null(strstr(t, "X-Spam-Flag"));
+	assert_non_null(strstr(t, "Subject: Hello World\r\n"));
+	assert_non_null(strstr(t, "\r\n\r\nplain body with a Needle"));
+	buf_deinit(&out);
+	filter_result_deinit(&res);
+}
+
+static void test_action_copy_redirect_queues(void **state)
+{
+	struct filter_result res;
+
+	run("rule \"c\"\n\tif recipient is \"bob@*\"\n"
+	    "\tthen copy-to \"a@example.test, b@example.test\"\nend\n"
+	    "rule \"r\"\n\tif recipient is \"alice@*\"\n"
+	    "\tthen redirect-to \"c@example.test\"\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 2, &res);
+	assert_string_equal(buf_cstr(&res.out[0].copies),
+			    "a@example.test, b@example.test");
+	assert_int_equal(res.out[0].redirect.len, 0);
+	assert_string_equal(buf_cstr(&res.out[1].redirect), "c@example.test");
+	assert_int_equal(res.out[1].copies.len, 0);
+	/* The same message into the same queue: one spooled copy serves
+	 * both (each recipient's copies and redirect are added to it). */
+	assert_true(filter_outcome_same(&res.out[0], &res.out[1]));
+	filter_result_deinit(&res);
+
+	/* hold, then bad: bad wins and names its rule. */
+	run("rule \"h\"\n\tif all-messages\n\tthen move-to hold\nend\n"
+	    "rule \"b\"\n\tif recipient is \"alice@*\"\n"
+	    "\tthen move-to bad\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 2, &res);
+	assert_int_equal(res.out[0].hold, 1);
+	assert_int_equal(res.out[0].bad, 0);
+	assert_string_equal(res.out[0].reason, "content filter rule \"h\"");
+	assert_int_equal(res.out[1].bad, 1);
+	assert_string_equal(res.out[1].reason, "content filter rule \"b\"");
+	assert_false(filter_outcome_same(&res.out[0], &res.out[1]));
+	filter_result_deinit(&res);
+
+	/* The same outcome for both: one copy can serve them. */
+	run("rule \"h\"\n\tif all-messages\n\tthen move-to hold\n"
+	    "\tthen add-header \"X-H\" \"1\"\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 2, &res);
+	assert_true(filter_outcome_same(&res.out[0], &res.out[1]));
+	filter_result_deinit(&res);
+}
+
+static void test_action_strip(void **state)
+{
+	struct filter_result res;
+	struct buf out;
+
+	run("rule \"s\"\n\tif attachment-name is \"*.pdf\"\n"
+	    "\tthen strip-attachments\nend\n",
+	    m_attach, "s@remote.test", bob_alice, 1, &res);
+	assert_int_equal(res.out[0].strip, 1);
+	buf_init(&out, 65536);
+	assert_int_equal(filter_outcome_apply(&res.out[0], m_attach,
+					      strlen(m_attach), &out),
+			 0);
+	assert_null(strstr(buf_cstr(&out), "JVBERi0xLjQK"));
+	assert_non_null(strstr(buf_cstr(&out), "Report.PDF"));
+	assert_non_null(strstr(buf_cstr(&out), "see the report"));
+	buf_deinit(&out);
+	filter_result_deinit(&res);
+}
+
+static void test_action_skip_stop(void **state)
+{
+	struct filter_result res;
+
+	/* skip 2 passes over the next two rules, the disabled one among
+	 * them; stop ends the list after its own actions. */
+	run("rule \"1\"\n\tif all-messages\n\tthen skip 2\nend\n"
+	    "rule \"2\"\n\tenabled no\n\tif all-messages\n"
+	    "\tthen add-header \"X-2\" \"x\"\nend\n"
+	    "rule \"3\"\n\tif all-messages\n"
+	    "\tthen add-header \"X-3\" \"x\"\nend\n"
+	    "rule \"4\"\n\tif all-messages\n"
+	    "\tthen add-header \"X-4\" \"x\"\n\tthen stop\nend\n"
+	    "rule \"5\"\n\tif all-messages\n"
+	    "\tthen add-header \"X-5\" \"x\"\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 1, &res);
+	assert_string_equal(buf_cstr(&res.out[0].edits), "+X-4: x\r\n");
+	assert_string_equal(buf_cstr(&res.out[0].fired), "0,3");
+	filter_result_deinit(&res);
+	/* A skip only counts when its rule fires. */
+	run("rule \"1\"\n\tif size > 1 MB\n\tthen skip 1\nend\n"
+	    "rule \"2\"\n\tif all-messages\n"
+	    "\tthen add-header \"X-2\" \"x\"\nend\n",
+	    m_plain, "s@remote.test", bob_alice, 1, &res);
+	assert_string_equal(buf_cstr(&res.out[0].edits), "+X-2: x\r\n");
+	filter_result_deinit(&res);
+}
+
+/* A hostile regular expression on a hostile message stops at the PCRE2
+ * match limit: the evaluation fails (the message is held) at once instead
+ * of backtracking for ages. */
+static void test_regex_limit(void **state)
+{
+	char msg[256];
+	static const struct filter_rcpt bob = {"bob@example.test", 1};
+	struct filter_set *s;
+	struct filter_result res;
+	struct filter_facts f;
+	struct timespec t0, t1;
+
+	snprintf(msg, sizeof(msg), "Subject: %s!\r\n\r\n%s!\r\n",
+		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	for (int body = 0; body < 2; body++) {
+		s = compile(body ? "rule \"evil\"\n\tif body matches "
+				   "\"^(a|aa)+$\"\n\tthen delete\nend\n"
+				 : "rule \"evil\"\n\tif header \"Subject\" "
+				   "matches \"^(a+)+$\"\n\tthen delete\nend\n");
+		facts(&f, msg, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(filter_eval(s, &f, &bob, 1, &res), -1);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		assert_non_null(strstr(res.error, "rule \"evil\""));
+		assert_non_null(strstr(res.error, "limit"));
+		/* 2^40 steps without the limit; well under a few seconds
+		 * with it, sanitizers included. */
+		assert_true(t1.tv_sec - t0.tv_sec < 5);
+		filter_result_deinit(&res);
+		filter_set_unref(s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -168,6 +706,16 @@ int main(void)
 		cmocka_unit_test(test_macros_hostile),
 		cmocka_unit_test(test_eval_recipe),
 		cmocka_unit_test(test_wildcard),
+		cmocka_unit_test(test_conditions),
+		cmocka_unit_test(test_conditions_round_trip),
+		cmocka_unit_test(test_match_any_all),
+		cmocka_unit_test(test_action_delete_reject),
+		cmocka_unit_test(test_action_note),
+		cmocka_unit_test(test_action_headers),
+		cmocka_unit_test(test_action_copy_redirect_queues),
+		cmocka_unit_test(test_action_strip),
+		cmocka_unit_test(test_action_skip_stop),
+		cmocka_unit_test(test_regex_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
