@@ -215,12 +215,25 @@ static ssize_t delivery_headers(int fd, uint64_t len, char *buf, size_t size)
 	return (ssize_t)got;
 }
 
-/* Does the message hold a byte above 127 (BODY=8BITMIME)? */
-static int delivery_eightbit(int fd, uint64_t len)
+static int delivery_has_8bit(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] & 0x80)
+			return 1;
+	return 0;
+}
+
+/* Does the message hold a byte above 127 (BODY=8BITMIME)? Then it is
+ * walked once more to learn which parts a downgrade for a server without
+ * 8BITMIME must convert (remote_mime7.h) into *info. */
+static int delivery_eightbit(int fd, uint64_t len,
+			     struct remote_mime7_info *info)
 {
 	unsigned char chunk[65536];
+	struct remote_mime7 *scan = NULL;
 	uint64_t off = 0;
 
+	memset(info, 0, sizeof(*info));
 	while (off < len) {
 		size_t want = len - off < sizeof(chunk) ? (size_t)(len - off)
 							: sizeof(chunk);
@@ -229,13 +242,27 @@ static int delivery_eightbit(int fd, uint64_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return 0;
-		for (ssize_t i = 0; i < n; i++)
-			if (chunk[i] & 0x80)
+			break;
+		if (scan != NULL) {
+			remote_mime7_feed(scan, chunk, (size_t)n, NULL);
+		} else if (delivery_has_8bit(chunk, (size_t)n)) {
+			scan = remote_mime7_new(NULL);
+			if (scan == NULL) {
+				/* Without the walk, no downgrade. */
+				info->unconvertible = 1;
 				return 1;
+			}
+			off = 0;
+			continue;
+		}
 		off += (uint64_t)n;
 	}
-	return 0;
+	if (scan == NULL)
+		return 0;
+	remote_mime7_finish(scan, NULL);
+	remote_mime7_result(scan, info);
+	remote_mime7_free(scan);
+	return 1;
 }
 
 static int delivery_frozen(struct directory *dir, const char *account)
@@ -415,7 +442,8 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m)
 		log_write(LOG_SYSTEM, m->id, LOG_EVENT, "%s", out->error);
 	}
 	if (m->remote_pending > 0) {
-		m->eightbit = delivery_eightbit(m->body_fd, m->body_len);
+		m->eightbit =
+			delivery_eightbit(m->body_fd, m->body_len, &m->mime7);
 		m->next = DELIVERY_SEND;
 	} else {
 		m->next = DELIVERY_FINISH;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "delivery/remote.h"
+#include "delivery/remote_mime7.h"
 #include "queue/queue.h"
 
 struct directory;
@@ -70,7 +71,8 @@ struct delivery_msg {
 	int body_fd;		    /* owned, -1 when closed */
 	uint64_t body_len;
 	int eightbit;
-	struct delivery_rcpt *rcpts; /* env->rcpt_count, owned */
+	struct remote_mime7_info mime7; /* with eightbit: for a downgrade */
+	struct delivery_rcpt *rcpts;	/* env->rcpt_count, owned */
 	size_t remote_pending;
 	/* Set by delivery_finish(). */
 	char notices[2][QUEUE_ID_SIZE]; /* bounces and warnings queued */

@@ -219,6 +219,7 @@ static int dispatch_send(struct dispatch_msg *x)
 		snprintf(j->domain, sizeof(j->domain), "%s", domains[i]);
 		j->size = x->m.body_len;
 		j->eightbit = x->m.eightbit;
+		j->mime7 = &x->m.mime7;
 		j->body_fd = x->m.body_fd;
 		j->body_len = x->m.body_len;
 		j->rcpts = &x->rrcpts[n];

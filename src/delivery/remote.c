@@ -33,6 +33,7 @@
 #include <sodium.h>
 
 #include "delivery/remote_data.h"
+#include "delivery/remote_mime7.h"
 #include "delivery/remote_reply.h"
 #include "delivery/remote_route.h"
 #include "directory/directory.h"
@@ -51,6 +52,7 @@
 #define REMOTE_OUT_HIGH (256 * 1024) /* wait for the socket above this */
 #define REMOTE_QUIT_MS 5000
 #define REMOTE_SMTP_PORT 25
+#define REMOTE_MIME7_SLACK (512 * 1024) /* see remote_send_chunk() */
 
 enum remote_route_state {
 	REMOTE_ROUTE_NONE,
@@ -141,6 +143,8 @@ struct remote_conn {
 	size_t accepted;
 	int mail_failed;
 	struct remote_data enc;
+	int downgrade;		   /* 8-bit message, no 8BITMIME: convert */
+	struct remote_mime7 *down; /* the conversion under way */
 	uint64_t body_off;
 	int reading;	/* a chunk read is on a worker */
 	int want_flush; /* wait for IO_EV_FLUSHED before reading more */
@@ -673,6 +677,8 @@ static void remote_conn_free(struct remote_conn *c)
 		d->nstarting--;
 	io_timer_free(c->timer);
 	c->timer = NULL;
+	remote_mime7_free(c->down);
+	c->down = NULL;
 	if (c->busy > 0) {
 		c->zombie = 1;
 		return;
@@ -1012,6 +1018,22 @@ static void remote_ready(struct remote_conn *c)
 					remote_addr_host(c));
 			continue;
 		}
+		c->downgrade = j->eightbit && !c->ehlo.eightbitmime;
+		if (c->downgrade &&
+		    (j->mime7 == NULL || j->mime7->unconvertible)) {
+			char e[QUEUE_ERROR_MAX + 1];
+
+			/* RFC 6152 3: never 8-bit data to a server that did
+			 * not offer 8BITMIME; RFC 3463 5.6.3. */
+			remote_fmt(e, sizeof(e),
+				   "message has 8-bit data that can not be "
+				   "converted to 7 bits, and host %s does not "
+				   "offer 8BITMIME",
+				   remote_addr_host(c));
+			remote_job_done(c, j, REMOTE_PERM, "5.6.3", e,
+					remote_addr_host(c));
+			continue;
+		}
 		if (!remote_data_addr_ok(j->sender)) {
 			remote_job_done(c, j, REMOTE_PERM, "5.1.7",
 					"invalid sender address", NULL);
@@ -1100,6 +1122,20 @@ static void remote_body_start(struct remote_conn *c)
 {
 	c->state = RS_BODY;
 	remote_data_init(&c->enc);
+	remote_mime7_free(c->down);
+	c->down = NULL;
+	if (c->downgrade) {
+		c->down = remote_mime7_new(c->job->mime7);
+		if (c->down == NULL) {
+			remote_error(c, "4.3.0", "out of memory");
+			remote_conn_close(c);
+			return;
+		}
+		remote_log(c, LOG_EVENT,
+			   "%s: converting the 8-bit message to 7 bits (no "
+			   "8BITMIME)",
+			   c->job->id);
+	}
 	c->body_off = 0;
 	c->want_flush = 0;
 	remote_arm(c, SETTING_QUEUE_TIMEOUT_DATA_BLOCK);
@@ -1370,6 +1406,32 @@ static void remote_read_work(void *state, void *arg)
 	rd->err = n < 0 ? errno : 0;
 }
 
+/* The wire form of one chunk (the end of the message with last): through
+ * the 7-bit downgrade when it is on, then dot-stuffing. Returns 0 or -1. */
+static int remote_send_chunk(struct remote_conn *c, const char *data,
+			     size_t len, int last, struct buf *out)
+{
+	struct buf conv;
+	int r = 0;
+
+	if (c->down == NULL)
+		return remote_data_encode(&c->enc, data, len, out) < 0 ||
+				       (last &&
+					remote_data_finish(&c->enc, out) < 0)
+			       ? -1
+			       : 0;
+	/* Quoted-printable at most triples the bytes; a header block of
+	 * up to 64 KiB may come out at once, its encoded-words larger. */
+	buf_init(&conv, len * 3 + REMOTE_MIME7_SLACK);
+	if (remote_mime7_feed(c->down, data, len, &conv) < 0 ||
+	    (last && remote_mime7_finish(c->down, &conv) < 0) ||
+	    remote_data_encode(&c->enc, conv.data, conv.len, out) < 0 ||
+	    (last && remote_data_finish(&c->enc, out) < 0))
+		r = -1;
+	buf_deinit(&conv);
+	return r;
+}
+
 static void remote_read_done(void *arg)
 {
 	struct remote_read *rd = arg;
@@ -1396,11 +1458,10 @@ static void remote_read_done(void *arg)
 		remote_leave(c);
 		return;
 	}
-	buf_init(&out, (size_t)rd->got * 2 + 16);
+	buf_init(&out, ((size_t)rd->got * 3 + REMOTE_MIME7_SLACK) * 2 + 16);
 	c->body_off += (uint64_t)rd->got;
-	if (remote_data_encode(&c->enc, rd->data, (size_t)rd->got, &out) < 0 ||
-	    (c->body_off >= c->job->body_len &&
-	     remote_data_finish(&c->enc, &out) < 0) ||
+	if (remote_send_chunk(c, rd->data, (size_t)rd->got,
+			      c->body_off >= c->job->body_len, &out) < 0 ||
 	    io_write(c->io, out.data, out.len) < 0) {
 		buf_deinit(&out);
 		free(rd);

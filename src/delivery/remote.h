@@ -8,6 +8,7 @@
 #include "queue/queue.h"
 
 struct env;
+struct remote_mime7_info;
 struct remote;
 
 enum remote_outcome {
@@ -42,7 +43,9 @@ struct remote_job {
 	char domain[256];	  /* lower case; "" with a smarthost */
 	uint64_t size;		  /* message bytes (SIZE, RFC 1870) */
 	int eightbit;		  /* holds 8-bit bytes (BODY=8BITMIME) */
-	int body_fd;		  /* read with pread() on the workers */
+	/* with eightbit: what a 7-bit downgrade converts (remote_mime7.h) */
+	const struct remote_mime7_info *mime7;
+	int body_fd; /* read with pread() on the workers */
 	uint64_t body_len;
 	struct remote_rcpt *rcpts;
 	size_t nrcpt;

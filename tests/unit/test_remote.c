@@ -1,6 +1,7 @@
 /* Unit tests of remote delivery's pure parts: the reply parser and EHLO
  * keywords, dot-stuffing, routing decisions, the retry schedule and loop
- * detection, and the composition of delivery status notifications. */
+ * detection, the composition of delivery status notifications, and the
+ * 7-bit downgrade for servers without 8BITMIME. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include "delivery/qmgr_policy.h"
 #include "delivery/remote_data.h"
 #include "delivery/remote_dsn.h"
+#include "delivery/remote_mime7.h"
 #include "delivery/remote_reply.h"
 #include "delivery/remote_route.h"
 #include "lib/buf.h"
@@ -502,6 +504,191 @@ static void test_dsn_delayed(void **state)
 	buf_deinit(&out);
 }
 
+/* ---- 7-bit downgrade ---- */
+
+struct mime7_case {
+	const char *name;
+	const char *in;
+	int unconvertible;
+	const char *want; /* the conversion; NULL: unconvertible */
+};
+
+static const struct mime7_case mime7_cases[] = {
+	{"plain 7-bit message untouched", "Subject: hi\r\n\r\nhello\r\n", 0,
+	 "Subject: hi\r\n\r\nhello\r\n"},
+	{"non-MIME 8-bit body gets MIME headers",
+	 "Subject: hi\r\n\r\ncaf\xc3\xa9 =\r\n", 0,
+	 "Subject: hi\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+	 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	 "\r\ncaf=C3=A9 =3D\r\n"},
+	{"latin-1 body is unknown-8bit", "X: y\r\n\r\ncaf\xe9\r\n", 0,
+	 "X: y\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+	 "MIME-Version: 1.0\r\nContent-Type: text/plain; "
+	 "charset=unknown-8bit\r\n\r\ncaf=E9\r\n"},
+	{"declared 8bit part, trailing space, dot line",
+	 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	 "Content-Transfer-Encoding: 8bit\r\n\r\n\xc3\xa9 \r\n.\r\n",
+	 0,
+	 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	 "Content-Transfer-Encoding: quoted-printable\r\n\r\n=C3=A9=20\r\n"
+	 ".\r\n"},
+	{"multipart: only the 8-bit part converted",
+	 "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+	 "boundary=\"b 1\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\npre\r\n"
+	 "--b 1\r\nContent-Type: text/plain\r\n\r\nascii\r\n--b 1\r\n"
+	 "Content-Type: text/plain; charset=utf-8\r\n"
+	 "Content-Transfer-Encoding: 8bit\r\n\r\n\xc3\xa9t\xc3\xa9\r\n"
+	 "--b 1--\r\nepilogue\r\n",
+	 0,
+	 "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+	 "boundary=\"b 1\"\r\nContent-Transfer-Encoding: 7bit\r\n\r\npre\r\n"
+	 "--b 1\r\nContent-Type: text/plain\r\n\r\nascii\r\n--b 1\r\n"
+	 "Content-Type: text/plain; charset=utf-8\r\n"
+	 "Content-Transfer-Encoding: quoted-printable\r\n\r\n=C3=A9t=C3=A9\r\n"
+	 "--b 1--\r\nepilogue\r\n"},
+	{"nested message/rfc822",
+	 "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+	 "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n"
+	 "\r\nSubject: inner\r\n\r\n\xc3\xa9\r\n--x--\r\n",
+	 0,
+	 "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+	 "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n"
+	 "\r\nSubject: inner\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+	 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	 "\r\n=C3=A9\r\n--x--\r\n"},
+	{"8-bit subject becomes an encoded-word",
+	 "Subject: caf\xc3\xa9\r\n\r\nx\r\n", 0,
+	 "Subject: =?utf-8?B?Y2Fmw6k=?=\r\n\r\nx\r\n"},
+	{"long 8-bit subject: whole characters per word",
+	 "Subject: \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	 "\r\n\r\nx\r\n",
+	 0,
+	 "Subject: "
+	 "=?utf-8?B?"
+	 "w6nDqcOpw6nDqcOpw6nDqcOpw6nDqcOpw6nDqcOpw6nDqcOpw6nDqcOpw6k=?="
+	 "\r\n =?utf-8?B?w6k=?=\r\n\r\nx\r\n"},
+	{"8-bit From header can not be converted",
+	 "From: J\xc3\xa9r\xc3\xb4me <j@example.test>\r\n\r\nx\r\n", 1, NULL},
+	{"8-bit preamble can not be converted",
+	 "Content-Type: multipart/mixed; boundary=x\r\n\r\n\xc3\xa9\r\n--x\r\n"
+	 "\r\na\r\n--x--\r\n",
+	 1, NULL},
+	{"8-bit in a multipart without boundary",
+	 "Content-Type: multipart/mixed\r\n\r\n\xc3\xa9\r\n", 1, NULL},
+	{"boundary with trailing white space, outer boundary closes inner",
+	 "Content-Type: multipart/mixed; boundary=o\r\n\r\n--o \r\n"
+	 "Content-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n"
+	 "\r\n\xff\r\n--o--\r\n",
+	 0,
+	 "Content-Type: multipart/mixed; boundary=o\r\n\r\n--o \r\n"
+	 "Content-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n"
+	 "Content-Transfer-Encoding: quoted-printable\r\n"
+	 "Content-Type: text/plain; charset=unknown-8bit\r\n\r\n=FF\r\n"
+	 "--o--\r\n"},
+	{"control bytes and soft line breaks",
+	 "\r\n\xff\x01"
+	 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	 "x\r\n",
+	 0,
+	 "Content-Transfer-Encoding: quoted-printable\r\nMIME-Version: 1.0\r\n"
+	 "Content-Type: text/plain; charset=unknown-8bit\r\n\r\n=FF=01"
+	 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	 "=\r\n"
+	 "x\r\n"},
+};
+
+static void mime7_run(const char *in, size_t n, size_t cut,
+		      const struct remote_mime7_info *info, struct buf *out)
+{
+	struct remote_mime7 *m = remote_mime7_new(info);
+
+	assert_non_null(m);
+	assert_int_equal(remote_mime7_feed(m, in, cut, out), 0);
+	assert_int_equal(remote_mime7_feed(m, in + cut, n - cut, out), 0);
+	assert_int_equal(remote_mime7_finish(m, out), 0);
+	remote_mime7_free(m);
+}
+
+static void test_mime7_cases(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(mime7_cases) / sizeof(*mime7_cases);
+	     i++) {
+		const struct mime7_case *c = &mime7_cases[i];
+		size_t n = strlen(c->in);
+
+		/* Every cut into two chunks gives the same result. */
+		for (size_t cut = 0; cut <= n; cut++) {
+			struct remote_mime7_info info;
+			struct remote_mime7 *m = remote_mime7_new(NULL);
+			struct buf out;
+
+			assert_non_null(m);
+			assert_int_equal(remote_mime7_feed(m, c->in, cut, NULL),
+					 0);
+			assert_int_equal(remote_mime7_feed(m, c->in + cut,
+							   n - cut, NULL),
+					 0);
+			assert_int_equal(remote_mime7_finish(m, NULL), 0);
+			remote_mime7_result(m, &info);
+			remote_mime7_free(m);
+			if (info.unconvertible != c->unconvertible)
+				fail_msg("%s (cut %zu): unconvertible %d",
+					 c->name, cut, info.unconvertible);
+			if (c->want == NULL)
+				continue;
+			buf_init(&out, 65536);
+			mime7_run(c->in, n, cut, &info, &out);
+			if (strcmp(buf_cstr(&out), c->want) != 0)
+				fail_msg("%s (cut %zu): got \"%s\"", c->name,
+					 cut, buf_cstr(&out));
+			for (size_t k = 0; k < out.len; k++)
+				assert_false((unsigned char)out.data[k] & 0x80);
+			buf_deinit(&out);
+		}
+	}
+}
+
+/* A line longer than the walker's segments, 8-bit throughout: every
+ * output line stays within 76 characters and holds no 8-bit byte. */
+static void test_mime7_long_line(void **state)
+{
+	static char in[5000];
+	struct remote_mime7_info info;
+	struct remote_mime7 *m;
+	struct buf out;
+	size_t n, col = 0;
+
+	(void)state;
+	n = (size_t)snprintf(in, sizeof(in), "Subject: x\r\n\r\n");
+	memset(in + n, 0xe9, 4000);
+	n += 4000;
+	memcpy(in + n, "\r\nend\r\n", 7);
+	n += 7;
+	m = remote_mime7_new(NULL);
+	assert_int_equal(remote_mime7_feed(m, in, n, NULL), 0);
+	assert_int_equal(remote_mime7_finish(m, NULL), 0);
+	remote_mime7_result(m, &info);
+	remote_mime7_free(m);
+	assert_false(info.unconvertible);
+	buf_init(&out, 1 << 20);
+	mime7_run(in, n, 1234, &info, &out);
+	for (size_t k = 0; k < out.len; k++) {
+		assert_false((unsigned char)out.data[k] & 0x80);
+		if (out.data[k] == '\n') {
+			assert_true(col <= 77);
+			col = 0;
+		} else {
+			col++;
+		}
+	}
+	assert_non_null(strstr(buf_cstr(&out), "=E9=E9=\r\n=E9"));
+	assert_non_null(strstr(buf_cstr(&out), "=E9\r\nend\r\n"));
+	buf_deinit(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +704,8 @@ int main(void)
 		cmocka_unit_test(test_hops),
 		cmocka_unit_test(test_dsn_bounce),
 		cmocka_unit_test(test_dsn_delayed),
+		cmocka_unit_test(test_mime7_cases),
+		cmocka_unit_test(test_mime7_long_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
