@@ -508,7 +508,7 @@ static int smtp_filter_add_id(struct smtp_filter_plan *p, const char *id)
 	if (v == NULL)
 		return -1;
 	p->ids = v;
-	snprintf(v[p->nids++], QUEUE_ID_SIZE, "%s", id);
+	snprintf(v[p->nids++], QUEUE_ID_SIZE, "%.*s", QUEUE_ID_LEN, id);
 	return 0;
 }
 
