@@ -304,11 +304,13 @@ def test_eightbit_and_size_limit(remote, sinks):
 
 def test_several_messages_one_connection(remote, sinks):
     s = sinks["127.0.0.2"]
-    s.data_delay = 0.5  # while one is sent, the others queue up
+    # While one is sent, the others queue up (with room for a slow,
+    # loaded machine to submit them).
+    s.data_delay = 2.0
     p = remote({"queue.max_per_destination": "1"})
     for i in range(4):
         send(p, [f"r{i}@remote.test"], subject=f"m{i}")
-    assert len(s.wait(4, timeout=20)) == 4
+    assert len(s.wait(4, timeout=40)) == 4
     assert wait_for(lambda: empty(p))
     out = p.log("smtp-out")
     assert max(len(re.findall(r"--> MAIL FROM", sess)) for sess in
@@ -454,7 +456,8 @@ def test_loop_goes_to_bad_queue(remote, sinks):
 
 
 def test_frozen_account_is_never_sent(remote, sinks):
-    p = remote()
+    # Retried by petrelctl below, not by the schedule before it.
+    p = remote({"queue.retry_first": "600", "queue.retry_max": "600"})
     sinks["127.0.0.2"].greeting = "421 4.3.2 not now"
     qid, _ = send(p, ["x@remote.test"])
     assert wait_for(lambda: queue(p, "deferred"))
