@@ -144,7 +144,8 @@ struct queue_dsync {
 struct queue {
 	char dir[PATH_MAX]; /* <data_dir>/queue */
 	int fd[QUEUE_COUNT];
-	struct queue_dsync sync[QUEUE_COUNT];
+	struct queue_dsync sync[QUEUE_COUNT];	 /* commits */
+	struct queue_dsync unlinks[QUEUE_COUNT]; /* deletes */
 };
 
 struct queue_writer {
@@ -432,11 +433,14 @@ static int queue_rename(int from_dir, int to_dir, const char *id)
 /*
  * Makes a change already made in directory `name` durable: returns 0 once
  * an fsync() of the directory that started after the call has succeeded,
- * or -1 with errno set when that fsync() failed. See struct queue_dsync.
+ * or -1 with errno set when that fsync() failed. See struct queue_dsync;
+ * ds is the group of the kind of change: commits and deletes have one
+ * each, so that a 250 never waits for a delete's fsync() to end before
+ * its own can start.
  */
-static int queue_dir_sync(struct queue *q, enum queue_name name)
+static int queue_dir_sync(struct queue *q, struct queue_dsync *ds,
+			  enum queue_name name)
 {
-	struct queue_dsync *ds = &q->sync[name];
 	struct queue_sync_waiter me;
 
 	memset(&me, 0, sizeof(me));
@@ -507,6 +511,8 @@ struct queue *queue_open(const char *data_dir, const char **error_r)
 		q->fd[i] = -1;
 		pthread_mutex_init(&q->sync[i].lock, NULL);
 		pthread_cond_init(&q->sync[i].cond, NULL);
+		pthread_mutex_init(&q->unlinks[i].lock, NULL);
+		pthread_cond_init(&q->unlinks[i].cond, NULL);
 	}
 	n = snprintf(q->dir, sizeof(q->dir), "%s/queue", data_dir);
 	if (n < 0 || (size_t)n >= sizeof(q->dir)) {
@@ -541,6 +547,8 @@ void queue_close(struct queue *q)
 			close(q->fd[i]);
 		pthread_mutex_destroy(&q->sync[i].lock);
 		pthread_cond_destroy(&q->sync[i].cond);
+		pthread_mutex_destroy(&q->unlinks[i].lock);
+		pthread_cond_destroy(&q->unlinks[i].cond);
 	}
 	free(q);
 }
@@ -1224,7 +1232,7 @@ static int queue_commit_into(struct queue_writer *const *ws,
 	 * the name that finds it, in active/. A name left in incoming/ by a
 	 * crash is only a second link to a committed file, or a file that
 	 * was never acknowledged, and queue_recover() removes both. */
-	if (renamed > 0 && queue_dir_sync(q, to) < 0) {
+	if (renamed > 0 && queue_dir_sync(q, &q->sync[to], to) < 0) {
 		snprintf(why, sizeof(why), "fsync(queue/%s) failed: %m",
 			 queue_names[to]);
 		log_error("queue: %s", why);
@@ -1716,9 +1724,9 @@ int queue_delete(struct queue *q, const char *id, const char **error_r)
 	r = queue_msg_open(q, id, 1, &m, error_r);
 	if (r <= 0)
 		return r;
-	/* A plain fsync(), not the commits' shared one: a 250 must not wait
-	 * for a delete's flush to end before its own can start. */
-	if (unlinkat(q->fd[m.where], id, 0) < 0 || fsync(q->fd[m.where]) < 0) {
+	/* Shared with the other deletes under way, not with the commits. */
+	if (unlinkat(q->fd[m.where], id, 0) < 0 ||
+	    queue_dir_sync(q, &q->unlinks[m.where], m.where) < 0) {
 		*error_r = queue_errorf("cannot remove %s/%s: %m",
 					queue_names[m.where], id);
 		queue_msg_close(&m);
