@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -603,12 +604,18 @@ struct io *io_new(struct io_loop *loop, int fd, struct io_tls_ctx *tls,
 		  void *arg)
 {
 	struct io *io = calloc(1, sizeof(*io));
+	int on = 1;
 
 	if (io == NULL) {
 		close(fd);
 		return NULL;
 	}
 	evutil_make_socket_nonblocking(fd);
+	/* A reply leaves when it is written, whole (one write per turn of
+	 * the loop): a client waiting for its 250 must not wait for Nagle's
+	 * algorithm to meet a delayed ACK (RFC 1122 4.2.3.4). Fails
+	 * harmlessly on what is not TCP. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	io->loop = loop;
 	io->fd = fd;
 	io->cb = cb;
