@@ -3,6 +3,14 @@
  * descriptors; rolls over to a new file when the local date changes; writes
  * each line with one write() on an O_APPEND descriptor so lines of different
  * threads and processes (petreld, petrelctl) never interleave.
+ *
+ * The log file gets every line at once: a line that is in the file when a
+ * client reads the reply it describes survives a crash of the process.
+ * The copy on stderr, when stderr is not a terminal (a pipe to a service
+ * manager, a file), is gathered and written every LOG_STDERR_FLUSH_MS,
+ * when LOG_STDERR_BUF is full, on log_reopen, log_deinit and exit: one
+ * write() for many lines instead of one more per line. A crash can lose
+ * the last fraction of a second of that copy, never of the files.
  */
 #include "lib/log.h"
 #include "lib/clock.h"
@@ -19,6 +27,8 @@
 #include <unistd.h>
 
 #define LOG_LINE_MAX 8192
+#define LOG_STDERR_BUF 65536
+#define LOG_STDERR_FLUSH_MS 100
 
 static const char *const log_names[LOG_FILE_COUNT] = {
 	[LOG_SMTP_IN] = "smtp-in", [LOG_SMTP_OUT] = "smtp-out",
@@ -33,11 +43,108 @@ static struct {
 	int to_stderr;
 	int fd[LOG_FILE_COUNT];
 	int day[LOG_FILE_COUNT]; /* yyyymmdd of the open file */
+	/* The gathered stderr copy (see the top of the file). */
+	int buffered;
+	char *ebuf;
+	size_t elen;
+	pthread_t flusher;
+	int flusher_running;
+	int stopping;
+	pthread_cond_t cond;
 } log_state = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.to_stderr = 1,
 	.fd = {-1, -1, -1, -1, -1, -1},
+	.cond = PTHREAD_COND_INITIALIZER,
 };
+
+/* Called with the lock held: writes out the gathered stderr lines. */
+static void log_stderr_flush(void)
+{
+	size_t off = 0;
+
+	while (off < log_state.elen) {
+		ssize_t n = write(STDERR_FILENO, log_state.ebuf + off,
+				  log_state.elen - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* nowhere to report it */
+		off += (size_t)n;
+	}
+	log_state.elen = 0;
+}
+
+static void *log_flusher_main(void *arg)
+{
+	pthread_mutex_lock(&log_state.lock);
+	while (!log_state.stopping) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += LOG_STDERR_FLUSH_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&log_state.cond, &log_state.lock, &ts);
+		log_stderr_flush();
+	}
+	pthread_mutex_unlock(&log_state.lock);
+	return NULL;
+}
+
+static void log_atexit(void)
+{
+	pthread_mutex_lock(&log_state.lock);
+	if (log_state.elen > 0)
+		log_stderr_flush();
+	pthread_mutex_unlock(&log_state.lock);
+}
+
+/* Called with the lock held: stops gathering, flushes, frees. */
+static void log_stderr_unbuffer(void)
+{
+	if (log_state.flusher_running) {
+		log_state.stopping = 1;
+		pthread_cond_broadcast(&log_state.cond);
+		pthread_mutex_unlock(&log_state.lock);
+		pthread_join(log_state.flusher, NULL);
+		pthread_mutex_lock(&log_state.lock);
+		log_state.flusher_running = 0;
+		log_state.stopping = 0;
+	}
+	if (log_state.elen > 0)
+		log_stderr_flush();
+	log_state.buffered = 0;
+	free(log_state.ebuf);
+	log_state.ebuf = NULL;
+}
+
+/* Called with the lock held: gathers the stderr copy when stderr is not a
+ * terminal. Falls back to a write per line when that cannot be set up. */
+static void log_stderr_buffer(void)
+{
+	static int atexit_done;
+
+	if (log_state.buffered || isatty(STDERR_FILENO))
+		return;
+	log_state.ebuf = malloc(LOG_STDERR_BUF);
+	if (log_state.ebuf == NULL)
+		return;
+	log_state.elen = 0;
+	log_state.stopping = 0;
+	if (pthread_create(&log_state.flusher, NULL, log_flusher_main, NULL) !=
+	    0) {
+		free(log_state.ebuf);
+		log_state.ebuf = NULL;
+		return;
+	}
+	log_state.flusher_running = 1;
+	log_state.buffered = 1;
+	if (!atexit_done && atexit(log_atexit) == 0)
+		atexit_done = 1;
+}
 
 const char *log_file_name(enum log_file f)
 {
@@ -81,6 +188,10 @@ int log_init(const char *log_dir, int to_stderr, const char **error_r)
 	/* Files open in a previous folder would keep being written. */
 	log_close_all();
 	log_state.to_stderr = to_stderr;
+	if (to_stderr)
+		log_stderr_buffer();
+	else if (log_state.buffered)
+		log_stderr_unbuffer();
 	log_state.have_dir = 0;
 	if (log_dir != NULL) {
 		n = snprintf(log_state.dir, sizeof(log_state.dir), "%s",
@@ -101,6 +212,8 @@ void log_reopen(void)
 {
 	pthread_mutex_lock(&log_state.lock);
 	log_close_all();
+	if (log_state.elen > 0)
+		log_stderr_flush();
 	pthread_mutex_unlock(&log_state.lock);
 }
 
@@ -108,6 +221,8 @@ void log_deinit(void)
 {
 	pthread_mutex_lock(&log_state.lock);
 	log_close_all();
+	if (log_state.buffered)
+		log_stderr_unbuffer();
 	log_state.have_dir = 0;
 	pthread_mutex_unlock(&log_state.lock);
 }
@@ -180,7 +295,16 @@ log_vwrite(enum log_file f, const char *session, const char *dir,
 			fprintf(stderr, "log write failed: %s\n",
 				strerror(errno));
 	}
-	if (log_state.to_stderr) {
+	if (log_state.to_stderr && log_state.buffered) {
+		size_t nlen = strlen(log_names[f]);
+
+		if (log_state.elen + nlen + 1 + len > LOG_STDERR_BUF)
+			log_stderr_flush();
+		memcpy(log_state.ebuf + log_state.elen, log_names[f], nlen);
+		log_state.ebuf[log_state.elen + nlen] = ' ';
+		memcpy(log_state.ebuf + log_state.elen + nlen + 1, line, len);
+		log_state.elen += nlen + 1 + len;
+	} else if (log_state.to_stderr) {
 		fprintf(stderr, "%s %.*s", log_names[f], (int)len, line);
 	}
 	pthread_mutex_unlock(&log_state.lock);
@@ -220,6 +344,7 @@ void fatal(const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	log_write(LOG_SYSTEM, "-", LOG_EVENT, "fatal: %s", text);
+	log_atexit();
 	if (!log_state.to_stderr)
 		fprintf(stderr, "fatal: %s\n", text);
 	exit(1);
