@@ -836,73 +836,120 @@ out:
 struct delivery_scan_state {
 	struct queue *q;
 	int64_t now;
-	char (*due)[QUEUE_ID_SIZE];
-	size_t n, cap;
-	int64_t earliest;
+	struct delivery_scan_result *r;
+	size_t cap, later_cap;
 	int active; /* listing active/: every id is due */
+	int failed; /* out of memory: the pass is incomplete */
 };
 
 static int delivery_scan_push(struct delivery_scan_state *st, const char *id)
 {
-	if (st->n == st->cap) {
+	struct delivery_scan_result *r = st->r;
+
+	if (r->ndue == st->cap) {
 		size_t cap = st->cap ? st->cap * 2 : 64;
-		void *p = realloc(st->due, cap * sizeof(*st->due));
+		void *p = realloc(r->due, cap * sizeof(*r->due));
 
 		if (p == NULL)
 			return -1;
-		st->due = p;
+		r->due = p;
 		st->cap = cap;
 	}
-	snprintf(st->due[st->n++], QUEUE_ID_SIZE, "%s", id);
+	snprintf(r->due[r->ndue++], QUEUE_ID_SIZE, "%s", id);
 	return 0;
 }
 
-static int delivery_scan_cb(void *ctx, const char *id)
+static int delivery_scan_later(struct delivery_scan_state *st, const char *id,
+			       int64_t at)
 {
-	struct delivery_scan_state *st = ctx;
+	struct delivery_scan_result *r = st->r;
+
+	if (r->nlater == st->later_cap) {
+		size_t cap = st->later_cap ? st->later_cap * 2 : 64;
+		void *p = realloc(r->later, cap * sizeof(*r->later));
+
+		if (p == NULL)
+			return -1;
+		r->later = p;
+		st->later_cap = cap;
+	}
+	r->later[r->nlater].at = at;
+	snprintf(r->later[r->nlater].id, QUEUE_ID_SIZE, "%s", id);
+	r->nlater++;
+	return 0;
+}
+
+/* One deferred message: into active/ when due, else into later. */
+static int delivery_scan_one(struct delivery_scan_state *st, const char *id)
+{
 	struct queue_envelope *env;
 	enum queue_name where;
 	const char *error;
+	int r = 0;
 
-	if (st->active)
-		return delivery_scan_push(st, id) < 0 ? 1 : 0;
 	if (queue_envelope_load(st->q, id, &where, &env, &error) != 1)
 		return 0;
 	if (where == QUEUE_DEFERRED) {
 		if (env->next_retry <= st->now) {
 			if (queue_move(st->q, id, QUEUE_ACTIVE, env->reason,
-				       &error) == 1 &&
-			    delivery_scan_push(st, id) < 0) {
-				queue_envelope_free(env);
-				return 1;
-			}
-		} else if (st->earliest == 0 ||
-			   env->next_retry < st->earliest) {
-			st->earliest = env->next_retry;
+				       &error) == 1)
+				r = delivery_scan_push(st, id);
+		} else {
+			r = delivery_scan_later(st, id, env->next_retry);
 		}
 	}
 	queue_envelope_free(env);
+	return r;
+}
+
+static int delivery_scan_cb(void *ctx, const char *id)
+{
+	struct delivery_scan_state *st = ctx;
+
+	if ((st->active ? delivery_scan_push(st, id)
+			: delivery_scan_one(st, id)) < 0) {
+		st->failed = 1;
+		return 1;
+	}
 	return 0;
 }
 
-int delivery_scan(struct queue *q, int64_t now, int active,
-		  char (**due_r)[QUEUE_ID_SIZE], size_t *ndue_r,
-		  int64_t *earliest_r, const char **error_r)
+int delivery_scan(struct queue *q, int64_t now, int all,
+		  const struct delivery_retry *candidates, size_t n,
+		  struct delivery_scan_result *r, const char **error_r)
 {
-	struct delivery_scan_state st = {.q = q, .now = now};
-	int r;
+	struct delivery_scan_state st = {.q = q, .now = now, .r = r};
+	int rc = 1;
 
-	r = queue_scan(q, QUEUE_DEFERRED, delivery_scan_cb, &st, error_r);
-	if (r > 0 && active) {
-		st.active = 1;
-		r = queue_scan(q, QUEUE_ACTIVE, delivery_scan_cb, &st, error_r);
+	memset(r, 0, sizeof(*r));
+	if (all) {
+		rc = queue_scan(q, QUEUE_DEFERRED, delivery_scan_cb, &st,
+				error_r);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			if (!queue_id_valid(candidates[i].id))
+				continue;
+			if (delivery_scan_one(&st, candidates[i].id) < 0) {
+				*error_r = "out of memory";
+				rc = -1;
+				break;
+			}
+		}
 	}
-	if (r < 0) {
-		free(st.due);
+	if (rc > 0 && !st.failed) {
+		st.active = 1;
+		rc = queue_scan(q, QUEUE_ACTIVE, delivery_scan_cb, &st,
+				error_r);
+	}
+	if (rc > 0 && st.failed) {
+		*error_r = "out of memory";
+		rc = -1;
+	}
+	if (rc < 0) {
+		free(r->due);
+		free(r->later);
+		memset(r, 0, sizeof(*r));
 		return -1;
 	}
-	*due_r = st.due;
-	*ndue_r = st.n;
-	*earliest_r = st.earliest;
 	return 1;
 }

@@ -106,14 +106,33 @@ int delivery_finish(const struct delivery_ctx *ctx, struct delivery_msg *m);
 /* Frees what delivery_prepare() left in m (not m). */
 void delivery_msg_clear(struct delivery_msg *m);
 
+/* A deferred message and its next retry time (the queue manager keeps
+ * them in memory, so that its passes read only what is due). */
+struct delivery_retry {
+	int64_t at; /* seconds since the epoch */
+	char id[QUEUE_ID_SIZE];
+};
+
+/* What one pass of the queue manager found. */
+struct delivery_scan_result {
+	char (*due)[QUEUE_ID_SIZE]; /* to deliver now; caller frees */
+	size_t ndue;
+	struct delivery_retry *later; /* deferred, not yet due; frees */
+	size_t nlater;
+};
+
 /*
- * Moves every deferred message whose retry time has come into active/
- * (their ids into *due_r, caller frees; *ndue_r), and with `active` also
- * lists the messages already in active/. *earliest_r gets the earliest
- * retry time still ahead (0: none). Returns 1 or -1. Blocking.
+ * One pass over the spool. With `all`, every envelope in deferred/ is
+ * read (at start): the due ones are moved into active/, the others listed
+ * in r->later. Otherwise only the n messages of `candidates` are looked at
+ * (their time came by the schedule in memory): those still in deferred/
+ * and due are moved into active/, those found deferred to a later time go
+ * to r->later; the rest (moved or removed meanwhile) are dropped. Then the
+ * ids in active/ (a listing, no envelope read) are added to r->due.
+ * Returns 1, or -1 on error (r is then empty). Blocking.
  */
-int delivery_scan(struct queue *q, int64_t now, int active,
-		  char (**due_r)[QUEUE_ID_SIZE], size_t *ndue_r,
-		  int64_t *earliest_r, const char **error_r);
+int delivery_scan(struct queue *q, int64_t now, int all,
+		  const struct delivery_retry *candidates, size_t n,
+		  struct delivery_scan_result *r, const char **error_r);
 
 #endif

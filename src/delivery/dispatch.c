@@ -6,9 +6,13 @@
  * remote recipients, grouped by domain, to remote.c, and at last to
  * delivery_finish() on a worker (statuses, bounces, warnings, deferral).
  * A message is never in two attempts at once: the live attempts are kept
- * here by id. The queues are scanned at the earliest retry time, every
- * minute, and on SIGUSR1 (petrelctl); a restart finds everything again in
- * the spool, which is the only record.
+ * here by id. The retry times of the deferred messages are kept here in
+ * a heap: read from every envelope once at start, then pushed at each
+ * deferral (nothing else puts a message into deferred/), so that a pass
+ * reads only the envelopes whose time has come, however many wait. A pass
+ * runs at the earliest retry time, every minute, and on SIGUSR1
+ * (petrelctl), and lists active/ too; a restart finds everything again in
+ * the spool, which is the only durable record.
  */
 #include "delivery/dispatch.h"
 
@@ -45,9 +49,10 @@ struct dispatch_msg {
 struct dispatch_scan {
 	struct delivery_dispatch *d;
 	int64_t now;
-	char (*due)[QUEUE_ID_SIZE];
-	size_t ndue;
-	int64_t earliest;
+	int all; /* read every deferred envelope (the first pass) */
+	struct delivery_retry *cands; /* due by the heap */
+	size_t ncands;
+	struct delivery_scan_result res;
 	int result;
 	char error[256];
 };
@@ -62,11 +67,74 @@ struct delivery_dispatch {
 	int64_t scan_at; /* ms (clock_now_ms) the timer is set for */
 	int scanning;
 	int scan_again;
+	/* Deferred messages by retry time (a min-heap); an entry may be
+	 * stale (the message moved or deferred again): the pass checks. */
+	struct delivery_retry *retries;
+	size_t nretries, retries_cap;
+	int loaded; /* the heap holds every deferred message */
 };
 
 static void dispatch_schedule(struct delivery_dispatch *d, int64_t at_ms);
 static void dispatch_add(struct delivery_dispatch *d, const char *id,
 			 int fresh);
+
+/* ---- the retry heap ---- */
+
+static void dispatch_retry_swap(struct delivery_retry *a,
+				struct delivery_retry *b)
+{
+	struct delivery_retry t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/* Adds id at time at. Without memory the heap is read again from the
+ * spool at the next pass. */
+static void dispatch_retry_push(struct delivery_dispatch *d, const char *id,
+				int64_t at)
+{
+	size_t i;
+
+	if (d->nretries == d->retries_cap) {
+		size_t cap = d->retries_cap ? d->retries_cap * 2 : 256;
+		void *p = realloc(d->retries, cap * sizeof(*d->retries));
+
+		if (p == NULL) {
+			d->loaded = 0;
+			return;
+		}
+		d->retries = p;
+		d->retries_cap = cap;
+	}
+	i = d->nretries++;
+	d->retries[i].at = at;
+	snprintf(d->retries[i].id, sizeof(d->retries[i].id), "%s", id);
+	while (i > 0 && d->retries[(i - 1) / 2].at > d->retries[i].at) {
+		dispatch_retry_swap(&d->retries[(i - 1) / 2], &d->retries[i]);
+		i = (i - 1) / 2;
+	}
+}
+
+static void dispatch_retry_pop(struct delivery_dispatch *d)
+{
+	size_t i = 0;
+
+	d->retries[0] = d->retries[--d->nretries];
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+
+		if (l < d->nretries && d->retries[l].at < d->retries[m].at)
+			m = l;
+		if (l + 1 < d->nretries &&
+		    d->retries[l + 1].at < d->retries[m].at)
+			m = l + 1;
+		if (m == i)
+			return;
+		dispatch_retry_swap(&d->retries[i], &d->retries[m]);
+		i = m;
+	}
+}
 
 static struct dispatch_msg *dispatch_find(struct delivery_dispatch *d,
 					  const char *id)
@@ -131,8 +199,10 @@ static void dispatch_finish_done(void *arg)
 	if (x->result < 0)
 		log_error("delivery of %s: %s", x->m.id, x->m.error);
 	memcpy(notices, x->m.notices, sizeof(notices));
-	if (x->m.next_retry > 0)
+	if (x->m.next_retry > 0) {
+		dispatch_retry_push(d, x->m.id, x->m.next_retry);
 		dispatch_schedule(d, x->m.next_retry * 1000);
+	}
 	dispatch_msg_free(x);
 	/* Bounces and warnings leave at once. */
 	for (size_t i = 0; i < n; i++)
@@ -325,8 +395,9 @@ static void dispatch_scan_work(void *thread_state, void *arg)
 	struct dispatch_scan *s = arg;
 	const char *err = NULL;
 
-	s->result = delivery_scan(s->d->env->queue, s->now, 1, &s->due,
-				  &s->ndue, &s->earliest, &err);
+	(void)thread_state;
+	s->result = delivery_scan(s->d->env->queue, s->now, s->all, s->cands,
+				  s->ncands, &s->res, &err);
 	if (s->result < 0)
 		snprintf(s->error, sizeof(s->error), "%s", err);
 }
@@ -338,19 +409,29 @@ static void dispatch_scan_done(void *arg)
 	size_t added = 0;
 
 	d->scanning = 0;
-	if (s->result < 0)
+	if (s->result < 0) {
 		log_error("queue scan: %s", s->error);
-	for (size_t i = 0; i < s->ndue && !d->stopped; i++) {
+		/* Tried again at the next pass. */
+		for (size_t i = 0; i < s->ncands; i++)
+			dispatch_retry_push(d, s->cands[i].id, s->cands[i].at);
+	} else if (s->all) {
+		d->loaded = 1;
+	}
+	for (size_t i = 0; i < s->res.nlater; i++)
+		dispatch_retry_push(d, s->res.later[i].id, s->res.later[i].at);
+	for (size_t i = 0; i < s->res.ndue && !d->stopped; i++) {
 		size_t before = d->nmsgs;
 
-		dispatch_add(d, s->due[i], 0);
+		dispatch_add(d, s->res.due[i], 0);
 		added += d->nmsgs > before;
 	}
 	if (added > 0)
 		log_info("queue scan: %zu message(s) picked up", added);
-	if (s->earliest > 0)
-		dispatch_schedule(d, s->earliest * 1000);
-	free(s->due);
+	if (d->nretries > 0)
+		dispatch_schedule(d, d->retries[0].at * 1000);
+	free(s->res.due);
+	free(s->res.later);
+	free(s->cands);
 	free(s);
 	if (d->scan_again && !d->stopped) {
 		d->scan_again = 0;
@@ -377,10 +458,36 @@ static void dispatch_scan_cb(void *arg)
 		return;
 	s->d = d;
 	s->now = clock_now();
+	if (!d->loaded) {
+		/* The first pass (or one after a lack of memory) reads every
+		 * deferred envelope; what the heap held is found again. */
+		s->all = 1;
+		d->nretries = 0;
+	} else {
+		size_t cap = 0;
+
+		while (d->nretries > 0 && d->retries[0].at <= s->now) {
+			if (s->ncands == cap) {
+				size_t c = cap ? cap * 2 : 64;
+				void *p = realloc(s->cands,
+						  c * sizeof(*s->cands));
+
+				if (p == NULL)
+					break; /* the rest at the next pass */
+				s->cands = p;
+				cap = c;
+			}
+			s->cands[s->ncands++] = d->retries[0];
+			dispatch_retry_pop(d);
+		}
+	}
 	d->scanning = 1;
 	if (io_workers_submit(d->env->delivery_workers, dispatch_scan_work,
 			      dispatch_scan_done, s) < 0) {
 		d->scanning = 0;
+		for (size_t i = 0; i < s->ncands; i++)
+			dispatch_retry_push(d, s->cands[i].id, s->cands[i].at);
+		free(s->cands);
 		free(s);
 	}
 }
@@ -461,5 +568,6 @@ void delivery_dispatch_free(struct delivery_dispatch *d)
 		dispatch_msg_free(d->msgs);
 	remote_free(d->remote);
 	io_timer_free(d->scan_timer);
+	free(d->retries);
 	free(d);
 }

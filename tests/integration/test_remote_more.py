@@ -132,3 +132,209 @@ def test_helo_only_server_gets_7bit(remote, sinks):
     assert seven_bit(m.raw) and m.mail_params == ""
     msg = email.message_from_bytes(m.data, policy=email.policy.default)
     assert text(msg) == "\u00e9t\u00e9"
+
+
+# --- the deferred queue's schedule -------------------------------------------
+
+class Inotify:
+    """The opens of files in one folder (Linux inotify through libc)."""
+    IN_OPEN = 0x20
+    IN_NONBLOCK = 0o4000
+
+    def __init__(self, path):
+        import ctypes
+        import os
+        self.os = os
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(self.IN_NONBLOCK)
+        assert self.fd >= 0
+        assert self.libc.inotify_add_watch(self.fd, str(path).encode(),
+                                           self.IN_OPEN) >= 0
+
+    def names(self):
+        import struct
+        out = []
+        while True:
+            try:
+                data = self.os.read(self.fd, 65536)
+            except BlockingIOError:
+                return out
+            off = 0
+            while off < len(data):
+                _, mask, _, n = struct.unpack_from("iIII", data, off)
+                name = data[off + 16:off + 16 + n].rstrip(b"\0").decode()
+                if name:
+                    out.append(name)
+                off += 16 + n
+
+    def close(self):
+        self.os.close(self.fd)
+
+
+def test_deferred_pass_reads_only_due_envelopes(remote, sinks):
+    """The retry times are kept in memory: a pass of the queue manager
+    (here one that petrelctl asks for) opens no envelope in deferred/
+    whose time has not come."""
+    s = sinks["127.0.0.2"]
+    s.greeting = "421 4.3.2 not now"
+    p = remote({"queue.retry_first": "600", "queue.retry_max": "600"})
+    waiting = [send(p, [f"w{i}@remote.test"], subject=f"w{i}")[0]
+               for i in range(3)]
+    kick, _ = send(p, ["k@remote.test"], subject="kick")
+    assert wait_for(lambda: len(queue(p, "deferred")) == 4)
+    p.ctl.ok("queue", "hold", kick)
+    log_before = p.log("smtp-out").count("connecting to")
+    watch = Inotify(p.data_dir / "queue" / "deferred")
+    try:
+        p.ctl.ok("queue", "release", kick)
+        # The pass ran (the released one was tried and deferred again).
+        assert wait_for(lambda: p.log("smtp-out").count("connecting to") >
+                        log_before)
+        # (Read from the log: petrelctl queue list opens every file.)
+        assert wait_for(lambda: re.search(
+            kick + r".*deferred: 1 recipient", p.log("system")))
+        opened = watch.names()
+    finally:
+        watch.close()
+    assert not set(opened) & set(waiting), opened
+    # And they are still tried when their time comes (retry now).
+    s.greeting = "220 ok"
+    p.ctl.ok("queue", "retry", *waiting)
+    assert len(s.wait(3, timeout=20)) == 3
+
+
+def test_deferred_retry_times_survive_restart_and_come_due(remote, sinks):
+    """After a restart the deferred queue is read once: a message keeps its
+    retry time and leaves when it comes, without a kick."""
+    s = sinks["127.0.0.2"]
+    s.greeting = "421 4.3.2 not now"
+    p = remote({"queue.retry_first": "4", "queue.retry_max": "4"})
+    qid, _ = send(p, ["x@remote.test"])
+    j = wait_for(lambda: queue(p, "deferred"))
+    assert j
+    at = j[0]["next_retry"]
+    p.kill9()
+    p.start()
+    [after] = queue(p, "deferred") or [None]
+    assert after is not None and after["next_retry"] == at
+    s.greeting = "220 ok"
+    assert len(s.wait(1, timeout=20)) == 1
+    assert time.time() >= at - 1
+    assert wait_for(lambda: empty(p))
+
+
+# --- restart in mid-queue ------------------------------------------------------
+
+def test_kill9_while_delivering_to_a_slow_server(remote, sinks):
+    """kill -9 while messages go out one at a time to a slow server: after
+    the restart each is delivered at least once (twice at worst, when the
+    kill fell between its dot and the server's reply), none is lost, and
+    a deferred message keeps its retry time."""
+    s = sinks["127.0.0.2"]
+    s.data_delay = 0.7
+    p = remote({"queue.max_per_destination": "1",
+                "queue.max_connections": "1",
+                "queue.retry_first": "600", "queue.retry_max": "600",
+                "queue.timeout_data_done": "30"})
+    tqid, _ = send(p, ["temp@remote.test"], subject="deferred one")
+    j = wait_for(lambda: [m for m in queue(p, "deferred")
+                          if m["id"] == tqid])
+    assert j
+    retry_at = j[0]["next_retry"]
+    subjects = [f"slow {i}" for i in range(6)]
+    for subj in subjects:
+        send(p, [f"{subj.replace(' ', '')}@remote.test"], subject=subj)
+    # Kill while the second message is on its way.
+    assert wait_for(lambda: len(s.messages) >= 1, timeout=20)
+    p.kill9()
+    got_before = len(s.messages)
+    assert got_before < len(subjects)  # the kill came mid-queue
+    left = [m for m in queue(p) if m["id"] != tqid]
+    assert left, "nothing was left to deliver after the kill"
+    s.data_delay = 0
+    p.start()
+    assert wait_for(lambda: [m["id"] for m in queue(p)] == [tqid],
+                    timeout=30), queue(p)
+
+    def subject(m):
+        return email.message_from_bytes(m.data)["Subject"]
+    seen = [subject(m) for m in s.messages]
+    for subj in subjects:
+        assert 1 <= seen.count(subj) <= 2, (subj, seen)
+    # At most the one under way at the kill came twice.
+    assert len(seen) <= len(subjects) + 1
+    [d] = queue(p, "deferred")
+    assert d["next_retry"] == retry_at
+
+
+# --- smarthost credentials -------------------------------------------------------
+
+def _all_logs(p):
+    out = b""
+    for f in sorted(p.log_dir.glob("*")):
+        if f.is_file():
+            out += f.read_bytes()
+    err = p.tmp / "petreld.stderr"
+    return out + (err.read_bytes() if err.exists() else b"")
+
+
+def test_smarthost_credentials_never_in_any_log(remote, sinks, tmp_path):
+    """Neither the password nor its base64 forms (AUTH PLAIN's blob, AUTH
+    LOGIN's answer) reach any log file or the daemon's stderr, for PLAIN,
+    LOGIN and a refusal."""
+    import base64
+    from sinks import make_cert
+    from test_remote import _tls_ctx
+    user, pw = "relayuser", "Zq8-pass phrase"
+    crt, key = make_cert(tmp_path, "relay.test")
+    s = sinks["127.0.0.4"]
+    s.tls = _tls_ctx(crt, key)
+    s.auth = {user: pw}
+    secret = tmp_path / "relay.auth"
+    secret.write_text(f"{user} {pw}\n")
+    secret.chmod(0o640)  # group-readable is fine (root:petrel)
+    p = remote(smarthost=f"127.0.0.4:{s.port}", smarthost_auth=str(secret))
+    send(p, ["a@remote.test"])
+    assert len(s.wait(1)) == 1
+    s.auth_mechs = "LOGIN"
+    send(p, ["b@remote.test"])
+    assert len(s.wait(2)) == 2 and all(m.auth == user for m in s.messages)
+    s.auth = {user: "changed"}
+    send(p, ["c@remote.test"])
+    assert wait_for(lambda: queue(p, "deferred"))
+    logs = _all_logs(p)
+    assert b"AUTH PLAIN (credentials hidden)" in logs, p.log("smtp-out")
+    for secret_form in (pw.encode(), base64.b64encode(pw.encode()),
+                        base64.b64encode(f"\0{user}\0{pw}".encode())):
+        assert secret_form not in logs, secret_form
+
+
+def test_smarthost_auth_file_refused_when_world_writable(remote, sinks,
+                                                        tmp_path):
+    secret = tmp_path / "relay.auth"
+    secret.write_text("petrel Xk7-secret-9\n")
+    secret.chmod(0o602)
+    p = remote(start=False, smarthost="127.0.0.4:25",
+               smarthost_auth=str(secret))
+    import pytest
+    with pytest.raises(AssertionError, match="others can not read"):
+        p.start()
+    p.proc = None
+    assert b"Xk7-secret-9" not in _all_logs(p)
+
+
+def test_smarthost_auth_file_refused_when_a_link(remote, sinks, tmp_path):
+    """A symbolic link is not followed (it could point anywhere)."""
+    import pytest
+    secret = tmp_path / "relay.auth"
+    secret.write_text("petrel Xk7-secret-9\n")
+    secret.chmod(0o600)
+    link = tmp_path / "link.auth"
+    link.symlink_to(secret)
+    p = remote(start=False, smarthost="127.0.0.4:25",
+               smarthost_auth=str(link))
+    with pytest.raises(AssertionError, match="smarthost_auth"):
+        p.start()
+    p.proc = None
+    # The error names the file, never its content.
+    assert b"Xk7-secret-9" not in _all_logs(p)
