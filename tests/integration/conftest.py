@@ -1,9 +1,12 @@
 """Shared fixtures: the build to test, a private data directory and config
 per test, petrelctl runner. The daemon fixture lives here too (see
 `petrel` below), so every test drives the real binaries on loopback."""
+import atexit
 import os
 import pathlib
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -93,6 +96,29 @@ def free_ports(n):
             s.close()
 
 
+_DEMO = None
+
+
+def _demo_data_dir():
+    """A data dir with the domain example.test, the accounts postmaster,
+    alice and bob (password Petrel.PASSWORD) and auth.fail_delay_ms 0
+    (tests run fast: no delay before 535 unless a test wants one)."""
+    global _DEMO
+    if _DEMO is None:
+        base = pathlib.Path(tempfile.mkdtemp(prefix="petrel-demo-"))
+        atexit.register(shutil.rmtree, base, True)
+        var = base / "var"
+        var.mkdir()
+        ctl = Ctl(write_config(base / "petrel.conf", var))
+        ctl.ok("domain", "add", "example.test")
+        for a in ("postmaster", "alice", "bob"):
+            ctl.ok("account", "add", f"{a}@example.test",
+                   input=Petrel.PASSWORD + "\n")
+        ctl.ok("set", "auth.fail_delay_ms", "0")
+        _DEMO = var
+    return _DEMO
+
+
 class Petrel:
     """A running petreld on free loopback ports, with its data directory,
     config and petrelctl. Started by the `petrel` fixture; settings can be
@@ -122,12 +148,9 @@ class Petrel:
         self.log_dir = self.data_dir / "log"
         self.proc = None
         self.stderr = None
-        self.ctl.ok("domain", "add", "example.test")
-        for a in ("postmaster", "alice", "bob"):
-            self.ctl.ok("account", "add", f"{a}@example.test",
-                        input=self.PASSWORD + "\n")
-        # Tests run fast: no delay before 535 unless a test wants one.
-        self.ctl.ok("set", "auth.fail_delay_ms", "0")
+        # The demo domain and accounts, made once per run (argon2id
+        # hashing is slow on purpose) and copied into each data dir.
+        shutil.copytree(_demo_data_dir(), self.data_dir, dirs_exist_ok=True)
         for k, v in (settings or {}).items():
             self.ctl.ok("set", k, v)
 
