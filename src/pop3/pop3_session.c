@@ -494,6 +494,8 @@ static void pop3_scan_done(struct pop3_session *s, struct pop3_job *j)
 	s->count = j->count;
 	for (size_t i = 0; i < s->count; i++)
 		total += s->msgs[i].size;
+	/* The IP's failure delays start again from the first. */
+	screen_auth_ok(s->env->screen, s->ip);
 	pop3_log(s, LOG_EVENT,
 		 "logged in as %s (%s): %zu messages, %llu octets", s->account,
 		 s->mech, s->count, (unsigned long long)total);

@@ -876,6 +876,8 @@ static void smtp_auth_done(void *arg)
 		smtp_session_log(s, LOG_EVENT, "authenticated as %s (%s)",
 				 s->auth, j->mech);
 		hijacking_login(s->env, s->auth, s->ip, clock_now_ms());
+		/* The IP's failure delays start again from the first. */
+		screen_auth_ok(s->env->screen, s->ip);
 		smtp_session_reply(s, "235 2.7.0 Authentication successful");
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 		io_resume(s->io);

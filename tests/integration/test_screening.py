@@ -327,3 +327,22 @@ def test_notify_after_tells_the_postmaster(petrel_factory):
     assert not [m for m in json.loads(p.ctl.ok("queue", "list", "deferred",
                                                json=True))
                 if "stranger" in json.dumps(m)]
+
+
+def test_good_login_restarts_the_delays(petrel_factory):
+    import time
+    p = screening_petrel(petrel_factory, **{"screening.auth_failures": "10",
+                                            "auth.fail_delay_ms": "500"})
+    ip = "127.0.0.60"
+
+    def timed(password):
+        t = time.monotonic()
+        code = auth_plain(p, ALICE, password, ip)
+        return code, time.monotonic() - t
+    assert timed("wrong-a")[0] == 535
+    code, took = timed("wrong-b")
+    assert code == 535 and took >= 0.9  # doubled
+    assert timed(PW)[0] == 235
+    code, took = timed("wrong-c")
+    # From the first delay again, not 2 s.
+    assert code == 535 and 0.4 <= took < 1.5
