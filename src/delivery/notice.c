@@ -22,23 +22,6 @@
 #define NOTICE_LINE_MAX 998	      /* RFC 5322 2.1.1 */
 #define NOTICE_WORD_IN 45 /* input octets per encoded word (60 out) */
 
-/* Appends s with control characters and DEL as spaces, at most max. */
-static int notice_clean(struct buf *out, const char *s, size_t max)
-{
-	size_t n = s != NULL ? strlen(s) : 0;
-
-	if (n > max)
-		n = max;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char ch = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-
-		if (buf_append(out, &ch, 1) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 static int notice_ascii(const char *s)
 {
 	for (; *s != '\0'; s++)
@@ -128,23 +111,23 @@ int notice_compose(const struct notice *n, const char *message_id,
 		rc |= buf_append_str(out, " ");
 	}
 	rc |= buf_append_str(out, "<");
-	rc |= notice_clean(out, n->from, DIRECTORY_ADDRESS_MAX);
+	rc |= buf_append_clean(out, n->from, DIRECTORY_ADDRESS_MAX);
 	rc |= buf_append_str(out, ">\r\nTo: ");
 	for (size_t i = 0; i < n->nto && i < NOTICE_TO_MAX; i++) {
 		rc |= buf_append_str(out, i > 0 ? ",\r\n <" : "<");
-		rc |= notice_clean(out, n->to[i], DIRECTORY_ADDRESS_MAX);
+		rc |= buf_append_clean(out, n->to[i], DIRECTORY_ADDRESS_MAX);
 		rc |= buf_append_str(out, ">");
 	}
 	rc |= buf_append_str(out, "\r\n");
 	if (n->reply_to != NULL && n->reply_to[0] != '\0') {
 		rc |= buf_append_str(out, "Reply-To: <");
-		rc |= notice_clean(out, n->reply_to, DIRECTORY_ADDRESS_MAX);
+		rc |= buf_append_clean(out, n->reply_to, DIRECTORY_ADDRESS_MAX);
 		rc |= buf_append_str(out, ">\r\n");
 	}
 	rc |= buf_append_str(out, "Subject: ");
 	rc |= notice_text(out, n->subject, 300);
 	rc |= buf_append_str(out, "\r\nMessage-ID: ");
-	rc |= notice_clean(out, message_id, 300);
+	rc |= buf_append_clean(out, message_id, 300);
 	rc |= buf_append_str(out, "\r\nAuto-Submitted: auto-generated\r\n"
 				  "MIME-Version: 1.0\r\n");
 	if (n->attach == NULL) {

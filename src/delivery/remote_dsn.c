@@ -31,24 +31,6 @@ void remote_dsn_date(int64_t t, char *out, size_t size)
 		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* Appends s cleaned: control characters and DEL become spaces, at most
- * max bytes. */
-static int remote_dsn_clean(struct buf *out, const char *s, size_t max)
-{
-	size_t n = s != NULL ? strlen(s) : 0;
-
-	if (n > max)
-		n = max;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char ch = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-
-		if (buf_append(out, &ch, 1) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* Appends the original headers: CRLF lines only, cut at a line end. */
 static int remote_dsn_headers(struct buf *out, const char *h, size_t len)
 {
@@ -86,9 +68,9 @@ int remote_dsn_compose(const struct remote_dsn *d, struct buf *out)
 	remote_dsn_date(d->now, date, sizeof(date));
 	remote_dsn_date(d->arrival, arrival, sizeof(arrival));
 	rc |= buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@");
-	rc |= remote_dsn_clean(out, d->hostname, 255);
+	rc |= buf_append_clean(out, d->hostname, 255);
 	rc |= buf_printf(out, ">\r\nTo: <");
-	rc |= remote_dsn_clean(out, d->to, 512);
+	rc |= buf_append_clean(out, d->to, 512);
 	rc |= buf_printf(out,
 			 ">\r\nSubject: %s\r\n"
 			 "Date: %s\r\n"
@@ -96,7 +78,7 @@ int remote_dsn_compose(const struct remote_dsn *d, struct buf *out)
 			 d->delayed ? "Delayed Mail (still being retried)"
 				    : "Undelivered Mail Returned to Sender",
 			 date);
-	rc |= remote_dsn_clean(out, d->message_id, 300);
+	rc |= buf_append_clean(out, d->message_id, 300);
 	rc |= buf_printf(out,
 			 "\r\nAuto-Submitted: auto-replied\r\n"
 			 "MIME-Version: 1.0\r\n"
@@ -112,7 +94,7 @@ int remote_dsn_compose(const struct remote_dsn *d, struct buf *out)
 			 "\r\n"
 			 "This is the mail system at host ",
 			 d->boundary, d->boundary);
-	rc |= remote_dsn_clean(out, d->hostname, 255);
+	rc |= buf_append_clean(out, d->hostname, 255);
 	rc |= buf_printf(out, ".\r\n\r\n");
 	if (d->delayed) {
 		remote_dsn_date(d->retry_until, when, sizeof(when));
@@ -135,9 +117,9 @@ int remote_dsn_compose(const struct remote_dsn *d, struct buf *out)
 		const struct remote_dsn_rcpt *r = &d->rcpts[i];
 
 		rc |= buf_printf(out, "<");
-		rc |= remote_dsn_clean(out, r->address, 512);
+		rc |= buf_append_clean(out, r->address, 512);
 		rc |= buf_printf(out, ">: ");
-		rc |= remote_dsn_clean(out, r->diagnostic, 900);
+		rc |= buf_append_clean(out, r->diagnostic, 900);
 		rc |= buf_printf(out, "\r\n\r\n");
 	}
 	rc |= buf_printf(out,
@@ -147,22 +129,22 @@ int remote_dsn_compose(const struct remote_dsn *d, struct buf *out)
 			 "\r\n"
 			 "Reporting-MTA: dns; ",
 			 d->boundary);
-	rc |= remote_dsn_clean(out, d->hostname, 255);
+	rc |= buf_append_clean(out, d->hostname, 255);
 	rc |= buf_printf(out, "\r\nX-Petrel-Queue-ID: ");
-	rc |= remote_dsn_clean(out, d->queue_id, 64);
+	rc |= buf_append_clean(out, d->queue_id, 64);
 	rc |= buf_printf(out, "\r\nArrival-Date: %s\r\n", arrival);
 	for (size_t i = 0; i < d->nrcpt; i++) {
 		const struct remote_dsn_rcpt *r = &d->rcpts[i];
 
 		rc |= buf_printf(out, "\r\nFinal-Recipient: rfc822; ");
-		rc |= remote_dsn_clean(out, r->address, 512);
+		rc |= buf_append_clean(out, r->address, 512);
 		rc |= buf_printf(out, "\r\nAction: %s\r\nStatus: ",
 				 d->delayed ? "delayed" : "failed");
-		rc |= remote_dsn_clean(out, r->status, 16);
+		rc |= buf_append_clean(out, r->status, 16);
 		rc |= buf_printf(out, "\r\n");
 		if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
 			rc |= buf_printf(out, "Remote-MTA: dns; ");
-			rc |= remote_dsn_clean(out, r->remote_mta, 255);
+			rc |= buf_append_clean(out, r->remote_mta, 255);
 			rc |= buf_printf(out, "\r\n");
 		}
 		if (r->diagnostic != NULL && r->diagnostic[0] != '\0') {
@@ -173,7 +155,7 @@ int remote_dsn_compose(const struct remote_dsn *d, struct buf *out)
 								 '\0'
 						 ? "smtp"
 						 : "x-petrel");
-			rc |= remote_dsn_clean(out, r->diagnostic, 900);
+			rc |= buf_append_clean(out, r->diagnostic, 900);
 			rc |= buf_printf(out, "\r\n");
 		}
 		if (r->last_attempt > 0) {

@@ -130,3 +130,19 @@ char *buf_steal(struct buf *b)
 	b->len = b->cap = 0;
 	return p;
 }
+
+int buf_append_clean(struct buf *b, const char *s, size_t max)
+{
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	if (n > max)
+		n = max;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char ch = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+
+		if (buf_append(b, &ch, 1) < 0)
+			return -1;
+	}
+	return 0;
+}

@@ -29,6 +29,10 @@ void buf_reset(struct buf *b);
 int buf_append(struct buf *b, const void *data, size_t len);
 /* Appends a NUL-terminated string. Returns 0 or -1 as buf_append(). */
 int buf_append_str(struct buf *b, const char *s);
+/* Appends at most max bytes of s (NULL: nothing), control characters and
+ * DEL as spaces: for a header value that must stay one line. Returns 0 or
+ * -1 as buf_append(). */
+int buf_append_clean(struct buf *b, const char *s, size_t max);
 /* Appends formatted text. Returns 0, or -1 if it does not fit (unchanged). */
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

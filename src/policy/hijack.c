@@ -19,8 +19,8 @@
 
 #include "directory/directory.h"
 #include "directory/settings.h"
+#include "filter/filter_mime.h"
 #include "lib/buf.h"
-#include "lib/header.h"
 
 #define HIJACK_BUCKETS 1024
 
@@ -505,103 +505,6 @@ int hijack_token_rcpt(const char *address, char token_r[HIJACK_TOKEN_LEN + 1],
 
 /* --- the reply's order --- */
 
-/* A header parameter's value (boundary=...), unquoted. */
-static void hijack_param(const char *v, const char *name, char *out,
-			 size_t size)
-{
-	size_t nl = strlen(name);
-
-	out[0] = '\0';
-	for (const char *p = v; *p != '\0'; p++) {
-		size_t n = 0;
-
-		if (strncasecmp(p, name, nl) != 0 || p[nl] != '=' ||
-		    (p != v && p[-1] != ';' && p[-1] != ' ' && p[-1] != '\t'))
-			continue;
-		p += nl + 1;
-		if (*p == '"') {
-			p++;
-			while (p[n] != '\0' && p[n] != '"')
-				n++;
-		} else {
-			while (p[n] != '\0' && p[n] != ';' && p[n] != ' ' &&
-			       p[n] != '\t')
-				n++;
-		}
-		if (n < size) {
-			memcpy(out, p, n);
-			out[n] = '\0';
-		}
-		return;
-	}
-}
-
-static int hijack_b64(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decodes the start of a part body (at most size - 1 bytes out). */
-static size_t hijack_decode(const char *p, size_t len, const char *cte,
-			    char *out, size_t size)
-{
-	size_t o = 0;
-
-	if (strcasecmp(cte, "base64") == 0) {
-		unsigned acc = 0;
-		int bits = 0;
-
-		for (size_t i = 0; i < len && o + 1 < size; i++) {
-			int v = hijack_b64((unsigned char)p[i]);
-
-			if (p[i] == '=')
-				break;
-			if (v < 0)
-				continue;
-			acc = (acc << 6) | (unsigned)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				out[o++] = (char)((acc >> bits) & 0xff);
-			}
-		}
-	} else if (strcasecmp(cte, "quoted-printable") == 0) {
-		for (size_t i = 0; i < len && o + 1 < size; i++) {
-			if (p[i] == '=' && i + 2 < len &&
-			    isxdigit((unsigned char)p[i + 1]) &&
-			    isxdigit((unsigned char)p[i + 2])) {
-				char hex[3] = {p[i + 1], p[i + 2], '\0'};
-
-				out[o++] = (char)strtol(hex, NULL, 16);
-				i += 2;
-			} else if (p[i] == '=' && i + 1 < len &&
-				   (p[i + 1] == '\r' || p[i + 1] == '\n')) {
-				i += p[i + 1] == '\r' && i + 2 < len &&
-						     p[i + 2] == '\n'
-					     ? 2
-					     : 1;
-			} else {
-				out[o++] = p[i];
-			}
-		}
-	} else {
-		o = len < size - 1 ? len : size - 1;
-		memcpy(out, p, o);
-	}
-	out[o] = '\0';
-	return o;
-}
-
 /* The first word of the first unquoted, non-empty line of text. */
 static int hijack_first_word(const char *text, char *word_r, size_t size)
 {
@@ -633,59 +536,24 @@ static int hijack_first_word(const char *text, char *word_r, size_t size)
 	return 0;
 }
 
+/* Enough of a reply to find its first line: the parts that hold it come
+ * first, and the walk stays on the loop. */
+#define HIJACK_REPLY_MAX (256 * 1024)
+
 int hijack_reply_word(const char *msg, size_t len, char *word_r, size_t size)
 {
-	char ctype[256] = "text/plain", cte[64] = "7bit", boundary[128];
-	char text[1024];
-	struct header_field f;
-	size_t pos = 0;
-	int depth = 0;
+	struct filter_mime m;
+	int r = 0;
 
-	for (;;) {
-		snprintf(ctype, sizeof(ctype), "text/plain");
-		snprintf(cte, sizeof(cte), "7bit");
-		while (header_next(msg, len, &pos, &f) == 1) {
-			if (header_is(&f, "Content-Type"))
-				header_unfold(&f, ctype, sizeof(ctype));
-			else if (header_is(&f, "Content-Transfer-Encoding"))
-				header_unfold(&f, cte, sizeof(cte));
-		}
-		if (strncasecmp(ctype, "multipart/", 10) == 0 && depth < 5) {
-			char delim[140];
-			const char *b;
-			size_t dl;
-
-			hijack_param(ctype, "boundary", boundary,
-				     sizeof(boundary));
-			if (boundary[0] == '\0')
-				break;
-			dl = (size_t)snprintf(delim, sizeof(delim), "--%s",
-					      boundary);
-			b = memmem(msg + pos, len - pos, delim, dl);
-			if (b == NULL)
-				break;
-			pos = (size_t)(b - msg) + dl;
-			/* To the end of the delimiter line. */
-			while (pos < len && msg[pos] != '\n')
-				pos++;
-			if (pos < len)
-				pos++;
-			depth++;
-			continue;
-		}
-		if (strncasecmp(ctype, "text/", 5) != 0)
-			break;
-		/* The part ends at the next boundary, if any: the first
-		 * line is all that matters. */
-		for (char *c = cte; *c != '\0'; c++)
-			if (*c == ';' || *c == ' ')
-				*c = '\0';
-		hijack_decode(msg + pos, len - pos > 4096 ? 4096 : len - pos,
-			      cte, text, sizeof(text));
-		return hijack_first_word(text, word_r, size);
-	}
 	word_r[0] = '\0';
-	return 0;
+	if (filter_mime_parse(msg,
+			      len > HIJACK_REPLY_MAX ? HIJACK_REPLY_MAX : len,
+			      &m) < 0)
+		return 0;
+	if (buf_append(&m.text, "", 1) == 0)
+		r = hijack_first_word(m.text.data, word_r, size);
+	filter_mime_deinit(&m);
+	return r;
 }
 
 /* --- the alert --- */
