@@ -307,7 +307,9 @@ def test_several_messages_one_connection(remote, sinks):
     # While one is sent, the others queue up (with room for a slow,
     # loaded machine to submit them).
     s.data_delay = 2.0
-    p = remote({"queue.max_per_destination": "1"})
+    # The reply to the dot comes after the delay: within the timeout.
+    p = remote({"queue.max_per_destination": "1",
+                "queue.timeout_data_done": "10"})
     for i in range(4):
         send(p, [f"r{i}@remote.test"], subject=f"m{i}")
     assert len(s.wait(4, timeout=40)) == 4

@@ -338,3 +338,67 @@ def test_smarthost_auth_file_refused_when_a_link(remote, sinks, tmp_path):
     p.proc = None
     # The error names the file, never its content.
     assert b"Xk7-secret-9" not in _all_logs(p)
+
+
+# --- routing and connection limits --------------------------------------------
+
+def test_recipients_grouped_by_domain(remote, sinks):
+    """One message to three domains: one transaction per domain, each to
+    its own MX, the recipients of a domain together."""
+    p = remote()
+    send(p, ["a@remote.test", "b@two.test", "c@remote.test", "d@nomx.test"])
+    [m2] = sinks["127.0.0.2"].wait(1)
+    [m3] = sinks["127.0.0.3"].wait(1)
+    [m5] = sinks["127.0.0.5"].wait(1)
+    assert sorted(m2.rcpts) == ["a@remote.test", "c@remote.test"]
+    assert m3.rcpts == ["b@two.test"]
+    assert m5.rcpts == ["d@nomx.test"]
+    assert wait_for(lambda: empty(p))
+
+
+def _count_concurrency(sink, peak):
+    """Wraps a sink's session handler to record the most sessions open at
+    once (in all, over every sink sharing `peak`)."""
+    import threading
+    lock = peak.setdefault("lock", threading.Lock())
+    orig = sink._session
+
+    def session(f):
+        with lock:
+            peak["now"] = peak.get("now", 0) + 1
+            peak["max"] = max(peak.get("max", 0), peak["now"])
+            peak.setdefault(sink.host, 0)
+            peak[sink.host] += 1
+            peak["max_" + sink.host] = max(peak.get("max_" + sink.host, 0),
+                                           peak[sink.host])
+        try:
+            return orig(f)
+        finally:
+            with lock:
+                peak["now"] -= 1
+                peak[sink.host] -= 1
+    sink._session = session
+
+
+def test_connection_limits_per_destination_and_in_all(remote, sinks):
+    peak = {}
+    for host in ("127.0.0.2", "127.0.0.3"):
+        sinks[host].data_delay = 0.4
+        _count_concurrency(sinks[host], peak)
+    p = remote({"queue.max_per_destination": "2",
+                "queue.max_messages_per_connection": "1"})
+    for i in range(6):
+        send(p, [f"r{i}@remote.test"], subject=f"m{i}")
+    assert len(sinks["127.0.0.2"].wait(6, timeout=30)) == 6
+    # Two at once to the destination, never more.
+    assert peak["max_127.0.0.2"] == 2
+    # In all: one connection for every destination together.
+    p.set("queue.max_connections", "1")
+    assert wait_for(lambda: peak["now"] == 0)
+    peak["max"] = 0
+    for i in range(3):
+        send(p, [f"s{i}@remote.test", f"t{i}@two.test"], subject=f"n{i}")
+    assert len(sinks["127.0.0.2"].wait(9, timeout=30)) == 9
+    assert len(sinks["127.0.0.3"].wait(3, timeout=30)) == 3
+    assert peak["max"] == 1
+    assert wait_for(lambda: empty(p))
