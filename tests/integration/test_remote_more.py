@@ -402,3 +402,23 @@ def test_connection_limits_per_destination_and_in_all(remote, sinks):
     assert len(sinks["127.0.0.3"].wait(3, timeout=30)) == 3
     assert peak["max"] == 1
     assert wait_for(lambda: empty(p))
+
+
+def test_no_report_to_the_null_sender(remote, sinks):
+    """A message from <> that is refused (5xx): no report to <> (RFC 5321
+    4.5.5); like a double bounce, it goes to the postmaster, once."""
+    import smtplib
+    # A trusted host may relay through the MX port (a bounce of its own).
+    p = remote({"trusted.hosts": "127.0.0.1"})
+    msg = (b"From: MAILER-DAEMON@relay.example\r\nTo: bad@remote.test\r\n"
+           b"Subject: from null\r\n\r\nx\r\n")
+    with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=30) as c:
+        c.sendmail("", ["bad@remote.test", "ok@remote.test"], msg)
+    [m] = sinks["127.0.0.2"].wait(1)
+    assert m.mail_from == "" and m.rcpts == ["ok@remote.test"]
+    [d] = bounces(p, box="postmaster@example.test")
+    assert "Final-Recipient: rfc822; bad@remote.test" in report(d)[1]
+    assert wait_for(lambda: empty(p))
+    time.sleep(1)
+    assert len(p.messages("postmaster@example.test", timeout=0)) == 1
+    assert len(sinks["127.0.0.2"].messages) == 1  # nothing sent to <>
