@@ -16,6 +16,7 @@
  */
 #include "delivery/dispatch.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ struct dispatch_msg {
 	struct remote_rcpt *rrcpts;
 	size_t njobs, jobs_left;
 	int result;
+	int finished; /* delivery_finish() ran too, on the same job */
 	struct dispatch_msg *prev, *next;
 };
 
@@ -60,7 +62,7 @@ struct dispatch_scan {
 struct delivery_dispatch {
 	struct env *env;
 	struct remote *remote;
-	int stopped;
+	atomic_int stopped;	   /* read by the workers too */
 	struct dispatch_msg *msgs; /* attempts under way */
 	size_t nmsgs;
 	struct io_timer *scan_timer;
@@ -324,6 +326,17 @@ static void dispatch_prepare_work(void *thread_state, void *arg)
 
 	dispatch_ctx(x, thread_state, &ctx);
 	x->result = delivery_prepare(&ctx, &x->m);
+	/* Nothing to send (local recipients only, the common case): the
+	 * attempt ends here, on this thread, without a turn through the
+	 * loop and back to a worker. */
+	if (x->m.next == DELIVERY_FINISH) {
+		if (x->result < 0)
+			log_error("delivery of %s: %s", x->m.id, x->m.error);
+		x->m.stopping = atomic_load(&x->d->stopped);
+		ctx.now = clock_now();
+		x->result = delivery_finish(&ctx, &x->m);
+		x->finished = 1;
+	}
 }
 
 static void dispatch_prepare_done(void *arg)
@@ -331,6 +344,10 @@ static void dispatch_prepare_done(void *arg)
 	struct dispatch_msg *x = arg;
 	struct delivery_dispatch *d = x->d;
 
+	if (x->finished) {
+		dispatch_finish_done(x);
+		return;
+	}
 	if (x->result < 0)
 		log_error("delivery of %s: %s", x->m.id, x->m.error);
 	switch (x->m.next) {
