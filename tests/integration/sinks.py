@@ -198,6 +198,7 @@ class SmtpSink:
         self.mail_reply = "250 2.1.0 Ok"
         self.data_reply = "250 2.0.0 Ok: queued"
         self.data_delay = 0  # seconds before the reply to the dot
+        self.on_quit = None  # called when QUIT comes, before the 221
         self.rcpt = self.default_rcpt
         self.tls = tls
         self.auth = None
@@ -357,6 +358,8 @@ class SmtpSink:
             elif verb == "NOOP":
                 f.send("250 2.0.0 Ok")
             elif verb == "QUIT":
+                if self.on_quit is not None:
+                    self.on_quit()
                 f.send("221 2.0.0 Bye")
                 return
             else:

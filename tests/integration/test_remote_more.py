@@ -362,9 +362,20 @@ def _count_concurrency(sink, peak):
     import threading
     lock = peak.setdefault("lock", threading.Lock())
     orig = sink._session
+    mine = threading.local()
+
+    def leave():
+        # A session ends for the client once it sent QUIT: the sink's
+        # thread may still be finishing when the next one is accepted.
+        with lock:
+            if getattr(mine, "open", False):
+                mine.open = False
+                peak["now"] -= 1
+                peak[sink.host] -= 1
 
     def session(f):
         with lock:
+            mine.open = True
             peak["now"] = peak.get("now", 0) + 1
             peak["max"] = max(peak.get("max", 0), peak["now"])
             peak.setdefault(sink.host, 0)
@@ -374,9 +385,8 @@ def _count_concurrency(sink, peak):
         try:
             return orig(f)
         finally:
-            with lock:
-                peak["now"] -= 1
-                peak[sink.host] -= 1
+            leave()
+    sink.on_quit = leave
     sink._session = session
 
 
