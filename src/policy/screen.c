@@ -48,6 +48,7 @@ struct screen_ip {
 	int64_t block_until; /* epoch seconds */
 	int offenses;
 	int unsaved; /* blocked here, not yet in the directory */
+	int stale;   /* blocks were reloaded meanwhile, without this one */
 	struct screen_ip *next;
 };
 
@@ -179,8 +180,10 @@ void screen_clear_blocks(struct screen *s)
 {
 	for (size_t i = 0; i < SCREEN_BUCKETS; i++)
 		for (struct screen_ip *e = s->ips[i]; e != NULL; e = e->next) {
-			if (e->unsaved)
+			if (e->unsaved) {
+				e->stale = 1;
 				continue;
+			}
 			e->block_until = 0;
 			e->offenses = 0;
 		}
@@ -197,12 +200,17 @@ void screen_load_block(struct screen *s, const char *key, int64_t until,
 	e->offenses = offenses;
 }
 
-void screen_block_saved(struct screen *s, const char *key)
+int screen_block_saved(struct screen *s, const char *key)
 {
 	struct screen_ip *e = screen_ip_get(s, key, 0);
+	int stale = 0;
 
-	if (e != NULL)
+	if (e != NULL) {
+		stale = e->stale;
 		e->unsaved = 0;
+		e->stale = 0;
+	}
+	return stale;
 }
 
 int screen_blocked(struct screen *s, const char *ip, int64_t now_ms,

@@ -36,7 +36,9 @@ void screen_clear_blocks(struct screen *s);
 void screen_load_block(struct screen *s, const char *key, int64_t until,
 		       int offenses);
 /* The block of key (screen_verdict.key) is in the directory now. */
-void screen_block_saved(struct screen *s, const char *key);
+/* Returns 1 when blocks were reloaded while it was unsaved: they may have
+ * changed in the directory since (an unblock), so reload them again. */
+int screen_block_saved(struct screen *s, const char *key);
 
 /* The services whose sessions are counted per IP, each against its own
  * <service>.max_sessions_per_ip as well as against the screening limits

@@ -22,6 +22,7 @@
 #define SCREENING_RECORD_DAYS 7
 
 struct screening_job {
+	struct env *env;
 	struct screen *screen;
 	char key[SCREEN_KEY_SIZE];
 	char reason[256];
@@ -50,8 +51,11 @@ static void screening_block_done(void *arg)
 {
 	struct screening_job *j = arg;
 
-	/* The directory has it (or never will): reloads read it there. */
-	screen_block_saved(j->screen, j->key);
+	/* The directory has it (or never will): reloads read it there. A
+	 * reload that kept it while unsaved may have missed an unblock
+	 * made since: read the blocks again. */
+	if (screen_block_saved(j->screen, j->key))
+		screening_reload(j->env);
 	free(j);
 }
 
@@ -184,6 +188,7 @@ int64_t screening_auth_failed(struct env *env, const char *service,
 		screen_block_saved(env->screen, v.key);
 		return v.delay_ms;
 	}
+	j->env = env;
 	j->screen = env->screen;
 	snprintf(j->key, sizeof(j->key), "%s", v.key);
 	snprintf(j->reason, sizeof(j->reason),
