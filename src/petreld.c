@@ -192,7 +192,8 @@ static void petreld_reload(void)
 	petreld.env.trust = policy_trust_new(s, petreld.env.dns);
 	screening_reload(&petreld.env);
 	hijacking_reload(&petreld.env);
-	log_info("directory changed: settings reloaded");
+	log_info("directory changed: settings reloaded (change %lld)",
+		 (long long)petreld.changes);
 }
 
 /*

@@ -207,14 +207,24 @@ class Petrel:
         return self.log("system").count("settings reloaded")
 
     def set(self, key, value):
-        """petrelctl set, then waits until the daemon has reloaded."""
+        """petrelctl set, then waits until the daemon has reloaded that
+        change (its log line names the directory's change counter; the
+        daemon's own writes, a block say, move it too, so a count of
+        reload lines would not do)."""
+        import re
+        import sqlite3
         import time
-        before = self.reloads()
         self.ctl.ok("set", key, value)
         if self.proc is None:
             return
+        db = sqlite3.connect(self.data_dir / "petrel.db")
+        try:
+            want = db.execute("SELECT n FROM changes").fetchone()[0]
+        finally:
+            db.close()
         deadline = time.monotonic() + 5
-        while self.reloads() == before:
+        while not any(int(n) >= want for n in re.findall(
+                r"settings reloaded \(change (\d+)\)", self.log("system"))):
             assert time.monotonic() < deadline, "settings not reloaded"
             time.sleep(0.02)
 
