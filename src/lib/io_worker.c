@@ -74,6 +74,7 @@ static void *io_worker_main(void *arg)
 
 	for (;;) {
 		struct io_job *j;
+		int wake;
 
 		pthread_mutex_lock(&w->lock);
 		while (w->todo.head == NULL && !w->stopping)
@@ -84,9 +85,13 @@ static void *io_worker_main(void *arg)
 			break;
 		j->work(state, j->arg);
 		pthread_mutex_lock(&w->lock);
+		/* The loop takes the whole list at each wakeup: a list that
+		 * was not empty has a wakeup coming already (jobs finishing
+		 * together, as a group commit's do, cost one). */
+		wake = w->finished.head == NULL;
 		io_job_push(&w->finished, j);
 		pthread_mutex_unlock(&w->lock);
-		if (write(w->efd, &one, sizeof(one)) < 0) {
+		if (wake && write(w->efd, &one, sizeof(one)) < 0) {
 			/* The counter cannot overflow here; nothing to do. */
 		}
 	}
