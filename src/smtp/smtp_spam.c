@@ -30,12 +30,13 @@
 #include "smtp/smtp_session_int.h"
 
 struct smtp_spam {
-	/* dnsbl.zones as the session started: results point into it. */
-	struct dnsbl_zone zones[DNSBL_ZONES_MAX];
+	/* dnsbl.zones as the session started: results point into it.
+	 * Both arrays are as long as the list (idle sessions stay small). */
+	struct dnsbl_zone *zones;
 	size_t nzones;
 	/* The client's IP, one result per zone. */
 	struct dnsbl_lookup *connect_q;
-	struct dnsbl_result results[DNSBL_ZONES_MAX];
+	struct dnsbl_result *results;
 	size_t nresults;
 	int exempt_logged; /* "listing ignored" said once */
 
@@ -62,6 +63,8 @@ void smtp_spam_free(struct smtp_session *s)
 	dnsbl_lookup_cancel(s->spam->connect_q);
 	dnsbl_lookup_cancel(s->spam->rcvd_q);
 	spamd_check_cancel(s->spam->spamd_q);
+	free(s->spam->zones);
+	free(s->spam->results);
 	free(s->spam);
 	s->spam = NULL;
 }
@@ -103,7 +106,11 @@ static void smtp_spam_connect_cb(const struct dnsbl_result *results, size_t n,
 	sp->connect_q = NULL;
 	if (n > DNSBL_ZONES_MAX)
 		n = DNSBL_ZONES_MAX;
-	memcpy(sp->results, results, n * sizeof(*results));
+	sp->results = n > 0 ? malloc(n * sizeof(*results)) : NULL;
+	if (sp->results == NULL)
+		n = 0;
+	else
+		memcpy(sp->results, results, n * sizeof(*results));
 	sp->nresults = n;
 	for (size_t i = 0; i < n; i++)
 		smtp_spam_log_result(s, sp->zones, &results[i]);
@@ -115,19 +122,32 @@ void smtp_spam_connect(struct smtp_session *s)
 	const struct settings *st = smtp_session_settings(s);
 	const char *list = settings_str(st, SETTING_DNSBL_ZONES), *err = NULL;
 	struct smtp_spam *sp;
+	struct dnsbl_zone *zones;
+	size_t n = 0;
 
 	if (list[0] == '\0' || s->env->dns == NULL)
 		return;
 	sp = smtp_spam_get(s);
 	if (sp == NULL)
 		return;
-	if (dnsbl_zones_parse(list, sp->zones, DNSBL_ZONES_MAX, &sp->nzones,
-			      &err) < 0) {
+	zones = malloc(DNSBL_ZONES_MAX * sizeof(*zones));
+	if (zones == NULL)
+		return;
+	if (dnsbl_zones_parse(list, zones, DNSBL_ZONES_MAX, &n, &err) < 0 ||
+	    n == 0) {
 		/* The settings table checked it; a stale value is skipped. */
-		log_warn("dnsbl.zones: %s", err);
-		sp->nzones = 0;
+		if (err != NULL)
+			log_warn("dnsbl.zones: %s", err);
+		free(zones);
 		return;
 	}
+	sp->zones = malloc(n * sizeof(*zones));
+	if (sp->zones != NULL)
+		memcpy(sp->zones, zones, n * sizeof(*zones));
+	free(zones);
+	if (sp->zones == NULL)
+		return;
+	sp->nzones = n;
 	sp->connect_q = dnsbl_lookup_start(
 		s->env->dns, s->env->loop, s->env->dnsbl_cache, sp->zones,
 		sp->nzones, &s->peer, 1, 0,
