@@ -44,6 +44,11 @@ def dns():
         "nullmx.test": [("MX", 0, ".")],
         "broken.test": [("SERVFAIL",)],
         "loop.test": [("MX", 10, "mx.example.test")],
+        # IPv6: an MX with only an AAAA record, and one with both.
+        "six.test": [("MX", 10, "mx6.six.test")],
+        "mx6.six.test": [("AAAA", "::1")],
+        "dual.test": [("MX", 10, "mx.dual.test")],
+        "mx.dual.test": [("AAAA", "::1"), ("A", "127.0.0.3")],
     })
     yield d
     d.close()
@@ -548,3 +553,20 @@ def test_double_bounce_goes_to_the_postmaster(remote, sinks):
     assert wait_for(lambda: empty(p))
     time.sleep(1)
     assert len(p.messages("postmaster@example.test", timeout=0)) == 1
+
+
+def test_ipv6_mx_by_aaaa_and_fallback_to_a(remote, sinks):
+    """RFC 5321 5.1: an MX host's AAAA address is tried too; when it does
+    not answer, its A address is next."""
+    six = SmtpSink("::1", sinks["127.0.0.2"].port)
+    try:
+        p = remote()
+        send(p, ["v6@six.test"], subject="over ipv6")
+        assert len(six.wait(1, timeout=20)) == 1
+        assert "[::1]" in p.log("smtp-out")
+        six.close()
+        # Nothing listens on ::1 now: the A address takes the message.
+        send(p, ["both@dual.test"], subject="dual")
+        assert len(sinks["127.0.0.3"].wait(1, timeout=30)) == 1
+    finally:
+        six.close()
