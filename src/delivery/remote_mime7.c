@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/addr.h"
+#include "lib/addrlist.h"
 #include "lib/buf.h"
 
 #define MIME7_SEG 998	    /* bytes of a line handled at a time */
@@ -263,6 +265,58 @@ static int mime7_unstructured(const char *name, size_t nlen)
 	       mime7_name_is(name, nlen, "content-description");
 }
 
+/* Address fields (RFC 5322 3.6.2, 3.6.3, 3.6.6): an 8-bit display name
+ * becomes encoded-words (RFC 2047 5 (3)) while the addresses stay as
+ * they are. */
+static int mime7_address_field(const char *name, size_t nlen)
+{
+	static const char *const names[] = {
+		"from",	     "sender",	  "reply-to",	 "to",
+		"cc",	     "bcc",	  "resent-from", "resent-sender",
+		"resent-to", "resent-cc", "resent-bcc",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (mime7_name_is(name, nlen, names[i]))
+			return 1;
+	return 0;
+}
+
+#define MIME7_ADDRS_MAX 64 /* addresses of one field we rewrite */
+
+/* The entries of an address field that can be written again in 7 bits:
+ * parsed, without groups, every address ASCII. Returns the count (list
+ * allocated, caller frees), or -1. */
+static int mime7_addresses(const char *v, const char *end,
+			   struct addrlist_entry **list_r)
+{
+	struct addrlist_entry *list = calloc(MIME7_ADDRS_MAX, sizeof(*list));
+	const char *err;
+	size_t n = 0;
+
+	*list_r = NULL;
+	while (end > v && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	if (list == NULL ||
+	    addrlist_parse(v, (size_t)(end - v), list, MIME7_ADDRS_MAX, &n,
+			   &err) < 0 ||
+	    n == 0) {
+		free(list);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].group[0] != '\0' ||
+		    mime7_is8(list[i].addr.local, strlen(list[i].addr.local)) ||
+		    mime7_is8(list[i].addr.domain,
+			      strlen(list[i].addr.domain))) {
+			free(list);
+			return -1;
+		}
+	}
+	*list_r = list;
+	return (int)n;
+}
+
 static int mime7_read_field(struct remote_mime7 *m, const char *name,
 			    size_t nlen, const char *field, size_t flen,
 			    void *ctx)
@@ -271,8 +325,14 @@ static int mime7_read_field(struct remote_mime7 *m, const char *name,
 	const char *v = field + nlen + 1, *end = field + flen;
 
 	if (m->info == NULL && mime7_is8(field, flen) &&
-	    (nlen == 0 || !mime7_unstructured(name, nlen)))
-		m->res.unconvertible = 1;
+	    (nlen == 0 || !mime7_unstructured(name, nlen))) {
+		struct addrlist_entry *list = NULL;
+
+		if (nlen == 0 || !mime7_address_field(name, nlen) ||
+		    mime7_addresses(v, end, &list) < 0)
+			m->res.unconvertible = 1;
+		free(list);
+	}
 	if (nlen == 0)
 		return 0;
 	if (mime7_name_is(name, nlen, "content-type")) {
@@ -311,15 +371,15 @@ static int mime7_base64(struct buf *out, const unsigned char *p, size_t n)
 	return 0;
 }
 
+static int mime7_words(struct buf *out, const unsigned char *text, size_t n);
+
 /* "Subject: =?utf-8?B?...?=" (RFC 2047 2, 5 (1)): the unfolded text in
  * words that never split a UTF-8 character, one per folded line. */
 static int mime7_encode_field(struct buf *out, const char *name, size_t nlen,
 			      const char *v, const char *end)
 {
 	unsigned char text[MIME7_HDR_MAX];
-	size_t n = 0, i = 0;
-	int need = 0;
-	const char *charset;
+	size_t n = 0;
 
 	v = mime7_skip_ws(v, end);
 	for (; v < end && n < sizeof(text); v++)
@@ -327,10 +387,22 @@ static int mime7_encode_field(struct buf *out, const char *name, size_t nlen,
 			text[n++] = (unsigned char)*v;
 	while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t'))
 		n--;
+	if (buf_append(out, name, nlen) < 0 || buf_append(out, ":", 1) < 0 ||
+	    mime7_words(out, text, n) < 0)
+		return -1;
+	return buf_append(out, "\r\n", 2);
+}
+
+/* Encoded-words of text, each after a space, a fold before each one
+ * after the first. */
+static int mime7_words(struct buf *out, const unsigned char *text, size_t n)
+{
+	const char *charset;
+	size_t i = 0;
+	int need = 0;
+
 	charset = mime7_utf8(&need, text, n) && need == 0 ? "utf-8"
 							  : "unknown-8bit";
-	if (buf_append(out, name, nlen) < 0 || buf_append(out, ":", 1) < 0)
-		return -1;
 	while (i < n) {
 		size_t k = n - i < MIME7_WORD_BYTES ? n - i : MIME7_WORD_BYTES;
 
@@ -347,7 +419,50 @@ static int mime7_encode_field(struct buf *out, const char *name, size_t nlen,
 			return -1;
 		i += k;
 	}
-	return buf_append(out, "\r\n", 2);
+	return 0;
+}
+
+/* " \"text\"" with '"' and '\\' escaped (RFC 5322 3.2.4). */
+static int mime7_quoted(struct buf *out, const char *text)
+{
+	int rc = buf_append_str(out, " \"");
+
+	for (; *text != '\0'; text++) {
+		if (*text == '"' || *text == '\\')
+			rc |= buf_append(out, "\\", 1);
+		rc |= buf_append(out, text, 1);
+	}
+	return rc | buf_append(out, "\"", 1);
+}
+
+/* An address field again, in 7 bits: "Name: =?utf-8?B?...?= <a@b>,". */
+static int mime7_encode_addresses(struct buf *out, const char *name,
+				  size_t nlen, const char *v, const char *end)
+{
+	struct addrlist_entry *list;
+	int n = mime7_addresses(v, end, &list), rc = 0;
+
+	if (n < 0)
+		return -1; /* read_field found it convertible: cannot be */
+	rc |= buf_append(out, name, nlen);
+	rc |= buf_append(out, ":", 1);
+	for (int i = 0; i < n && rc == 0; i++) {
+		char a[ADDR_FORMAT_SIZE];
+		const unsigned char *d = (const unsigned char *)list[i].display;
+
+		addr_format(&list[i].addr, a, sizeof(a));
+		if (i > 0)
+			rc |= buf_append_str(out, ",\r\n");
+		if (d[0] == '\0')
+			rc |= buf_append_str(out, " ");
+		else if (!mime7_is8(list[i].display, strlen(list[i].display)))
+			rc |= mime7_quoted(out, list[i].display);
+		else
+			rc |= mime7_words(out, d, strlen(list[i].display));
+		rc |= buf_printf(out, "%s<%s>", d[0] != '\0' ? " " : "", a);
+	}
+	free(list);
+	return rc | buf_append(out, "\r\n", 2);
 }
 
 struct mime7_emit {
@@ -370,6 +485,10 @@ static int mime7_write_field(struct remote_mime7 *m, const char *name,
 	    mime7_unstructured(name, nlen))
 		return mime7_encode_field(e->out, field, nlen, field + nlen + 1,
 					  field + flen);
+	if (nlen > 0 && mime7_is8(field, flen) &&
+	    mime7_address_field(name, nlen))
+		return mime7_encode_addresses(e->out, field, nlen,
+					      field + nlen + 1, field + flen);
 	return buf_append(e->out, field, flen);
 }
 

@@ -432,3 +432,24 @@ def test_no_report_to_the_null_sender(remote, sinks):
     time.sleep(1)
     assert len(p.messages("postmaster@example.test", timeout=0)) == 1
     assert len(sinks["127.0.0.2"].messages) == 1  # nothing sent to <>
+
+
+def test_eightbit_display_name_becomes_encoded_words(remote, sinks):
+    """A raw UTF-8 display name (RFC 6532) going to a server without
+    8BITMIME: the name is written as RFC 2047 words, the address kept."""
+    s = sinks["127.0.0.2"]
+    s.extensions = list(NO8)
+    p = remote()
+    msg = ("From: J\u00f6rg M\u00fcller <alice@example.test>\r\n"
+           "To: \u00c9mile <e@remote.test>, f@remote.test\r\n"
+           "Subject: hi\r\n\r\nhello\r\n").encode()
+    submit(p, sender="alice@example.test", rcpts=["e@remote.test"], msg=msg,
+           user="alice@example.test")
+    [m] = s.wait(1)
+    assert seven_bit(m.raw), m.raw
+    msg = email.message_from_bytes(m.data, policy=email.policy.default)
+    assert str(msg["From"]) == "J\u00f6rg M\u00fcller <alice@example.test>"
+    assert [a.addr_spec for a in msg["To"].addresses] == \
+        ["e@remote.test", "f@remote.test"]
+    assert msg["To"].addresses[0].display_name == "\u00c9mile"
+    assert wait_for(lambda: empty(p))

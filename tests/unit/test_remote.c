@@ -569,8 +569,20 @@ static const struct mime7_case mime7_cases[] = {
 	 "=?utf-8?B?"
 	 "w6nDqcOpw6nDqcOpw6nDqcOpw6nDqcOpw6nDqcOpw6nDqcOpw6nDqcOpw6k=?="
 	 "\r\n =?utf-8?B?w6k=?=\r\n\r\nx\r\n"},
-	{"8-bit From header can not be converted",
-	 "From: J\xc3\xa9r\xc3\xb4me <j@example.test>\r\n\r\nx\r\n", 1, NULL},
+	{"8-bit display names become encoded-words",
+	 "From: J\xc3\xa9r\xc3\xb4me <j@example.test>\r\n"
+	 "To: a@b.test, \"Q \\\"x\\\"\" <q@b.test>,\r\n"
+	 " \xc3\x9c <u@b.test>\r\n\r\nx\r\n",
+	 0,
+	 "From: =?utf-8?B?SsOpcsO0bWU=?= <j@example.test>\r\n"
+	 "To: <a@b.test>,\r\n \"Q \\\"x\\\"\" <q@b.test>,\r\n"
+	 " =?utf-8?B?w5w=?= <u@b.test>\r\n\r\nx\r\n"},
+	{"8-bit address can not be converted",
+	 "From: J <j\xc3\xa9@example.test>\r\n\r\nx\r\n", 1, NULL},
+	{"8-bit group can not be converted",
+	 "To: T\xc3\xa9" "am: a@b.test;\r\n\r\nx\r\n", 1, NULL},
+	{"8-bit in an unparsable From can not be converted",
+	 "From: J\xc3\xa9r\xc3\xb4me\r\n\r\nx\r\n", 1, NULL},
 	{"8-bit preamble can not be converted",
 	 "Content-Type: multipart/mixed; boundary=x\r\n\r\n\xc3\xa9\r\n--x\r\n"
 	 "\r\na\r\n--x--\r\n",
