@@ -580,7 +580,9 @@ static const struct mime7_case mime7_cases[] = {
 	{"8-bit address can not be converted",
 	 "From: J <j\xc3\xa9@example.test>\r\n\r\nx\r\n", 1, NULL},
 	{"8-bit group can not be converted",
-	 "To: T\xc3\xa9" "am: a@b.test;\r\n\r\nx\r\n", 1, NULL},
+	 "To: T\xc3\xa9"
+	 "am: a@b.test;\r\n\r\nx\r\n",
+	 1, NULL},
 	{"8-bit in an unparsable From can not be converted",
 	 "From: J\xc3\xa9r\xc3\xb4me\r\n\r\nx\r\n", 1, NULL},
 	{"8-bit preamble can not be converted",
