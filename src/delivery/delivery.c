@@ -284,6 +284,7 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m)
 	char *head = NULL;
 	ssize_t hlen;
 	size_t hops, left = 0, failed = 0;
+	uint64_t body_offset = 0;
 	int r;
 
 	m->next = DELIVERY_DROP;
@@ -332,7 +333,7 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m)
 		log_write(LOG_SYSTEM, m->id, LOG_EVENT, "held: %s", why);
 		return 1;
 	}
-	r = queue_body_open(ctx->q, m->id, &m->body_fd, &(uint64_t){0},
+	r = queue_body_open(ctx->q, m->id, &m->body_fd, &body_offset,
 			    &m->body_len, &error);
 	if (r <= 0) {
 		if (r < 0)

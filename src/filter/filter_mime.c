@@ -603,9 +603,10 @@ static int filter_walk(struct filter_mime_walk *w, size_t start, size_t end,
 
 int filter_mime_parse(const char *msg, size_t len, struct filter_mime *m)
 {
-	struct filter_mime_walk w = {msg, len, m, 0};
+	struct filter_mime_walk w;
 
 	memset(m, 0, sizeof(*m));
+	w = (struct filter_mime_walk){msg, len, m, 0};
 	buf_init(&m->text, FILTER_MIME_TEXT_MAX);
 	if (filter_walk(&w, 0, len, 0, "text/plain") < 0) {
 		filter_mime_deinit(m);

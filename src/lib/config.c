@@ -399,7 +399,7 @@ int config_parse(struct config *cfg, const char *name, const char *text,
 		if (i == sizeof(config_keys) / sizeof(config_keys[0])) {
 			char safe[80];
 			size_t k;
-			for (k = 0; key[k] != '\0' && k < sizeof(safe) - 1; k++)
+			for (k = 0; k < sizeof(safe) - 1 && key[k] != '\0'; k++)
 				safe[k] = isprint((unsigned char)key[k])
 						  ? key[k]
 						  : '?';

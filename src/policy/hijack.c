@@ -118,7 +118,7 @@ int hijack_exempt(const char *list, const char *account)
 	size_t k;
 
 	/* Both sides lower-case: fnmatch's FNM_CASEFOLD is a GNU extension. */
-	for (k = 0; account[k] != '\0' && k < sizeof(acc) - 1; k++)
+	for (k = 0; k < sizeof(acc) - 1 && account[k] != '\0'; k++)
 		acc[k] = (char)tolower((unsigned char)account[k]);
 	acc[k] = '\0';
 

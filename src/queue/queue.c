@@ -447,6 +447,8 @@ static int queue_dir_sync(struct queue *q, struct queue_dsync *ds,
 	pthread_mutex_lock(&ds->lock);
 	me.seq = ++ds->changes;
 	me.next = ds->waiters;
+	/* Taken off the list (under the lock) before this returns. */
+	// cppcheck-suppress autoVariables
 	ds->waiters = &me;
 	while (!me.done) {
 		struct queue_sync_waiter **p;
