@@ -25,9 +25,8 @@
 #include "lib/log.h"
 #include "queue/queue.h"
 
-#define HIJACKING_FROZEN_MAX 256    /* accounts frozen since the start */
-#define HIJACKING_PRUNE_MS 60000    /* how often old rows are forgotten */
-#define HIJACKING_KEEP_MS 604800000 /* rows kept: the longest window */
+#define HIJACKING_FROZEN_MAX 256 /* accounts frozen since the start */
+#define HIJACKING_PRUNE_MS 60000 /* how often old rows are forgotten */
 
 struct hijacking_login {
 	char account[DIRECTORY_ADDRESS_MAX + 1];
@@ -199,7 +198,10 @@ void hijacking_tick(struct env *env, int64_t now_ms)
 		hijack_limits_get(env->settings, &lim);
 		hijack_expire(hj->h, now_ms, lim.window_ms);
 		hj->last_prune = now_ms;
-		hj->batch.prune_before = now_ms - HIJACKING_KEEP_MS;
+		/* Rows older than the window as it is set now: a login per
+		 * session must not pile up for a week. A window made longer
+		 * later fills from then on. */
+		hj->batch.prune_before = now_ms - lim.window_ms;
 	}
 	if (hj->batch.nsends == 0 && hj->batch.nlogins == 0 && !prune)
 		return;
