@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "delivery/notice.h"
 #include "directory/directory.h"
 #include "directory/settings.h"
@@ -203,6 +205,35 @@ int64_t screening_auth_failed(struct env *env, const char *service,
 		free(j);
 	}
 	return v.delay_ms;
+}
+
+int screening_login_check(struct env_thread *t, const struct screen *screen,
+			  const char *user, char *pass, size_t pass_size,
+			  const char *ip, int64_t now,
+			  struct directory_account *account_r,
+			  const char **reason_r,
+			  unsigned char fp_r[SCREEN_FP_SIZE])
+{
+	const char *err = NULL;
+	int r = -1;
+
+	*reason_r = "unknown";
+	if (t != NULL && t->dir != NULL) {
+		r = directory_account_verify(t->dir, user, pass, strlen(pass),
+					     account_r, reason_r, &err);
+		if (r == 1)
+			directory_account_touch_login(
+				t->dir, account_r->address, now, &err);
+		else if (r == 0)
+			directory_security_event_add(t->dir, now,
+						     "auth-failure", user, ip,
+						     *reason_r, &err);
+	}
+	/* Screening counts a password retried as one failure. */
+	if (r != 1)
+		screen_fingerprint(screen, user, pass, strlen(pass), fp_r);
+	sodium_memzero(pass, pass_size);
+	return r;
 }
 
 static void screening_load_cb(const struct directory_block *b, void *ctx)

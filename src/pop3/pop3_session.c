@@ -563,28 +563,9 @@ static void pop3_auth_reply_cb(void *arg)
 
 static void pop3_auth_work(struct env_thread *t, struct pop3_job *j)
 {
-	const char *err = NULL;
-
-	j->reason = "unknown";
-	if (t == NULL || t->dir == NULL) {
-		j->result = -1;
-	} else {
-		j->result = directory_account_verify(
-			t->dir, j->user, j->pass, strlen(j->pass), &j->account,
-			&j->reason, &err);
-		if (j->result == 1)
-			directory_account_touch_login(
-				t->dir, j->account.address, j->now, &err);
-		else if (j->result == 0)
-			directory_security_event_add(t->dir, j->now,
-						     "auth-failure", j->user,
-						     j->ip, j->reason, &err);
-	}
-	/* Screening counts a password retried as one failure. */
-	if (j->result != 1)
-		screen_fingerprint(j->screen, j->user, j->pass, strlen(j->pass),
-				   j->fp);
-	sodium_memzero(j->pass, sizeof(j->pass));
+	j->result = screening_login_check(t, j->screen, j->user, j->pass,
+					  sizeof(j->pass), j->ip, j->now,
+					  &j->account, &j->reason, j->fp);
 }
 
 static void pop3_auth_done(struct pop3_session *s, struct pop3_job *j)
