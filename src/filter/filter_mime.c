@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/codec.h"
 #include "lib/addrlist.h"
 #include "lib/header.h"
 
@@ -29,21 +30,6 @@ struct filter_mime_walk {
 
 /* --- decoders --- */
 
-static int filter_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 int filter_mime_base64(const char *in, size_t len, struct buf *out)
 {
 	unsigned acc = 0;
@@ -52,7 +38,7 @@ int filter_mime_base64(const char *in, size_t len, struct buf *out)
 	size_t n = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		int v = filter_b64_value((unsigned char)in[i]);
+		int v = codec_base64_value((unsigned char)in[i]);
 
 		if (in[i] == '=')
 			break;
@@ -71,17 +57,6 @@ int filter_mime_base64(const char *in, size_t len, struct buf *out)
 		}
 	}
 	return buf_append(out, chunk, n);
-}
-
-static int filter_hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
 }
 
 int filter_mime_qp(const char *in, size_t len, struct buf *out)
@@ -106,9 +81,9 @@ int filter_mime_qp(const char *in, size_t len, struct buf *out)
 			   in[i + 2] == '\n') {
 			i += 3;
 		} else if (i + 2 < len &&
-			   (h1 = filter_hexval((unsigned char)in[i + 1])) >=
+			   (h1 = codec_hex_value((unsigned char)in[i + 1])) >=
 				   0 &&
-			   (h2 = filter_hexval((unsigned char)in[i + 2])) >=
+			   (h2 = codec_hex_value((unsigned char)in[i + 2])) >=
 				   0) {
 			char c = (char)(h1 * 16 + h2);
 			if (buf_append(out, &c, 1) < 0)
@@ -357,10 +332,10 @@ static int filter_param(const char *v, const char *attr, char *out, size_t size)
 				char c = *p;
 
 				if (ext[i] && *p == '%' &&
-				    (h1 = filter_hexval((unsigned char)p[1])) >=
-					    0 &&
-				    (h2 = filter_hexval((unsigned char)p[2])) >=
-					    0) {
+				    (h1 = codec_hex_value(
+					     (unsigned char)p[1])) >= 0 &&
+				    (h2 = codec_hex_value(
+					     (unsigned char)p[2])) >= 0) {
 					c = (char)(h1 * 16 + h2);
 					p += 2;
 				}

@@ -19,6 +19,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "lib/codec.h"
 #include "lib/addr.h"
 #include "lib/netlist.h"
 
@@ -60,16 +61,6 @@ static void filter_tokens_free(struct filter_parser *p)
 	for (size_t i = 0; i < p->ntok; i++)
 		free(p->tok[i].s);
 	p->ntok = 0;
-}
-
-static int filter_hex(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
 }
 
 /* Reads a quoted string at line[*i] (the opening quote) into a new token.
@@ -115,8 +106,8 @@ static int filter_read_quoted(struct filter_parser *p, const char *line,
 			else if (c == '"' || c == '\\')
 				out = (char)c;
 			else if (c == 'x' && k + 1 < n &&
-				 (h1 = filter_hex(line[k])) >= 0 &&
-				 (h2 = filter_hex(line[k + 1])) >= 0 &&
+				 (h1 = codec_hex_value(line[k])) >= 0 &&
+				 (h2 = codec_hex_value(line[k + 1])) >= 0 &&
 				 (h1 | h2) != 0) {
 				out = (char)(h1 * 16 + h2);
 				k += 2;

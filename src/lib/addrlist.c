@@ -71,6 +71,7 @@
  * written, and white space next to it is kept. UTF-8 sequences split
  * across adjacent words are joined back.
  */
+#include "lib/codec.h"
 #include "lib/addrlist.h"
 
 #include <string.h>
@@ -346,32 +347,6 @@ static enum addrlist_charset addrlist_charset(const struct addrlist_ew *ew)
 	return ADDRLIST_CS_OTHER;
 }
 
-static int addrlist_b64(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-static int addrlist_hex(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Whether the encoded text decodes: B (RFC 2047 4.1, padding may be
  * missing, never wrong) or Q (4.2, "=" and two hex digits). */
 static int addrlist_ew_valid(const struct addrlist_ew *ew)
@@ -385,8 +360,8 @@ static int addrlist_ew_valid(const struct addrlist_ew *ew)
 				continue;
 			if (i + 2 >= n)
 				return 0;
-			if (addrlist_hex(s[i + 1]) < 0 ||
-			    addrlist_hex(s[i + 2]) < 0)
+			if (codec_hex_value(s[i + 1]) < 0 ||
+			    codec_hex_value(s[i + 2]) < 0)
 				return 0;
 			i += 2;
 		}
@@ -395,7 +370,7 @@ static int addrlist_ew_valid(const struct addrlist_ew *ew)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '=')
 			pad++;
-		else if (pad > 0 || addrlist_b64(s[i]) < 0)
+		else if (pad > 0 || codec_base64_value(s[i]) < 0)
 			return 0;
 		else
 			data++;
@@ -462,9 +437,9 @@ static void addrlist_text_ew(struct addrlist_text *t,
 			if (b == '_') {
 				b = ' ';
 			} else if (b == '=') {
-				b = (unsigned char)(addrlist_hex(s[i + 1]) *
+				b = (unsigned char)(codec_hex_value(s[i + 1]) *
 							    16 +
-						    addrlist_hex(s[i + 2]));
+						    codec_hex_value(s[i + 2]));
 				i += 2;
 			}
 			addrlist_ew_out(t, cs, b);
@@ -474,7 +449,8 @@ static void addrlist_text_ew(struct addrlist_text *t,
 		int bits = 0;
 
 		for (size_t i = 0; i < n && s[i] != '='; i++) {
-			acc = ((acc << 6) | (unsigned long)addrlist_b64(s[i])) &
+			acc = ((acc << 6) |
+			       (unsigned long)codec_base64_value(s[i])) &
 			      0xffffff;
 			bits += 6;
 			if (bits >= 8) {

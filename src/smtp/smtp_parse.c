@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/codec.h"
 #include "lib/log.h"
 
 /* The longest parameter text echoed in a reply: enough to recognize it,
@@ -139,17 +140,6 @@ static int smtp_parse_size(const char *v, size_t n, int64_t *out)
 	return 0;
 }
 
-static int smtp_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /*
  * AUTH=<> or AUTH=xtext (RFC 4954 5, xtext of RFC 3461 4): the decoded text
  * must be a mailbox. Writes its normal form ("" for <>) into out.
@@ -173,8 +163,8 @@ static int smtp_parse_auth(const char *v, size_t n, char *out, size_t size)
 
 			if (i + 2 >= n)
 				return -1;
-			hi = smtp_hex(v[i + 1]);
-			lo = smtp_hex(v[i + 2]);
+			hi = codec_hex_value(v[i + 1]);
+			lo = codec_hex_value(v[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (unsigned char)(hi * 16 + lo);
