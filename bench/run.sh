@@ -22,6 +22,8 @@
 #   BENCH_TMP=DIR        where the servers' files go (default /var/tmp;
 #                        it must be on the disk being measured, not tmpfs)
 #   BENCH_KEEP=1         keep the temporary folder
+#   PETREL_LOOPS=N       petreld's event loops (config key loops; default:
+#                        one per core). bench/loops.sh sets it.
 set -euo pipefail
 
 usage() {
@@ -262,6 +264,9 @@ listen_pop3s = none
 listen_admin = none
 dns_server = 127.0.0.1:$DNS_PORT
 EOF
+if [ -n "${PETREL_LOOPS:-}" ]; then
+	echo "loops = $PETREL_LOOPS" >>"$P/petrel.conf"
+fi
 CTL=("$PETRELCTL" -c "$P/petrel.conf")
 "${CTL[@]}" domain add "$DOMAIN" >/dev/null
 head -c 24 /dev/urandom | base64 | "${CTL[@]}" account add "$RCPT" >/dev/null

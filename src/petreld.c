@@ -1,10 +1,21 @@
 /*
  * petreld: the daemon's wiring and nothing else: config, logs, directory,
- * spool, TLS, listeners, privilege drop, signals, the event loop and its
+ * spool, TLS, listeners, privilege drop, signals, the event loops and their
  * worker threads, and the settings snapshot that follows the database.
+ *
+ * One event loop per core (config key loops). Loop 0 is the main thread:
+ * signals, the settings and filter reloads, hijack detection's ticks, the
+ * queue manager and remote delivery. Every loop, loop 0 included, has its
+ * own sockets on the listening addresses (SO_REUSEPORT: the kernel spreads
+ * the connections) and serves the sessions it accepted, with its own
+ * directory handle, resolver and trusted hosts. The worker pools, the
+ * spool, the DNSBL cache, the screening and hijack state are shared, each
+ * safe from any loop (lib/env.h).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
@@ -44,11 +55,37 @@
 #define PETRELD_DNS_TIMEOUT_MS 2000 /* per try; callers bound the total */
 #define PETRELD_DNSBL_CACHE 4096    /* DNSBL answers kept */
 
-static struct {
-	struct config cfg;
+/* A loop after the first: its thread, its env, its servers. */
+struct petreld_loop {
 	struct env env;
+	pthread_t thread;
+	int running;
 	struct smtp_server *smtp;
 	struct pop3_server *pop3;
+	struct io_timer *exit_timer;
+};
+
+/* A settings snapshot on its way to the loops: the last to take it says
+ * so in the log (the tests wait for that line). */
+struct petreld_reload {
+	atomic_uint waiting;
+	int64_t change;
+};
+
+struct petreld_reload_msg {
+	struct petreld_loop *l;
+	struct settings *s;
+	struct petreld_reload *r;
+};
+
+static struct {
+	struct config cfg;
+	struct env env; /* loop 0's */
+	struct smtp_server *smtp;
+	struct pop3_server *pop3;
+	struct petreld_loop *loops; /* loops 1 .. nloops-1 */
+	unsigned nloops;
+	atomic_uint loops_running;
 	struct delivery_dispatch *dispatch;
 	struct io_timer *settings_timer;
 	struct io_timer *exit_timer;
@@ -176,6 +213,66 @@ static void petreld_thread_deinit(void *state)
 	free(t);
 }
 
+static void petreld_reload_done(struct petreld_reload *r)
+{
+	if (atomic_fetch_sub(&r->waiting, 1) != 1)
+		return;
+	log_info("directory changed: settings reloaded (change %lld)",
+		 (long long)r->change);
+	free(r);
+}
+
+/* On loop l: the new snapshot, and the trusted hosts built from it with
+ * the loop's own resolver. */
+static void petreld_reload_apply(void *arg)
+{
+	struct petreld_reload_msg *m = arg;
+	struct env *env = &m->l->env;
+
+	settings_unref(env->settings);
+	env->settings = m->s;
+	policy_trust_free(env->trust);
+	env->trust = policy_trust_new(m->s, env->dns);
+	petreld_reload_done(m->r);
+	free(m);
+}
+
+/* Hands snapshot s (applied on loop 0 already) to every other loop. */
+static void petreld_reload_send(struct settings *s)
+{
+	struct petreld_reload *r = malloc(sizeof(*r));
+
+	if (r == NULL) {
+		log_error("cannot reload settings: out of memory");
+		return;
+	}
+	atomic_init(&r->waiting, 1);
+	r->change = petreld.changes;
+	for (unsigned i = 1; i < petreld.nloops; i++) {
+		struct petreld_loop *l = &petreld.loops[i - 1];
+		struct petreld_reload_msg *m = malloc(sizeof(*m));
+
+		if (!l->running || m == NULL) {
+			free(m);
+			continue;
+		}
+		m->l = l;
+		m->s = s;
+		m->r = r;
+		settings_ref(s);
+		atomic_fetch_add(&r->waiting, 1);
+		if (io_loop_post(l->env.loop, petreld_reload_apply, m) < 0) {
+			atomic_fetch_sub(&r->waiting, 1);
+			settings_unref(s);
+			free(m);
+			log_error("cannot reload the settings of loop %u: "
+				  "out of memory",
+				  i);
+		}
+	}
+	petreld_reload_done(r);
+}
+
 /* A new settings snapshot and what depends on it. */
 static void petreld_reload(void)
 {
@@ -192,8 +289,7 @@ static void petreld_reload(void)
 	petreld.env.trust = policy_trust_new(s, petreld.env.dns);
 	screening_reload(&petreld.env);
 	hijacking_reload(&petreld.env);
-	log_info("directory changed: settings reloaded (change %lld)",
-		 (long long)petreld.changes);
+	petreld_reload_send(s);
 }
 
 /*
@@ -254,10 +350,39 @@ static void petreld_settings_cb(void *arg)
 	io_timer_add(petreld.settings_timer, PETRELD_SETTINGS_POLL_MS);
 }
 
+/* Loop l (not 0) stops once its sessions and its jobs are done. */
+static void petreld_loop_exit_cb(void *arg)
+{
+	struct petreld_loop *l = arg;
+
+	if ((l->smtp == NULL || smtp_server_sessions(l->smtp) == 0) &&
+	    (l->pop3 == NULL || pop3_server_sessions(l->pop3) == 0) &&
+	    io_loop_pending(l->env.loop) == 0) {
+		io_loop_exit(l->env.loop);
+		return;
+	}
+	io_timer_add(l->exit_timer, 50);
+}
+
+/* SIGTERM, on loop l's thread. */
+static void petreld_loop_shutdown(void *arg)
+{
+	struct petreld_loop *l = arg;
+
+	l->env.shutting_down = 1;
+	if (l->smtp != NULL)
+		smtp_server_shutdown(l->smtp, PETRELD_SHUTDOWN_GRACE_MS);
+	if (l->pop3 != NULL)
+		pop3_server_shutdown(l->pop3, PETRELD_SHUTDOWN_GRACE_MS);
+	io_timer_add(l->exit_timer, 0);
+}
+
 static void petreld_exit_cb(void *arg)
 {
 	if ((petreld.smtp == NULL || smtp_server_sessions(petreld.smtp) == 0) &&
 	    (petreld.pop3 == NULL || pop3_server_sessions(petreld.pop3) == 0) &&
+	    atomic_load(&petreld.loops_running) == 0 &&
+	    io_loop_pending(petreld.env.loop) == 0 &&
 	    io_workers_pending(petreld.env.workers) == 0 &&
 	    io_workers_pending(petreld.env.commit_workers) == 0 &&
 	    io_workers_pending(petreld.env.delivery_workers) == 0) {
@@ -289,12 +414,148 @@ static void petreld_signal_cb(int signo, void *arg)
 		smtp_server_shutdown(petreld.smtp, PETRELD_SHUTDOWN_GRACE_MS);
 	if (petreld.pop3 != NULL)
 		pop3_server_shutdown(petreld.pop3, PETRELD_SHUTDOWN_GRACE_MS);
+	for (unsigned i = 1; i < petreld.nloops; i++) {
+		struct petreld_loop *l = &petreld.loops[i - 1];
+
+		if (l->running &&
+		    io_loop_post(l->env.loop, petreld_loop_shutdown, l) < 0)
+			fatal("cannot stop loop %u: out of memory", i);
+	}
 	io_timer_add(petreld.exit_timer, 0);
 }
 
 static void petreld_message_queued(struct env *env, const char *id)
 {
 	delivery_dispatch_add(petreld.dispatch, id);
+}
+
+static void petreld_message_queued_cb(void *arg)
+{
+	delivery_dispatch_add(petreld.dispatch, arg);
+	free(arg);
+}
+
+/* From another loop: the queue manager is loop 0's. */
+static void petreld_message_queued_post(struct env *env, const char *id)
+{
+	char *copy = strdup(id);
+
+	if (copy == NULL || io_loop_post(petreld.env.loop,
+					 petreld_message_queued_cb, copy) < 0) {
+		/* It is in active/: the next start, or a rescan (SIGUSR1,
+		 * petrelctl queue retry), delivers it. */
+		log_error("queue: %s: out of memory, delivery waits for a "
+			  "rescan",
+			  id);
+		free(copy);
+	}
+}
+
+/* Loop i's env, resolver, caches and listeners (before the privileges
+ * are dropped: the ports may be privileged). */
+static void petreld_loop_new(unsigned i)
+{
+	struct petreld_loop *l = &petreld.loops[i - 1];
+	struct env *env = &l->env;
+	const char *err;
+
+	*env = petreld.env;
+	env->loop_index = i;
+	env->loop = io_loop_new();
+	if (env->loop == NULL)
+		fatal("cannot create event loop %u", i);
+	env->dir = directory_open(petreld.db_path, &err);
+	if (env->dir == NULL)
+		fatal("directory %s: %s", petreld.db_path, err);
+	settings_ref(env->settings);
+	env->dns = dns_new(env->loop, petreld.cfg.dns_server,
+			   PETRELD_DNS_TIMEOUT_MS, 2, &err);
+	if (env->dns == NULL)
+		fatal("resolver: %s", err);
+	env->trust = policy_trust_new(env->settings, env->dns);
+	l->exit_timer = io_timer_new(env->loop, petreld_loop_exit_cb, l);
+	if (l->exit_timer == NULL)
+		fatal("out of memory");
+	env->message_queued = petreld_message_queued_post;
+	l->smtp = smtp_server_new(env, petreld.smtp, &err);
+	if (l->smtp == NULL)
+		fatal("%s", err);
+	l->pop3 = pop3_server_new(env, petreld.pop3, &err);
+	if (l->pop3 == NULL)
+		fatal("%s", err);
+}
+
+static void *petreld_loop_main(void *arg)
+{
+	struct petreld_loop *l = arg;
+	struct env *env = &l->env;
+	char name[16];
+
+	/* For top -H and /proc/PID/task/TID/comm. */
+	snprintf(name, sizeof(name), "petreld-loop%u", env->loop_index);
+	pthread_setname_np(pthread_self(), name);
+	io_loop_run(env->loop);
+	/* What belongs to this thread goes with it; the loop itself (and
+	 * what may still be posted to it) is freed by main. */
+	smtp_server_free(l->smtp);
+	pop3_server_free(l->pop3);
+	l->smtp = NULL;
+	l->pop3 = NULL;
+	io_timer_free(l->exit_timer);
+	l->exit_timer = NULL;
+	policy_trust_free(env->trust);
+	env->trust = NULL;
+	dns_free(env->dns);
+	env->dns = NULL;
+	atomic_fetch_sub(&petreld.loops_running, 1);
+	return NULL;
+}
+
+/* Starts loops 1 .. nloops-1, with the signals blocked: they are loop
+ * 0's. */
+static void petreld_loops_start(void)
+{
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned i = 1; i < petreld.nloops; i++) {
+		struct petreld_loop *l = &petreld.loops[i - 1];
+
+		/* The pools exist now. */
+		l->env.workers = petreld.env.workers;
+		l->env.commit_workers = petreld.env.commit_workers;
+		l->env.delivery_workers = petreld.env.delivery_workers;
+		atomic_fetch_add(&petreld.loops_running, 1);
+		if (pthread_create(&l->thread, NULL, petreld_loop_main, l) != 0)
+			fatal("cannot start event loop %u", i);
+		l->running = 1;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* After every loop stopped: what their completions and posts left. */
+static void petreld_loops_free(void)
+{
+	for (unsigned i = 1; i < petreld.nloops; i++) {
+		struct petreld_loop *l = &petreld.loops[i - 1];
+		struct env *env = &l->env;
+
+		if (l->running)
+			pthread_join(l->thread, NULL);
+		l->running = 0;
+		io_loop_drain(env->loop);
+		smtp_server_free(l->smtp);
+		pop3_server_free(l->pop3);
+		io_timer_free(l->exit_timer);
+		policy_trust_free(env->trust);
+		dns_free(env->dns);
+		settings_unref(env->settings);
+		directory_close(env->dir);
+		io_loop_free(env->loop);
+	}
+	free(petreld.loops);
+	petreld.loops = NULL;
 }
 
 static void petreld_tls(const struct config *cfg)
@@ -404,12 +665,19 @@ int main(int argc, char **argv)
 	screening_reload(&petreld.env);
 	if (hijacking_start(&petreld.env, &err) < 0)
 		fatal("hijack detection: %s", err);
-	petreld.smtp = smtp_server_new(&petreld.env, &err);
+	petreld.env.message_queued = petreld_message_queued;
+	petreld.smtp = smtp_server_new(&petreld.env, NULL, &err);
 	if (petreld.smtp == NULL)
 		fatal("%s", err);
-	petreld.pop3 = pop3_server_new(&petreld.env, &err);
+	petreld.pop3 = pop3_server_new(&petreld.env, NULL, &err);
 	if (petreld.pop3 == NULL)
 		fatal("%s", err);
+	petreld.nloops = (unsigned)cfg->loops;
+	petreld.loops = calloc(petreld.nloops, sizeof(*petreld.loops));
+	if (petreld.loops == NULL)
+		fatal("out of memory");
+	for (unsigned i = 1; i < petreld.nloops; i++)
+		petreld_loop_new(i);
 	petreld_drop_privileges(cfg);
 
 	petreld.env.workers = io_workers_new(petreld.env.loop, cfg->workers,
@@ -427,7 +695,6 @@ int main(int argc, char **argv)
 		petreld_thread_deinit, NULL, &err);
 	if (petreld.env.delivery_workers == NULL)
 		fatal("%s", err);
-	petreld.env.message_queued = petreld_message_queued;
 	petreld.dispatch = delivery_dispatch_new(&petreld.env, &err);
 	if (petreld.dispatch == NULL)
 		fatal("delivery: %s", err);
@@ -448,12 +715,15 @@ int main(int argc, char **argv)
 				NULL);
 	sigs[3] = io_signal_new(petreld.env.loop, SIGUSR1, petreld_signal_cb,
 				NULL);
-	log_info("petreld ready");
+	petreld_loops_start();
+	log_info("petreld ready (%u event loop%s)", petreld.nloops,
+		 petreld.nloops == 1 ? "" : "s");
 	io_loop_run(petreld.env.loop);
 
 	log_info("petreld stopped");
 	for (int i = 0; i < 4; i++)
 		io_signal_free(sigs[i]);
+	petreld_loops_free();
 	smtp_server_free(petreld.smtp);
 	pop3_server_free(petreld.pop3);
 	/* The commits first: their completions hand messages to delivery. */

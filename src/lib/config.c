@@ -64,6 +64,7 @@ static const struct config_key config_keys[] = {
 	CK(workers, CONFIG_INT),
 	CK(commit_workers, CONFIG_INT),
 	CK(delivery_workers, CONFIG_INT),
+	CK(loops, CONFIG_INT),
 };
 
 static void config_set_default_listen(struct config_listen_list *l,
@@ -75,6 +76,8 @@ static void config_set_default_listen(struct config_listen_list *l,
 
 void config_defaults(struct config *cfg)
 {
+	long cores;
+
 	memset(cfg, 0, sizeof(*cfg));
 	if (gethostname(cfg->hostname, sizeof(cfg->hostname) - 1) < 0 ||
 	    cfg->hostname[0] == '\0')
@@ -90,6 +93,8 @@ void config_defaults(struct config *cfg)
 	cfg->workers = 4;
 	cfg->commit_workers = 32;
 	cfg->delivery_workers = 8;
+	cores = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->loops = cores < 1 ? 1 : cores > 64 ? 64 : (int)cores;
 }
 
 /* Parses "1.2.3.4:25" or "[::1]:25" into one listen entry. */

@@ -45,6 +45,9 @@ struct config {
 	 * messages one flush covers (group commit). */
 	int commit_workers;
 	int delivery_workers; /* threads of local delivery and the queue */
+	/* Event loops, each a thread with its own listening sockets and
+	 * sessions; default: one per core. */
+	int loops;
 
 	char error[512]; /* the last error of config_load/config_parse */
 };

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,40 +79,167 @@ struct io {
 	char tls_info[128];
 };
 
+static int io_threads_ok;
+
+static void io_loop_init_once(void)
+{
+	/* Loops and workers post to each other from their threads. */
+	if (evthread_use_pthreads() < 0)
+		return;
+	signal(SIGPIPE, SIG_IGN);
+	io_threads_ok = 1;
+}
+
+static _Thread_local struct io_loop *io_current;
+
+struct io_loop *io_loop_current(void)
+{
+	return io_current;
+}
+
+/* Takes the whole list and runs it; what is posted meanwhile waits for
+ * the next wakeup, which its push has made. */
+static void io_loop_run_posted(struct io_loop *loop)
+{
+	struct io_post *p, *next;
+
+	pthread_mutex_lock(&loop->lock);
+	p = loop->head;
+	loop->head = loop->tail = NULL;
+	pthread_mutex_unlock(&loop->lock);
+	for (; p != NULL; p = next) {
+		next = p->next;
+		p->run(p);
+	}
+}
+
+static void io_loop_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: an earlier turn drained it. */
+	}
+	io_loop_run_posted(arg);
+}
+
+void io_loop_push(struct io_loop *loop, struct io_post *p)
+{
+	uint64_t one = 1;
+	int wake;
+
+	p->next = NULL;
+	pthread_mutex_lock(&loop->lock);
+	/* A list that was not empty has its wakeup coming already: jobs
+	 * finishing together (a group commit's) cost one. */
+	wake = loop->head == NULL;
+	if (loop->tail != NULL)
+		loop->tail->next = p;
+	else
+		loop->head = p;
+	loop->tail = p;
+	pthread_mutex_unlock(&loop->lock);
+	if (wake && write(loop->efd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow here; nothing to do. */
+	}
+}
+
+struct io_loop_call {
+	struct io_post post;
+	struct io_loop *loop;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void io_loop_call_run(struct io_post *p)
+{
+	struct io_loop_call *c = (struct io_loop_call *)p;
+
+	atomic_fetch_sub(&c->loop->pending, 1);
+	c->fn(c->arg);
+	free(c);
+}
+
+int io_loop_post(struct io_loop *loop, void (*fn)(void *arg), void *arg)
+{
+	struct io_loop_call *c = malloc(sizeof(*c));
+
+	if (c == NULL)
+		return -1;
+	c->post.run = io_loop_call_run;
+	c->loop = loop;
+	c->fn = fn;
+	c->arg = arg;
+	atomic_fetch_add(&loop->pending, 1);
+	io_loop_push(loop, &c->post);
+	return 0;
+}
+
+unsigned io_loop_pending(const struct io_loop *loop)
+{
+	return atomic_load(&loop->pending);
+}
+
+void io_loop_drain(struct io_loop *loop)
+{
+	struct io_loop *prev = io_current;
+
+	io_current = loop;
+	while (loop->head != NULL)
+		io_loop_run_posted(loop);
+	io_current = prev;
+}
+
 struct io_loop *io_loop_new(void)
 {
-	static int threads_ready;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct io_loop *loop;
 
-	if (!threads_ready) {
-		/* Worker completions are posted from other threads. */
-		if (evthread_use_pthreads() < 0)
-			return NULL;
-		signal(SIGPIPE, SIG_IGN);
-		threads_ready = 1;
-	}
+	if (pthread_once(&once, io_loop_init_once) != 0 || !io_threads_ok)
+		return NULL;
 	loop = calloc(1, sizeof(*loop));
 	if (loop == NULL)
 		return NULL;
+	pthread_mutex_init(&loop->lock, NULL);
+	atomic_init(&loop->pending, 0);
+	loop->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	loop->base = event_base_new();
-	if (loop->base == NULL) {
-		free(loop);
-		return NULL;
-	}
+	if (loop->efd < 0 || loop->base == NULL)
+		goto fail;
+	loop->ev = event_new(loop->base, loop->efd, EV_READ | EV_PERSIST,
+			     io_loop_wake_cb, loop);
+	if (loop->ev == NULL || event_add(loop->ev, NULL) < 0)
+		goto fail;
 	return loop;
+fail:
+	io_loop_free(loop);
+	return NULL;
 }
 
 void io_loop_free(struct io_loop *loop)
 {
 	if (loop == NULL)
 		return;
-	event_base_free(loop->base);
+	io_loop_drain(loop);
+	if (loop->ev != NULL)
+		event_free(loop->ev);
+	if (loop->base != NULL)
+		event_base_free(loop->base);
+	if (loop->efd >= 0)
+		close(loop->efd);
+	pthread_mutex_destroy(&loop->lock);
 	free(loop);
 }
 
 int io_loop_run(struct io_loop *loop)
 {
-	return event_base_dispatch(loop->base) < 0 ? -1 : 0;
+	struct io_loop *prev = io_current;
+	int r;
+
+	io_current = loop;
+	r = event_base_dispatch(loop->base) < 0 ? -1 : 0;
+	io_current = prev;
+	return r;
 }
 
 void io_loop_exit(struct io_loop *loop)
@@ -292,7 +420,7 @@ static void io_listener_error_cb(struct evconnlistener *el, void *arg)
 
 struct io_listener *
 io_listener_new(struct io_loop *loop, const struct sockaddr *sa,
-		socklen_t salen,
+		socklen_t salen, unsigned flags,
 		void (*accept_cb)(int fd, const struct sockaddr *sa,
 				  socklen_t salen, void *arg),
 		void *arg, const char **error_r)
@@ -309,6 +437,14 @@ io_listener_new(struct io_loop *loop, const struct sockaddr *sa,
 		return NULL;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	/* Each loop has its socket on the address; the kernel spreads new
+	 * connections over them. */
+	if ((flags & IO_LISTEN_SHARED) &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0) {
+		*error_r = "setsockopt(SO_REUSEPORT) failed";
+		close(fd);
+		return NULL;
+	}
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
 	if (bind(fd, sa, salen) < 0) {

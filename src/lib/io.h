@@ -23,6 +23,15 @@ void io_loop_free(struct io_loop *loop);
 /* Runs until io_loop_exit(). Returns 0, or -1 on error. */
 int io_loop_run(struct io_loop *loop);
 void io_loop_exit(struct io_loop *loop);
+/* Runs fn(arg) on loop's thread at its next turn, in the order posted.
+ * Any thread may post. Returns 0, or -1 when out of memory. */
+int io_loop_post(struct io_loop *loop, void (*fn)(void *arg), void *arg);
+/* Posts not yet run, and worker jobs submitted on this loop whose
+ * completion has not run: a loop may stop only at 0. */
+unsigned io_loop_pending(const struct io_loop *loop);
+/* Runs what is waiting for the loop now, as its thread (after it
+ * stopped, before freeing what the completions use). */
+void io_loop_drain(struct io_loop *loop);
 
 /* Timers: one-shot; re-arm in the callback for periodic work. */
 struct io_timer *io_timer_new(struct io_loop *loop, void (*cb)(void *arg),
@@ -54,9 +63,10 @@ void io_signal_free(struct io_signal *s);
  * pauses for a second instead of spinning or exiting. NULL on error with
  * *error_r set (static text; errno kept).
  */
+#define IO_LISTEN_SHARED 1u /* SO_REUSEPORT: one socket per loop */
 struct io_listener *
 io_listener_new(struct io_loop *loop, const struct sockaddr *sa,
-		socklen_t salen,
+		socklen_t salen, unsigned flags,
 		void (*accept_cb)(int fd, const struct sockaddr *sa,
 				  socklen_t salen, void *arg),
 		void *arg, const char **error_r);

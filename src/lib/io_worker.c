@@ -1,8 +1,9 @@
 /*
  * io_worker: threads for the work that must never run on the event loop:
  * password hashing, fsync, SQLite writes (DESIGN.md, "Rules of the house").
- * Finished jobs go on a list and an eventfd wakes the loop, which runs
- * their completions.
+ * A pool serves every loop: a finished job goes back to the loop that
+ * submitted it (io_loop_push), which runs its completion; a job submitted
+ * from no loop's thread completes on the pool's own loop.
  */
 #include "lib/io_worker.h"
 #include "lib/io.h"
@@ -12,13 +13,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <event2/event.h>
 
 struct io_job {
+	struct io_post post; /* first: the loop runs it as a post */
 	struct io_job *next;
+	struct io_workers *w;
+	struct io_loop *loop; /* where done() runs */
 	void (*work)(void *state, void *arg);
 	void (*done)(void *arg);
 	void *arg;
@@ -31,13 +31,12 @@ struct io_job_list {
 struct io_workers {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct io_job_list todo, finished;
+	struct io_job_list todo;
 	int stopping;
 	int nthreads;
 	pthread_t *threads;
 	atomic_uint pending;
-	int efd;
-	struct event *ev;
+	struct io_loop *loop; /* for jobs submitted from no loop */
 	void *(*thread_init)(void *);
 	void (*thread_deinit)(void *);
 	void *init_arg;
@@ -70,11 +69,9 @@ static void *io_worker_main(void *arg)
 	struct io_workers *w = arg;
 	void *state =
 		w->thread_init != NULL ? w->thread_init(w->init_arg) : NULL;
-	uint64_t one = 1;
 
 	for (;;) {
 		struct io_job *j;
-		int wake;
 
 		pthread_mutex_lock(&w->lock);
 		while (w->todo.head == NULL && !w->stopping)
@@ -84,48 +81,23 @@ static void *io_worker_main(void *arg)
 		if (j == NULL)
 			break;
 		j->work(state, j->arg);
-		pthread_mutex_lock(&w->lock);
-		/* The loop takes the whole list at each wakeup: a list that
-		 * was not empty has a wakeup coming already (jobs finishing
-		 * together, as a group commit's do, cost one). */
-		wake = w->finished.head == NULL;
-		io_job_push(&w->finished, j);
-		pthread_mutex_unlock(&w->lock);
-		if (wake && write(w->efd, &one, sizeof(one)) < 0) {
-			/* The counter cannot overflow here; nothing to do. */
-		}
+		io_loop_push(j->loop, &j->post);
 	}
 	if (w->thread_deinit != NULL)
 		w->thread_deinit(state);
 	return NULL;
 }
 
-/* Runs every finished job's completion on the loop thread. */
-static void io_workers_complete(struct io_workers *w)
+/* A finished job's completion, on the loop that submitted it. */
+static void io_job_complete(struct io_post *p)
 {
-	struct io_job_list done;
+	struct io_job *j = (struct io_job *)p;
 
-	pthread_mutex_lock(&w->lock);
-	done = w->finished;
-	w->finished.head = w->finished.tail = NULL;
-	pthread_mutex_unlock(&w->lock);
-	for (struct io_job *j = done.head, *next; j != NULL; j = next) {
-		next = j->next;
-		atomic_fetch_sub(&w->pending, 1);
-		if (j->done != NULL)
-			j->done(j->arg);
-		free(j);
-	}
-}
-
-static void io_workers_event_cb(int fd, short what, void *arg)
-{
-	uint64_t n;
-
-	if (read(fd, &n, sizeof(n)) < 0) {
-		/* EAGAIN: another wakeup already drained it. */
-	}
-	io_workers_complete(arg);
+	atomic_fetch_sub(&j->w->pending, 1);
+	atomic_fetch_sub(&j->loop->pending, 1);
+	if (j->done != NULL)
+		j->done(j->arg);
+	free(j);
 }
 
 struct io_workers *io_workers_new(struct io_loop *loop, int threads,
@@ -145,13 +117,9 @@ struct io_workers *io_workers_new(struct io_loop *loop, int threads,
 	w->thread_init = thread_init;
 	w->thread_deinit = thread_deinit;
 	w->init_arg = init_arg;
-	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	w->loop = loop;
 	w->threads = calloc((size_t)threads, sizeof(*w->threads));
-	if (w->efd < 0 || w->threads == NULL)
-		goto fail;
-	w->ev = event_new(loop->base, w->efd, EV_READ | EV_PERSIST,
-			  io_workers_event_cb, w);
-	if (w->ev == NULL || event_add(w->ev, NULL) < 0)
+	if (w->threads == NULL)
 		goto fail;
 	for (int i = 0; i < threads; i++) {
 		if (pthread_create(&w->threads[i], NULL, io_worker_main, w) !=
@@ -176,11 +144,10 @@ void io_workers_free(struct io_workers *w)
 	pthread_mutex_unlock(&w->lock);
 	for (int i = 0; i < w->nthreads; i++)
 		pthread_join(w->threads[i], NULL);
-	io_workers_complete(w);
-	if (w->ev != NULL)
-		event_free(w->ev);
-	if (w->efd >= 0)
-		close(w->efd);
+	/* The last completions of the jobs of this thread's loop; the other
+	 * loops ran theirs before they stopped. */
+	if (io_loop_current() == NULL || io_loop_current() == w->loop)
+		io_loop_drain(w->loop);
 	free(w->threads);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
@@ -195,10 +162,14 @@ int io_workers_submit(struct io_workers *w,
 
 	if (j == NULL)
 		return -1;
+	j->post.run = io_job_complete;
+	j->w = w;
+	j->loop = io_loop_current() != NULL ? io_loop_current() : w->loop;
 	j->work = work;
 	j->done = done;
 	j->arg = arg;
 	atomic_fetch_add(&w->pending, 1);
+	atomic_fetch_add(&j->loop->pending, 1);
 	pthread_mutex_lock(&w->lock);
 	io_job_push(&w->todo, j);
 	pthread_cond_signal(&w->cond);

@@ -8,8 +8,10 @@ struct io_workers;
 /*
  * The blocking part of a job runs on a worker thread: work(state, arg),
  * where state is what thread_init returned for that thread (e.g. its own
- * database handle). done(arg) then runs on the loop thread. Jobs start in
- * submission order.
+ * database handle). done(arg) then runs on the thread of the loop that
+ * submitted the job (io_loop_run() on the submitting thread), or on `loop`
+ * for a job submitted from no loop. One pool serves every loop. Jobs start
+ * in submission order.
  */
 struct io_workers *io_workers_new(struct io_loop *loop, int threads,
 				  void *(*thread_init)(void *init_arg),

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,7 +373,9 @@ struct dnsbl_cache_slot {
 	struct dnsbl_cache_entry e;
 };
 
+/* Shared by the loops, under its lock. */
 struct dnsbl_cache {
+	pthread_mutex_t lock;
 	size_t max, used;
 	struct dnsbl_cache_slot *slots;
 };
@@ -389,6 +392,7 @@ struct dnsbl_cache *dnsbl_cache_new(size_t max)
 		free(c);
 		return NULL;
 	}
+	pthread_mutex_init(&c->lock, NULL);
 	return c;
 }
 
@@ -397,6 +401,7 @@ void dnsbl_cache_free(struct dnsbl_cache *c)
 	if (c == NULL)
 		return;
 	free(c->slots);
+	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
 
@@ -412,12 +417,17 @@ static struct dnsbl_cache_slot *dnsbl_cache_find(struct dnsbl_cache *c,
 int dnsbl_cache_get(struct dnsbl_cache *c, const char *name, int64_t now,
 		    struct dnsbl_cache_entry *e_r)
 {
-	struct dnsbl_cache_slot *s = dnsbl_cache_find(c, name);
+	struct dnsbl_cache_slot *s;
+	int r = 0;
 
-	if (s == NULL || s->expires <= now)
-		return 0;
-	*e_r = s->e;
-	return 1;
+	pthread_mutex_lock(&c->lock);
+	s = dnsbl_cache_find(c, name);
+	if (s != NULL && s->expires > now) {
+		*e_r = s->e;
+		r = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
 }
 
 void dnsbl_cache_put(struct dnsbl_cache *c, const char *name,
@@ -430,6 +440,7 @@ void dnsbl_cache_put(struct dnsbl_cache *c, const char *name,
 		return;
 	if (ttl > DNSBL_CACHE_TTL_MAX)
 		ttl = DNSBL_CACHE_TTL_MAX;
+	pthread_mutex_lock(&c->lock);
 	s = dnsbl_cache_find(c, name);
 	if (s == NULL && c->used < c->max)
 		s = &c->slots[c->used++];
@@ -444,9 +455,15 @@ void dnsbl_cache_put(struct dnsbl_cache *c, const char *name,
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	s->expires = now + (int64_t)ttl;
 	s->e = *e;
+	pthread_mutex_unlock(&c->lock);
 }
 
-size_t dnsbl_cache_size(const struct dnsbl_cache *c)
+size_t dnsbl_cache_size(struct dnsbl_cache *c)
 {
-	return c->used;
+	size_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->used;
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }

@@ -133,6 +133,6 @@ void dnsbl_cache_put(struct dnsbl_cache *c, const char *name,
 		     const struct dnsbl_cache_entry *e, uint32_t ttl,
 		     int64_t now);
 /* Entries held, expired ones included (tests). */
-size_t dnsbl_cache_size(const struct dnsbl_cache *c);
+size_t dnsbl_cache_size(struct dnsbl_cache *c);
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include "policy/hijacking.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,10 @@ struct hijacking_batch {
 	int64_t prune_before; /* 0: no pruning */
 };
 
+/* Shared by the loops: every entry point takes the lock. Nothing is
+ * called back while it is held. */
 struct hijacking {
+	pthread_mutex_t lock;
 	struct hijack *h;
 	struct hijacking_batch batch;
 	int flushing;
@@ -104,6 +108,7 @@ int hijacking_start(struct env *env, const char **error_r)
 		return -1;
 	}
 	hj->last_prune = clock_now_ms();
+	pthread_mutex_init(&hj->lock, NULL);
 	env->hijacking = hj;
 	return 0;
 }
@@ -156,6 +161,7 @@ void hijacking_stop(struct env *env)
 		hijacking_batch_write(env->dir, &hj->batch);
 	hijacking_batch_free(&hj->batch);
 	hijack_free(hj->h);
+	pthread_mutex_destroy(&hj->lock);
 	free(hj);
 	env->hijacking = NULL;
 }
@@ -178,7 +184,9 @@ static void hijacking_flush_done(void *arg)
 {
 	struct hijacking_flush *f = arg;
 
+	pthread_mutex_lock(&f->hj->lock);
 	f->hj->flushing = 0;
+	pthread_mutex_unlock(&f->hj->lock);
 	hijacking_batch_free(&f->b);
 	free(f);
 }
@@ -189,8 +197,13 @@ void hijacking_tick(struct env *env, int64_t now_ms)
 	struct hijacking_flush *f;
 	int prune;
 
-	if (hj == NULL || hj->flushing)
+	if (hj == NULL)
 		return;
+	pthread_mutex_lock(&hj->lock);
+	if (hj->flushing) {
+		pthread_mutex_unlock(&hj->lock);
+		return;
+	}
 	prune = now_ms - hj->last_prune >= HIJACKING_PRUNE_MS;
 	if (prune) {
 		struct hijack_limits lim;
@@ -203,21 +216,22 @@ void hijacking_tick(struct env *env, int64_t now_ms)
 		 * later fills from then on. */
 		hj->batch.prune_before = now_ms - lim.window_ms;
 	}
-	if (hj->batch.nsends == 0 && hj->batch.nlogins == 0 && !prune)
-		return;
-	f = calloc(1, sizeof(*f));
-	if (f == NULL)
-		return;
-	f->hj = hj;
-	f->b = hj->batch;
-	memset(&hj->batch, 0, sizeof(hj->batch));
-	hj->flushing = 1;
-	if (io_workers_submit(env->workers, hijacking_flush_work,
-			      hijacking_flush_done, f) < 0) {
-		hj->batch = f->b; /* next tick */
-		hj->flushing = 0;
-		free(f);
+	f = hj->batch.nsends == 0 && hj->batch.nlogins == 0 && !prune
+		    ? NULL
+		    : calloc(1, sizeof(*f));
+	if (f != NULL) {
+		f->hj = hj;
+		f->b = hj->batch;
+		memset(&hj->batch, 0, sizeof(hj->batch));
+		hj->flushing = 1;
+		if (io_workers_submit(env->workers, hijacking_flush_work,
+				      hijacking_flush_done, f) < 0) {
+			hj->batch = f->b; /* next tick */
+			hj->flushing = 0;
+			free(f);
+		}
 	}
+	pthread_mutex_unlock(&hj->lock);
 }
 
 /* --- counting --- */
@@ -245,28 +259,29 @@ void hijacking_login(struct env *env, const char *account, const char *ip,
 
 	if (hj == NULL)
 		return;
+	pthread_mutex_lock(&hj->lock);
 	hijack_login(hj->h, account, ip, hijack_ip_private(ip), now_ms);
 	b = &hj->batch;
 	if (hijacking_grow((void **)&b->logins, b->nlogins, &b->logincap,
-			   sizeof(*b->logins)) < 0)
-		return;
-	l = &b->logins[b->nlogins++];
-	snprintf(l->account, sizeof(l->account), "%s", account);
-	snprintf(l->ip, sizeof(l->ip), "%s", ip);
-	l->time = now_ms;
+			   sizeof(*b->logins)) == 0) {
+		l = &b->logins[b->nlogins++];
+		snprintf(l->account, sizeof(l->account), "%s", account);
+		snprintf(l->ip, sizeof(l->ip), "%s", ip);
+		l->time = now_ms;
+	}
+	pthread_mutex_unlock(&hj->lock);
 }
 
-enum hijack_result hijacking_check(struct env *env, const char *account,
-				   struct hijack_event *ev, int64_t now_ms,
-				   struct hijack_tally *t_r)
+static enum hijack_result hijacking_check_locked(struct env *env,
+						 const char *account,
+						 struct hijack_event *ev,
+						 int64_t now_ms,
+						 struct hijack_tally *t_r)
 {
 	struct hijacking *hj = env->hijacking;
 	struct hijack_limits lim;
 	int r;
 
-	ev->time = 0;
-	if (hj == NULL)
-		return HIJACK_OK;
 	if (hijack_frozen(hj->h, account))
 		return HIJACK_FROZEN;
 	if (!settings_bool(env->settings, SETTING_HIJACK_ENABLED) ||
@@ -288,6 +303,22 @@ enum hijack_result hijacking_check(struct env *env, const char *account,
 	return (enum hijack_result)r;
 }
 
+enum hijack_result hijacking_check(struct env *env, const char *account,
+				   struct hijack_event *ev, int64_t now_ms,
+				   struct hijack_tally *t_r)
+{
+	struct hijacking *hj = env->hijacking;
+	enum hijack_result r;
+
+	ev->time = 0;
+	if (hj == NULL)
+		return HIJACK_OK;
+	pthread_mutex_lock(&hj->lock);
+	r = hijacking_check_locked(env, account, ev, now_ms, t_r);
+	pthread_mutex_unlock(&hj->lock);
+	return r;
+}
+
 void hijacking_sent(struct env *env, const char *account,
 		    const struct hijack_event *ev)
 {
@@ -297,10 +328,13 @@ void hijacking_sent(struct env *env, const char *account,
 
 	if (hj == NULL || ev->time == 0)
 		return;
+	pthread_mutex_lock(&hj->lock);
 	b = &hj->batch;
 	if (hijacking_grow((void **)&b->sends, b->nsends, &b->sendcap,
-			   sizeof(*b->sends)) < 0)
+			   sizeof(*b->sends)) < 0) {
+		pthread_mutex_unlock(&hj->lock);
 		return;
+	}
 	s = &b->sends[b->nsends++];
 	memset(s, 0, sizeof(*s));
 	snprintf(s->account, sizeof(s->account), "%s", account);
@@ -309,19 +343,32 @@ void hijacking_sent(struct env *env, const char *account,
 	s->rcpts = ev->rcpts;
 	snprintf(s->subject, sizeof(s->subject), "%s", ev->subject);
 	snprintf(s->domains, sizeof(s->domains), "%s", ev->domains);
+	pthread_mutex_unlock(&hj->lock);
 }
 
 void hijacking_unsend(struct env *env, const char *account,
 		      const struct hijack_event *ev)
 {
-	if (env->hijacking != NULL && ev->time != 0)
-		hijack_unsend(env->hijacking->h, account, ev->time);
+	struct hijacking *hj = env->hijacking;
+
+	if (hj == NULL || ev->time == 0)
+		return;
+	pthread_mutex_lock(&hj->lock);
+	hijack_unsend(hj->h, account, ev->time);
+	pthread_mutex_unlock(&hj->lock);
 }
 
 int hijacking_frozen(struct env *env, const char *account)
 {
-	return env->hijacking != NULL &&
-	       hijack_frozen(env->hijacking->h, account);
+	struct hijacking *hj = env->hijacking;
+	int r;
+
+	if (hj == NULL)
+		return 0;
+	pthread_mutex_lock(&hj->lock);
+	r = hijack_frozen(hj->h, account);
+	pthread_mutex_unlock(&hj->lock);
+	return r;
 }
 
 void hijacking_reload(struct env *env)
@@ -331,6 +378,7 @@ void hijacking_reload(struct env *env)
 
 	if (hj == NULL)
 		return;
+	pthread_mutex_lock(&hj->lock);
 	while (i < hj->nfrozen) {
 		struct directory_account a;
 		const char *err;
@@ -351,6 +399,7 @@ void hijacking_reload(struct env *env)
 		}
 		i++;
 	}
+	pthread_mutex_unlock(&hj->lock);
 }
 
 static void hijacking_forget_frozen(struct hijacking *hj, const char *account)
@@ -569,6 +618,7 @@ void hijacking_freeze(struct env *env, const char *session, const char *account,
 
 	if (hj == NULL)
 		return;
+	pthread_mutex_lock(&hj->lock);
 	hijack_limits_get(env->settings, &lim);
 	hijack_freeze(hj->h, account, clock_now_ms());
 	if (hj->nfrozen < HIJACKING_FROZEN_MAX)
@@ -582,8 +632,10 @@ void hijacking_freeze(struct env *env, const char *session, const char *account,
 		  t->max_messages, t->recipients, t->max_recipients, t->ips,
 		  t->max_ips, (long long)(lim.window_ms / 60000));
 	j = calloc(1, sizeof(*j));
-	if (j == NULL)
+	if (j == NULL) {
+		pthread_mutex_unlock(&hj->lock);
 		return;
+	}
 	j->env = env;
 	j->q = env->queue;
 	snprintf(j->session, sizeof(j->session), "%s", session);
@@ -610,6 +662,7 @@ void hijacking_freeze(struct env *env, const char *session, const char *account,
 		memcpy(j->lg, lg, j->nlg * sizeof(*lg));
 	else
 		j->nlg = 0;
+	pthread_mutex_unlock(&hj->lock);
 	if (io_workers_submit(env->workers, hijacking_freeze_work,
 			      hijacking_freeze_done, j) < 0) {
 		log_error("cannot freeze %s: out of memory", account);
@@ -788,8 +841,10 @@ static void hijacking_reply_done(void *arg)
 	log_write(LOG_SECURITY, j->session, LOG_EVENT,
 		  "reply to a hijack alert from %s: %s", j->replier, j->text);
 	if (j->ok && j->account[0] != '\0' && env->hijacking != NULL) {
+		pthread_mutex_lock(&env->hijacking->lock);
 		hijack_reset(env->hijacking->h, j->account);
 		hijacking_forget_frozen(env->hijacking, j->account);
+		pthread_mutex_unlock(&env->hijacking->lock);
 	}
 	if (env->message_queued != NULL) {
 		for (size_t i = 0; i < j->nreleased; i++)

@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,9 @@ static const struct {
 };
 
 struct screen {
+	/* Recursive: a reload holds it across screen_clear_blocks() and
+	 * the screen_load_block() calls that follow (screen_lock()). */
+	pthread_mutex_t lock;
 	unsigned char key[crypto_generichash_KEYBYTES];
 	struct screen_ip *ips[SCREEN_BUCKETS];
 	struct screen_account *accounts[SCREEN_BUCKETS];
@@ -112,10 +116,26 @@ void screen_key(const char *ip, char key[SCREEN_KEY_SIZE])
 struct screen *screen_new(void)
 {
 	struct screen *s = calloc(1, sizeof(struct screen));
+	pthread_mutexattr_t attr;
 
-	if (s != NULL)
-		randombytes_buf(s->key, sizeof(s->key));
+	if (s == NULL)
+		return NULL;
+	randombytes_buf(s->key, sizeof(s->key));
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 	return s;
+}
+
+void screen_lock(struct screen *s)
+{
+	pthread_mutex_lock(&s->lock);
+}
+
+void screen_unlock(struct screen *s)
+{
+	pthread_mutex_unlock(&s->lock);
 }
 
 void screen_fingerprint(const struct screen *s, const char *account,
@@ -151,6 +171,7 @@ void screen_free(struct screen *s)
 			free(a);
 		}
 	}
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
@@ -176,7 +197,7 @@ static struct screen_ip *screen_ip_get(struct screen *s, const char *key,
 	return e;
 }
 
-void screen_clear_blocks(struct screen *s)
+static void screen_clear_blocks_locked(struct screen *s)
 {
 	for (size_t i = 0; i < SCREEN_BUCKETS; i++)
 		for (struct screen_ip *e = s->ips[i]; e != NULL; e = e->next) {
@@ -189,8 +210,8 @@ void screen_clear_blocks(struct screen *s)
 		}
 }
 
-void screen_load_block(struct screen *s, const char *key, int64_t until,
-		       int offenses)
+static void screen_load_block_locked(struct screen *s, const char *key,
+				     int64_t until, int offenses)
 {
 	struct screen_ip *e = screen_ip_get(s, key, 1);
 
@@ -200,7 +221,7 @@ void screen_load_block(struct screen *s, const char *key, int64_t until,
 	e->offenses = offenses;
 }
 
-int screen_block_saved(struct screen *s, const char *key)
+static int screen_block_saved_locked(struct screen *s, const char *key)
 {
 	struct screen_ip *e = screen_ip_get(s, key, 0);
 	int stale = 0;
@@ -213,8 +234,8 @@ int screen_block_saved(struct screen *s, const char *key)
 	return stale;
 }
 
-int screen_blocked(struct screen *s, const char *ip, int64_t now_ms,
-		   int64_t *until_r)
+static int screen_blocked_locked(struct screen *s, const char *ip,
+				 int64_t now_ms, int64_t *until_r)
 {
 	char key[SCREEN_KEY_SIZE];
 	struct screen_ip *e;
@@ -227,9 +248,11 @@ int screen_blocked(struct screen *s, const char *ip, int64_t now_ms,
 	return 1;
 }
 
-const char *screen_connect(struct screen *s, const struct settings *set,
-			   enum screen_service svc, const char *ip, int trusted,
-			   int64_t now_ms)
+static const char *screen_connect_locked(struct screen *s,
+					 const struct settings *set,
+					 enum screen_service svc,
+					 const char *ip, int trusted,
+					 int64_t now_ms)
 {
 	char key[SCREEN_KEY_SIZE];
 	struct screen_ip *e;
@@ -275,8 +298,8 @@ const char *screen_connect(struct screen *s, const struct settings *set,
 	return NULL;
 }
 
-void screen_disconnect(struct screen *s, enum screen_service svc,
-		       const char *ip)
+static void screen_disconnect_locked(struct screen *s, enum screen_service svc,
+				     const char *ip)
 {
 	char key[SCREEN_KEY_SIZE];
 	struct screen_ip *e;
@@ -307,10 +330,12 @@ static struct screen_account *screen_account_get(struct screen *s,
 	return a;
 }
 
-void screen_auth_failed(struct screen *s, const struct settings *set,
-			const char *ip, int trusted, const char *account,
-			const unsigned char fp[SCREEN_FP_SIZE], int64_t now_ms,
-			struct screen_verdict *v)
+static void screen_auth_failed_locked(struct screen *s,
+				      const struct settings *set,
+				      const char *ip, int trusted,
+				      const char *account,
+				      const unsigned char fp[SCREEN_FP_SIZE],
+				      int64_t now_ms, struct screen_verdict *v)
 {
 	int64_t window =
 		settings_int(set, SETTING_SCREENING_AUTH_MINUTES) * 60000;
@@ -411,7 +436,7 @@ void screen_auth_failed(struct screen *s, const struct settings *set,
 	}
 }
 
-void screen_auth_ok(struct screen *s, const char *ip)
+static void screen_auth_ok_locked(struct screen *s, const char *ip)
 {
 	char key[SCREEN_KEY_SIZE];
 	struct screen_ip *e;
@@ -422,7 +447,8 @@ void screen_auth_ok(struct screen *s, const char *ip)
 		e->consecutive = 0;
 }
 
-void screen_expire(struct screen *s, const struct settings *set, int64_t now_ms)
+static void screen_expire_locked(struct screen *s, const struct settings *set,
+				 int64_t now_ms)
 {
 	int64_t window =
 		settings_int(set, SETTING_SCREENING_AUTH_MINUTES) * 60000;
@@ -461,4 +487,86 @@ void screen_expire(struct screen *s, const struct settings *set, int64_t now_ms)
 			}
 		}
 	}
+}
+
+/* --- the public functions: one lock, since the loops share the screen --- */
+
+void screen_clear_blocks(struct screen *s)
+{
+	pthread_mutex_lock(&s->lock);
+	screen_clear_blocks_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void screen_load_block(struct screen *s, const char *key, int64_t until,
+		       int offenses)
+{
+	pthread_mutex_lock(&s->lock);
+	screen_load_block_locked(s, key, until, offenses);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int screen_block_saved(struct screen *s, const char *key)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = screen_block_saved_locked(s, key);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int screen_blocked(struct screen *s, const char *ip, int64_t now_ms,
+		   int64_t *until_r)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = screen_blocked_locked(s, ip, now_ms, until_r);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+const char *screen_connect(struct screen *s, const struct settings *set,
+			   enum screen_service svc, const char *ip, int trusted,
+			   int64_t now_ms)
+{
+	const char *r;
+
+	pthread_mutex_lock(&s->lock);
+	r = screen_connect_locked(s, set, svc, ip, trusted, now_ms);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void screen_disconnect(struct screen *s, enum screen_service svc,
+		       const char *ip)
+{
+	pthread_mutex_lock(&s->lock);
+	screen_disconnect_locked(s, svc, ip);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void screen_auth_failed(struct screen *s, const struct settings *set,
+			const char *ip, int trusted, const char *account,
+			const unsigned char fp[SCREEN_FP_SIZE], int64_t now_ms,
+			struct screen_verdict *v)
+{
+	pthread_mutex_lock(&s->lock);
+	screen_auth_failed_locked(s, set, ip, trusted, account, fp, now_ms, v);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void screen_auth_ok(struct screen *s, const char *ip)
+{
+	pthread_mutex_lock(&s->lock);
+	screen_auth_ok_locked(s, ip);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void screen_expire(struct screen *s, const struct settings *set, int64_t now_ms)
+{
+	pthread_mutex_lock(&s->lock);
+	screen_expire_locked(s, set, now_ms);
+	pthread_mutex_unlock(&s->lock);
 }

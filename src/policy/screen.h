@@ -26,6 +26,11 @@ void screen_fingerprint(const struct screen *s, const char *account,
 			const char *password, size_t password_len,
 			unsigned char fp[SCREEN_FP_SIZE]);
 void screen_free(struct screen *s);
+/* Every function here takes the screen's lock, so the loops may share it.
+ * Held around a reload (clear, then load), no loop sees the blocks half
+ * loaded. Recursive. */
+void screen_lock(struct screen *s);
+void screen_unlock(struct screen *s);
 
 /* Blocks known to the directory: clear, then load each (key, until in
  * epoch seconds, offenses so far). Rows in the past are records that

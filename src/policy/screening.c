@@ -245,9 +245,11 @@ void screening_reload(struct env *env)
 {
 	const char *err;
 
+	screen_lock(env->screen);
 	screen_clear_blocks(env->screen);
 	if (directory_block_list(env->dir,
 				 clock_now() - SCREENING_RECORD_DAYS * 86400,
 				 screening_load_cb, env->screen, &err) < 0)
 		log_error("cannot load the screening blocks: %s", err);
+	screen_unlock(env->screen);
 }

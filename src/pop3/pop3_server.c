@@ -7,6 +7,8 @@
 #include "pop3/pop3_server.h"
 #include "pop3/pop3_session.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,12 +23,19 @@ struct pop3_lock {
 	char account[]; /* lower-case address */
 };
 
+/* The mailboxes in use, by the sessions of every loop. */
+struct pop3_locks {
+	pthread_mutex_t lock;
+	atomic_uint refs;
+	struct pop3_lock *b[POP3_BUCKETS];
+};
+
 struct pop3_server {
 	struct env *env;
 	struct server *core;
 	unsigned alive; /* sessions allocated, including those ending */
 	int freed;	/* pop3_server_free was called */
-	struct pop3_lock *locks[POP3_BUCKETS];
+	struct pop3_locks *locks;
 };
 
 static const char *const pop3_kind_names[] = {
@@ -77,34 +86,44 @@ static unsigned pop3_hash(const char *s)
 
 int pop3_server_lock(struct pop3_server *srv, const char *account)
 {
+	struct pop3_locks *ls = srv->locks;
 	unsigned h = pop3_hash(account);
 	size_t len = strlen(account);
 	struct pop3_lock *l;
+	int r = 1;
 
-	for (l = srv->locks[h]; l != NULL; l = l->next)
+	pthread_mutex_lock(&ls->lock);
+	for (l = ls->b[h]; l != NULL; l = l->next)
 		if (strcmp(l->account, account) == 0)
-			return 0;
-	l = malloc(sizeof(*l) + len + 1);
-	if (l == NULL)
-		return -1;
-	memcpy(l->account, account, len + 1);
-	l->next = srv->locks[h];
-	srv->locks[h] = l;
-	return 1;
+			break;
+	if (l != NULL) {
+		r = 0;
+	} else if ((l = malloc(sizeof(*l) + len + 1)) == NULL) {
+		r = -1;
+	} else {
+		memcpy(l->account, account, len + 1);
+		l->next = ls->b[h];
+		ls->b[h] = l;
+	}
+	pthread_mutex_unlock(&ls->lock);
+	return r;
 }
 
 void pop3_server_unlock(struct pop3_server *srv, const char *account)
 {
+	struct pop3_locks *ls = srv->locks;
 	unsigned h = pop3_hash(account);
 	struct pop3_lock **pp, *l;
 
-	for (pp = &srv->locks[h]; (l = *pp) != NULL; pp = &l->next) {
+	pthread_mutex_lock(&ls->lock);
+	for (pp = &ls->b[h]; (l = *pp) != NULL; pp = &l->next) {
 		if (strcmp(l->account, account) == 0) {
 			*pp = l->next;
 			free(l);
-			return;
+			break;
 		}
 	}
+	pthread_mutex_unlock(&ls->lock);
 }
 
 void pop3_server_session_opened(struct pop3_server *srv, struct pop3_session *s)
@@ -126,15 +145,24 @@ void pop3_server_session_closed(struct pop3_server *srv, struct pop3_session *s)
 		server_session_closed(srv->core, s);
 }
 
-static void pop3_server_destroy(struct pop3_server *srv)
+static void pop3_locks_unref(struct pop3_locks *ls)
 {
+	if (ls == NULL || atomic_fetch_sub(&ls->refs, 1) != 1)
+		return;
 	for (int i = 0; i < POP3_BUCKETS; i++) {
-		while (srv->locks[i] != NULL) {
-			struct pop3_lock *l = srv->locks[i];
-			srv->locks[i] = l->next;
+		while (ls->b[i] != NULL) {
+			struct pop3_lock *l = ls->b[i];
+			ls->b[i] = l->next;
 			free(l);
 		}
 	}
+	pthread_mutex_destroy(&ls->lock);
+	free(ls);
+}
+
+static void pop3_server_destroy(struct pop3_server *srv)
+{
+	pop3_locks_unref(srv->locks);
 	free(srv);
 }
 
@@ -144,7 +172,8 @@ void pop3_server_session_released(struct pop3_server *srv)
 		pop3_server_destroy(srv);
 }
 
-struct pop3_server *pop3_server_new(struct env *env, const char **error_r)
+struct pop3_server *pop3_server_new(struct env *env, struct pop3_server *share,
+				    const char **error_r)
 {
 	struct pop3_server *srv;
 
@@ -153,8 +182,20 @@ struct pop3_server *pop3_server_new(struct env *env, const char **error_r)
 		return NULL;
 	}
 	srv = calloc(1, sizeof(*srv));
-	if (srv == NULL ||
-	    (srv->core = server_new(env, &pop3_server_ops, srv)) == NULL) {
+	if (srv != NULL && share != NULL) {
+		srv->locks = share->locks;
+	} else if (srv != NULL &&
+		   (srv->locks = calloc(1, sizeof(*srv->locks))) != NULL) {
+		pthread_mutex_init(&srv->locks->lock, NULL);
+	}
+	if (srv != NULL && srv->locks != NULL)
+		atomic_fetch_add(&srv->locks->refs, 1);
+	if (srv == NULL || srv->locks == NULL ||
+	    (srv->core = server_new(env, &pop3_server_ops, srv,
+				    share != NULL ? share->core : NULL)) ==
+		    NULL) {
+		if (srv != NULL)
+			pop3_locks_unref(srv->locks);
 		free(srv);
 		*error_r = "out of memory";
 		return NULL;

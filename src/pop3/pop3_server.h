@@ -8,8 +8,11 @@ struct env;
 struct pop3_server;
 
 /* Binds listen_pop3 (STLS offered) and listen_pop3s (implicit TLS) of
- * env->cfg. NULL on error with *error_r set (a line naming the address). */
-struct pop3_server *pop3_server_new(struct env *env, const char **error_r);
+ * env->cfg on env's loop. share: the POP3 server of another loop, whose
+ * session limit and mailbox locks this one shares (NULL for the first).
+ * NULL on error with *error_r set (a line naming the address). */
+struct pop3_server *pop3_server_new(struct env *env, struct pop3_server *share,
+				    const char **error_r);
 /* SIGTERM: stops accepting; idle sessions are told and closed, sessions
  * busy with a mailbox finish that step first (at most `grace_ms`). */
 void pop3_server_shutdown(struct pop3_server *srv, int64_t grace_ms);

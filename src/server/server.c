@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +38,20 @@ struct server_conn {
 	char ip[INET6_ADDRSTRLEN];
 };
 
+/* Sessions counted against ops->max_sessions, by the servers of every
+ * loop together. */
+struct server_slots {
+	atomic_uint n;
+	atomic_uint refs;
+};
+
 struct server {
 	struct env *env;
 	const struct server_ops *ops;
 	void *ctx;
 	struct server_listen listen[SERVER_LISTENERS_MAX];
 	size_t nlisten;
-	unsigned slots; /* sessions counted against ops->max_sessions */
+	struct server_slots *slots;
 	unsigned nlive; /* sessions not yet freed */
 	struct server_conn *live;
 	struct server_conn *opening; /* in ops->session_new, not claimed */
@@ -105,7 +113,10 @@ static void server_accept_cb(int fd, const struct sockaddr *sa, socklen_t salen,
 		close(fd);
 		return;
 	}
-	if (srv->slots >= settings_int(set, ops->max_sessions)) {
+	/* Taken first, given back when refused: the loops count at once. */
+	if (atomic_fetch_add(&srv->slots->n, 1) >=
+	    settings_int(set, ops->max_sessions)) {
+		atomic_fetch_sub(&srv->slots->n, 1);
 		snprintf(reason, sizeof(reason), "%s.max_sessions reached",
 			 ops->name);
 		server_refuse(srv, fd, ln->kind, ip, port, reason);
@@ -113,6 +124,7 @@ static void server_accept_cb(int fd, const struct sockaddr *sa, socklen_t salen,
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
+		atomic_fetch_sub(&srv->slots->n, 1);
 		close(fd);
 		return;
 	}
@@ -123,19 +135,19 @@ static void server_accept_cb(int fd, const struct sockaddr *sa, socklen_t salen,
 			     clock_now_ms());
 	if (why != NULL) {
 		free(c);
+		atomic_fetch_sub(&srv->slots->n, 1);
 		server_refuse(srv, fd, ln->kind, ip, port, why);
 		return;
 	}
 	snprintf(c->ip, sizeof(c->ip), "%s", ip);
 	c->counted = 1;
-	srv->slots++;
 	srv->opening = c;
 	ops->session_new(srv->ctx, fd, sa, salen, ln->kind, ln->text);
 	if (srv->opening == c) {
 		/* The session never started (out of memory). */
 		srv->opening = NULL;
 		screen_disconnect(srv->env->screen, ops->service, c->ip);
-		srv->slots--;
+		atomic_fetch_sub(&srv->slots->n, 1);
 		free(c);
 	}
 }
@@ -169,7 +181,7 @@ static void server_release(struct server *srv, struct server_conn *c)
 		return;
 	c->counted = 0;
 	screen_disconnect(srv->env->screen, srv->ops->service, c->ip);
-	srv->slots--;
+	atomic_fetch_sub(&srv->slots->n, 1);
 }
 
 void server_session_closing(struct server *srv, void *session)
@@ -194,12 +206,19 @@ void server_session_closed(struct server *srv, void *session)
 }
 
 struct server *server_new(struct env *env, const struct server_ops *ops,
-			  void *ctx)
+			  void *ctx, struct server *share)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 
 	if (srv == NULL)
 		return NULL;
+	if (share != NULL) {
+		srv->slots = share->slots;
+	} else if ((srv->slots = calloc(1, sizeof(*srv->slots))) == NULL) {
+		free(srv);
+		return NULL;
+	}
+	atomic_fetch_add(&srv->slots->refs, 1);
 	srv->env = env;
 	srv->ops = ops;
 	srv->ctx = ctx;
@@ -226,7 +245,9 @@ int server_listen(struct server *srv, const struct config_listen_list *list,
 		ln->l = io_listener_new(
 			srv->env->loop,
 			(const struct sockaddr *)&list->addr[i].ss,
-			list->addr[i].sslen, server_accept_cb, ln, &e);
+			list->addr[i].sslen,
+			srv->env->cfg->loops > 1 ? IO_LISTEN_SHARED : 0,
+			server_accept_cb, ln, &e);
 		if (ln->l == NULL) {
 			snprintf(err, sizeof(err), "cannot listen on %s: %s",
 				 list->addr[i].text, e);
@@ -234,8 +255,9 @@ int server_listen(struct server *srv, const struct config_listen_list *list,
 			return -1;
 		}
 		srv->nlisten++;
-		log_info("listening for %s (%s) on %s", srv->ops->proto,
-			 srv->ops->kind_names[kind], ln->text);
+		if (srv->env->loop_index == 0)
+			log_info("listening for %s (%s) on %s", srv->ops->proto,
+				 srv->ops->kind_names[kind], ln->text);
 	}
 	return 0;
 }
@@ -298,5 +320,7 @@ void server_free(struct server *srv)
 	io_timer_free(srv->grace);
 	srv->grace = NULL;
 	server_force_all(srv);
+	if (atomic_fetch_sub(&srv->slots->refs, 1) == 1)
+		free(srv->slots);
 	free(srv);
 }

@@ -40,9 +40,11 @@ struct server_ops {
 	void (*session_shutdown)(void *session, int force);
 };
 
-/* A server of ops, whose session_new gets ctx. NULL when out of memory. */
+/* A server of ops on env's loop, whose session_new gets ctx. With share
+ * (the same protocol's server of another loop), both count their sessions
+ * against ops->max_sessions together. NULL when out of memory. */
 struct server *server_new(struct env *env, const struct server_ops *ops,
-			  void *ctx);
+			  void *ctx, struct server *share);
 /* Listens on every address of list for listener kind. -1 with *error_r
  * (static text naming the address), or 0. */
 int server_listen(struct server *srv, const struct config_listen_list *list,

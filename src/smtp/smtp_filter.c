@@ -12,6 +12,7 @@
  */
 #include "smtp/smtp_filter.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,14 +79,35 @@ struct smtp_filter_job {
 	struct smtp_filter_plan *plan;
 };
 
+/* The rules in force, for the sessions of every loop: replaced by loop 0,
+ * taken with a reference by a message as it reaches the filter. */
+static pthread_mutex_t smtp_filter_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct filter_set *smtp_filter_current;
 
 void smtp_filter_install(struct filter_set *set)
 {
+	struct filter_set *old;
+
 	if (set != NULL)
 		filter_set_ref(set);
-	filter_set_unref(smtp_filter_current);
+	pthread_mutex_lock(&smtp_filter_lock);
+	old = smtp_filter_current;
 	smtp_filter_current = set;
+	pthread_mutex_unlock(&smtp_filter_lock);
+	filter_set_unref(old);
+}
+
+/* The rules in force with a reference, or NULL. */
+static struct filter_set *smtp_filter_get(void)
+{
+	struct filter_set *set;
+
+	pthread_mutex_lock(&smtp_filter_lock);
+	set = smtp_filter_current;
+	if (set != NULL)
+		filter_set_ref(set);
+	pthread_mutex_unlock(&smtp_filter_lock);
+	return set;
 }
 
 void smtp_filter_plan_free(struct smtp_filter_plan *p)
@@ -438,27 +460,30 @@ static void smtp_filter_done(void *arg)
 void smtp_stage_filter(struct smtp_session *s)
 {
 	struct smtp_filter_job *j;
+	struct filter_set *set;
 	const struct filter_rules *rules;
 	struct header_field h;
 	size_t pos = 0, enabled = 0;
 
-	if (smtp_filter_current == NULL) {
+	set = smtp_filter_get();
+	if (set == NULL) {
 		smtp_stage_next(s);
 		return;
 	}
-	rules = filter_set_rules(smtp_filter_current);
+	rules = filter_set_rules(set);
 	for (size_t i = 0; i < rules->n; i++)
 		enabled += rules->v[i].enabled != 0;
-	if (enabled == 0) {
-		smtp_stage_next(s);
-		return;
-	}
-	j = calloc(1, sizeof(*j));
-	if (j == NULL)
+	j = enabled == 0 ? NULL : calloc(1, sizeof(*j));
+	if (j == NULL) {
+		filter_set_unref(set);
+		if (enabled == 0) {
+			smtp_stage_next(s);
+			return;
+		}
 		goto nomem;
+	}
 	j->s = s;
-	j->set = smtp_filter_current;
-	filter_set_ref(j->set);
+	j->set = set; /* the job's reference */
 	j->nrcpt = s->nrcpt;
 	j->rcpts = malloc((s->nrcpt + 1) * sizeof(*j->rcpts));
 	j->frcpts = malloc((s->nrcpt + 1) * sizeof(*j->frcpts));

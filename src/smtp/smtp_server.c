@@ -72,12 +72,15 @@ void smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s,
 	server_session_closed(srv->core, s);
 }
 
-struct smtp_server *smtp_server_new(struct env *env, const char **error_r)
+struct smtp_server *smtp_server_new(struct env *env, struct smtp_server *share,
+				    const char **error_r)
 {
 	struct smtp_server *srv = calloc(1, sizeof(*srv));
 
 	if (srv == NULL ||
-	    (srv->core = server_new(env, &smtp_server_ops, srv)) == NULL) {
+	    (srv->core = server_new(env, &smtp_server_ops, srv,
+				    share != NULL ? share->core : NULL)) ==
+		    NULL) {
 		free(srv);
 		*error_r = "out of memory";
 		return NULL;

@@ -51,6 +51,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.workers, 4);
 	assert_int_equal(cfg.commit_workers, 32);
 	assert_int_equal(cfg.delivery_workers, 8);
+	assert_int_equal(cfg.loops, (int)sysconf(_SC_NPROCESSORS_ONLN));
 	assert_string_equal(cfg.error, "");
 }
 
@@ -74,7 +75,8 @@ static void test_every_key(void **state)
 		"user = mail\n"
 		"workers = 16\n"
 		"commit_workers = 48\n"
-		"delivery_workers = 8\n";
+		"delivery_workers = 8\n"
+		"loops = 3\n";
 	const char *err;
 
 	(void)state;
@@ -101,6 +103,7 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.workers, 16);
 	assert_int_equal(cfg.commit_workers, 48);
 	assert_int_equal(cfg.delivery_workers, 8);
+	assert_int_equal(cfg.loops, 3);
 }
 
 /* log_dir and the TLS files follow data_dir unless set. */
