@@ -60,7 +60,7 @@ for _ in $(seq 200); do
 	python3 "$ROOT/bench/bench.py" probe "$PORT" && break
 	sleep 0.05
 done
-EV=fsync,fdatasync,openat,write,writev,rename,renameat2,unlinkat,pwrite64
+EV=fsync,fdatasync,openat,write,writev,rename,renameat,renameat2,unlinkat,ftruncate,pwrite64
 # The last event counts again the openat calls with O_CREAT (64): the
 # files created, each an inode to allocate.
 perf stat -e "$(echo "$EV" | sed 's/\([a-z0-9]*\)/syscalls:sys_enter_\1/g')" \
