@@ -161,9 +161,10 @@ struct queue_dsync {
  *
  * The names are kept here, not read from free/ each time: those retired by
  * this process, and those found in free/ by queue_open(). At most
- * QUEUE_FREE_MAX files are kept (more are unlinked), none larger than
- * QUEUE_FREE_SIZE_MAX (queue.h), so that the pool never holds much disk
- * space.
+ * QUEUE_FREE_MAX files and QUEUE_FREE_BYTES bytes are kept (more are
+ * unlinked), none larger than QUEUE_FREE_SIZE_MAX (queue.h): enough files
+ * for a burst of messages that comes faster than delivery (the pool fills
+ * only as messages are delivered), never much disk.
  *
  * A reused file is never read as its old message:
  * - Every reader but one opens a message by its name, takes the lock, and
@@ -206,12 +207,18 @@ struct queue_dsync {
  *   instant, or one killed between its rename and its flush): before the
  *   first of them is reused, the queue directories are flushed once.
  */
+struct queue_pool_file {
+	char name[QUEUE_ID_SIZE];
+	uint64_t size;
+};
+
 struct queue_pool {
 	pthread_mutex_t lock;
 	size_t count;
-	int off;      /* no RENAME_NOREPLACE here: no reuse */
-	int unsynced; /* names from queue_open(), directories not flushed */
-	char names[QUEUE_FREE_MAX][QUEUE_ID_SIZE];
+	uint64_t bytes; /* of the files listed */
+	int off;	/* no RENAME_NOREPLACE here: no reuse */
+	int unsynced;	/* names from queue_open(), directories not flushed */
+	struct queue_pool_file files[QUEUE_FREE_MAX];
 };
 
 struct queue {
@@ -632,6 +639,23 @@ static int queue_pool_fits(const struct stat *st)
 	       st->st_size <= QUEUE_FREE_SIZE_MAX;
 }
 
+/* Has the pool room for a file of size bytes? The caller holds the lock. */
+static int queue_pool_has_room(const struct queue_pool *p, uint64_t size)
+{
+	return !p->off && p->count < QUEUE_FREE_MAX &&
+	       size <= QUEUE_FREE_BYTES - p->bytes;
+}
+
+/* Lists free/<name> of size bytes. The caller holds the lock. */
+static void queue_pool_add(struct queue_pool *p, const char *name,
+			   uint64_t size)
+{
+	memcpy(p->files[p->count].name, name, QUEUE_ID_SIZE);
+	p->files[p->count].size = size;
+	p->count++;
+	p->bytes += size;
+}
+
 /* At queue_open(): lists free/, keeps what fits, removes the rest. */
 static void queue_pool_load(struct queue *q)
 {
@@ -646,14 +670,14 @@ static void queue_pool_load(struct queue *q)
 	for (size_t i = 0; i < l.count; i++) {
 		struct stat st;
 
-		if (p->count < QUEUE_FREE_MAX &&
-		    fstatat(q->free_fd, l.ids[i], &st, AT_SYMLINK_NOFOLLOW) ==
+		if (fstatat(q->free_fd, l.ids[i], &st, AT_SYMLINK_NOFOLLOW) ==
 			    0 &&
-		    queue_pool_fits(&st)) {
-			memcpy(p->names[p->count++], l.ids[i], QUEUE_ID_SIZE);
+		    queue_pool_fits(&st) &&
+		    queue_pool_has_room(p, (uint64_t)st.st_size)) {
+			queue_pool_add(p, l.ids[i], (uint64_t)st.st_size);
 			continue;
 		}
-		/* Over the cap, too large, or a second name of a file that
+		/* Over the caps, too large, or a second name of a file that
 		 * a queue names too (a crash undid half a rename). */
 		unlinkat(q->free_fd, l.ids[i], 0);
 	}
@@ -661,27 +685,27 @@ static void queue_pool_load(struct queue *q)
 	p->unsynced = p->count > 0;
 }
 
-/* Returns 1 when the pool has room for one more file. */
-static int queue_pool_room(struct queue *q)
+/* Returns 1 when the pool has room for one more file of size bytes. */
+static int queue_pool_room(struct queue *q, uint64_t size)
 {
 	int room;
 
 	pthread_mutex_lock(&q->pool.lock);
-	room = !q->pool.off && q->pool.count < QUEUE_FREE_MAX;
+	room = queue_pool_has_room(&q->pool, size);
 	pthread_mutex_unlock(&q->pool.lock);
 	return room;
 }
 
-/* Lists free/<name>. Returns 1, or 0 when the pool is full (the caller
- * removes the file). */
-static int queue_pool_put(struct queue *q, const char *name)
+/* Lists free/<name> of size bytes. Returns 1, or 0 when the pool is full
+ * (the caller removes the file). */
+static int queue_pool_put(struct queue *q, const char *name, uint64_t size)
 {
 	struct queue_pool *p = &q->pool;
 	int kept = 0;
 
 	pthread_mutex_lock(&p->lock);
-	if (!p->off && p->count < QUEUE_FREE_MAX) {
-		memcpy(p->names[p->count++], name, QUEUE_ID_SIZE);
+	if (queue_pool_has_room(p, size)) {
+		queue_pool_add(p, name, size);
 		kept = 1;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -697,7 +721,7 @@ static int queue_pool_put(struct queue *q, const char *name)
 static int queue_pool_take(struct queue *q, const char *id, uint64_t *size_r)
 {
 	struct queue_pool *p = &q->pool;
-	char name[QUEUE_ID_SIZE];
+	struct queue_pool_file pf;
 
 	for (;;) {
 		struct stat st;
@@ -721,10 +745,11 @@ static int queue_pool_take(struct queue *q, const char *id, uint64_t *size_r)
 			}
 			p->unsynced = 0;
 		}
-		memcpy(name, p->names[--p->count], QUEUE_ID_SIZE);
+		pf = p->files[--p->count];
+		p->bytes -= pf.size;
 		pthread_mutex_unlock(&p->lock);
 
-		if (renameat2(q->free_fd, name, q->fd[QUEUE_INCOMING], id,
+		if (renameat2(q->free_fd, pf.name, q->fd[QUEUE_INCOMING], id,
 			      RENAME_NOREPLACE) < 0) {
 			if (errno == EINVAL || errno == ENOSYS) {
 				/* Without RENAME_NOREPLACE, no pool: a
@@ -732,14 +757,15 @@ static int queue_pool_take(struct queue *q, const char *id, uint64_t *size_r)
 				pthread_mutex_lock(&p->lock);
 				p->off = 1;
 				p->count = 0;
+				p->bytes = 0;
 				pthread_mutex_unlock(&p->lock);
-				unlinkat(q->free_fd, name, 0);
+				unlinkat(q->free_fd, pf.name, 0);
 				return -1;
 			}
 			if (errno == EEXIST) {
 				/* id is taken in incoming/: the caller's
 				 * O_EXCL create finds it and picks another. */
-				queue_pool_put(q, name);
+				queue_pool_put(q, pf.name, pf.size);
 				return -1;
 			}
 			continue; /* gone: taken or removed by another process */
@@ -2067,7 +2093,7 @@ int queue_retire(struct queue *q, const char *id, const char **error_r)
 		return r;
 	/* Under the exclusive lock, as queue_delete(): readers that hold
 	 * the file have finished, later ones find the name gone. */
-	keep = m.size <= QUEUE_FREE_SIZE_MAX && queue_pool_room(q) &&
+	keep = m.size <= QUEUE_FREE_SIZE_MAX && queue_pool_room(q, m.size) &&
 	       renameat(q->fd[m.where], id, q->free_fd, id) == 0;
 	/* The same shared flush as queue_delete(): the message is gone for
 	 * good before this returns, and before any writer may reuse the
@@ -2082,7 +2108,7 @@ int queue_retire(struct queue *q, const char *id, const char **error_r)
 		return -1;
 	}
 	queue_msg_close(&m);
-	if (keep && !queue_pool_put(q, id))
+	if (keep && !queue_pool_put(q, id, m.size))
 		unlinkat(q->free_fd, id, 0);
 	return 1;
 }

@@ -24,9 +24,11 @@
 #define QUEUE_RCPT_MAX 10000
 
 /* The pool of spent spool files (queue/free/, see queue_retire) keeps at
- * most this many, none larger than QUEUE_FREE_SIZE_MAX bytes: at most
- * 64 MiB of disk. */
-#define QUEUE_FREE_MAX 256
+ * most QUEUE_FREE_MAX files and QUEUE_FREE_BYTES bytes, none larger than
+ * QUEUE_FREE_SIZE_MAX: enough for a burst of small messages, never much
+ * disk. */
+#define QUEUE_FREE_MAX 4096
+#define QUEUE_FREE_BYTES (64u * 1024 * 1024)
 #define QUEUE_FREE_SIZE_MAX (256 * 1024)
 
 enum queue_name {

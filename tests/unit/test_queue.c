@@ -1273,60 +1273,105 @@ static void test_reuse_shorter(void **state)
 	free(long_body);
 }
 
-/* The pool keeps at most QUEUE_FREE_MAX files, none too large, none with
- * a second name; the rest is unlinked, at retire or at open. */
+/* Puts n files of size bytes (sparse) into free/, as another process or
+ * an earlier run would have left them. */
+static void fill_free(const struct fixture *f, size_t n, off_t size)
+{
+	for (size_t i = 0; i < n; i++) {
+		char id[QUEUE_ID_SIZE], path[256];
+		int fd;
+
+		queue_id_make(id);
+		spool_path(f, "free", id, path, sizeof(path));
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, size), 0);
+		close(fd);
+	}
+}
+
+static void empty_free(const struct fixture *f)
+{
+	char dir[256];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/queue/free", f->dir);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.')
+			assert_int_equal(unlinkat(dirfd(d), e->d_name, 0), 0);
+	}
+	closedir(d);
+}
+
+static void reopen(struct fixture *f)
+{
+	const char *error = NULL;
+
+	queue_close(f->q);
+	f->q = queue_open(f->dir, &error);
+	if (f->q == NULL)
+		fail_msg("queue_open: %s", error);
+}
+
+/* The pool keeps at most QUEUE_FREE_MAX files and QUEUE_FREE_BYTES bytes,
+ * none too large, none with a second name; the rest is unlinked, at open
+ * and at retire. */
 static void test_pool_cap(void **state)
 {
 	struct fixture *f = *state;
 	struct queue_envelope env;
 	const char *error = NULL;
-	char(*ids)[QUEUE_ID_SIZE] = calloc(QUEUE_FREE_MAX + 8, sizeof(*ids));
-	char id[QUEUE_ID_SIZE], path[256], other[256];
+	char ids[3][QUEUE_ID_SIZE], path[256], other[256];
 	size_t big_len = QUEUE_FREE_SIZE_MAX + 1;
 	char *big = make_body(big_len, 0xb);
-	struct queue *q2;
 
-	assert_non_null(ids);
 	test_envelope(&env);
-	for (size_t i = 0; i < QUEUE_FREE_MAX + 8; i++)
-		commit(f, "x\r\n", 3, &env, ids[i]);
-	for (size_t i = 0; i < QUEUE_FREE_MAX + 8; i++)
-		assert_int_equal(queue_retire(f->q, ids[i], &error), 1);
-	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX);
-	assert_int_equal(count_files(f, "active"), 0);
+	/* Too large to keep: unlinked. */
+	commit(f, big, big_len, &env, ids[0]);
+	assert_int_equal(queue_retire(f->q, ids[0], &error), 1);
+	assert_int_equal(count_files(f, "free"), 0);
 
-	/* Too large to keep: unlinked, pool or not. */
-	commit(f, big, big_len, &env, id);
-	assert_false(exists(f, "free", id)); /* took a pooled file */
-	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX - 1);
-	assert_int_equal(queue_retire(f->q, id, &error), 1);
-	assert_false(exists(f, "free", id));
-	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX - 1);
-
-	/* At open: what another process (or an older cap) left over the cap
-	 * goes, and so does a second name of a live message. */
-	for (int i = 0; i < 5; i++) {
-		int fd;
-
-		queue_id_make(id);
-		spool_path(f, "free", id, path, sizeof(path));
-		fd = open(path, O_WRONLY | O_CREAT, 0600);
-		assert_true(fd >= 0);
-		close(fd);
-	}
-	commit(f, "live\r\n", 6, &env, id);
-	spool_path(f, "active", id, other, sizeof(other));
+	/* Over the file cap at open, with a second name of a live message
+	 * and a file too large among them. */
+	commit(f, "live\r\n", 6, &env, ids[0]);
+	spool_path(f, "active", ids[0], other, sizeof(other));
 	spool_path(f, "free", "0000000000000000AA", path, sizeof(path));
 	assert_int_equal(link(other, path), 0);
-	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX - 2 + 5 + 1);
-	q2 = queue_open(f->dir, &error);
-	assert_non_null(q2);
+	fill_free(f, QUEUE_FREE_MAX + 5, 0);
+	fill_free(f, 1, QUEUE_FREE_SIZE_MAX + 1);
+	reopen(f);
 	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX);
 	assert_false(exists(f, "free", "0000000000000000AA"));
-	check_message(f, id, "live\r\n", 6, 3);
-	queue_close(q2);
+	check_message(f, ids[0], "live\r\n", 6, 3);
+	/* Full: two taken, two back, the third unlinked. */
+	commit(f, "a\r\n", 3, &env, ids[1]);
+	commit(f, "b\r\n", 3, &env, ids[2]);
+	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX - 2);
+	assert_int_equal(queue_retire(f->q, ids[0], &error), 1);
+	assert_int_equal(queue_retire(f->q, ids[1], &error), 1);
+	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX);
+	assert_int_equal(queue_retire(f->q, ids[2], &error), 1);
+	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX);
+	assert_false(exists(f, "free", ids[2]));
+	assert_int_equal(count_files(f, "active"), 0);
+
+	/* The byte cap, at open and at retire. */
+	empty_free(f);
+	reopen(f);
+	commit(f, "c\r\n", 3, &env, ids[0]);
+	fill_free(f, QUEUE_FREE_BYTES / QUEUE_FREE_SIZE_MAX + 3,
+		  QUEUE_FREE_SIZE_MAX);
+	reopen(f);
+	assert_int_equal(count_files(f, "free"),
+			 QUEUE_FREE_BYTES / QUEUE_FREE_SIZE_MAX);
+	assert_int_equal(queue_retire(f->q, ids[0], &error), 1);
+	assert_false(exists(f, "free", ids[0]));
+	assert_int_equal(count_files(f, "free"),
+			 QUEUE_FREE_BYTES / QUEUE_FREE_SIZE_MAX);
 	free(big);
-	free(ids);
 }
 
 /* At start-up, incoming/ is emptied (a reused file left there by a crash
