@@ -60,8 +60,11 @@ for _ in $(seq 200); do
 	python3 "$ROOT/bench/bench.py" probe "$PORT" && break
 	sleep 0.05
 done
-EV=fsync,fdatasync,openat,write,writev,rename,renameat2,unlinkat,pwrite64
+EV=fsync,fdatasync,openat,write,writev,rename,renameat,renameat2,unlinkat,ftruncate,pwrite64
+# The last event counts again the openat calls with O_CREAT (64): the
+# files created, each an inode to allocate.
 perf stat -e "$(echo "$EV" | sed 's/\([a-z0-9]*\)/syscalls:sys_enter_\1/g')" \
+	-e syscalls:sys_enter_openat --filter 'flags & 64' \
 	-p "$P" -o "$W/perf.txt" &
 PS=$!
 sleep 0.3
@@ -84,4 +87,5 @@ echo "petrel $(basename "$B"): $S sessions x $M messages of $Z bytes:" \
 	"$(python3 -c "print(round($N / ($T1 - $T0)))") msg/s accepted (timing: noisy)"
 awk -v n="$N" '/syscalls:sys_enter_/ {
 	gsub(",", "", $1); sub("syscalls:sys_enter_", "", $2)
+	if (seen[$2]++) $2 = $2 "+creat"
 	printf "  %-10s %6.2f per message\n", $2, $1 / n }' "$W/perf.txt"

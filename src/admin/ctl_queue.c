@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "lib/buf.h"
 #include "lib/clock.h"
 #include "queue/queue.h"
 
@@ -331,14 +332,17 @@ static int ctl_queue_show(struct ctl *ctl, int argc, char **argv)
 	}
 	queue_envelope_free(e);
 	/* The header section, as stored (the trace headers Petrel added
-	 * first). */
+	 * first). Read whole and checked before it is shown: the daemon may
+	 * deliver the message meanwhile and reuse its file for another one
+	 * (queue_body_check). Then, as when it is gone before, no header. */
 	r = queue_body_open(q, argv[0], &fd, &off, &len, &err);
-	queue_close(q);
-	if (r <= 0)
+	if (r <= 0) {
+		queue_close(q);
 		return r == 0 ? 0 : ctl_fail("%s: %s", argv[0], err);
-	printf("\n");
+	}
 	{
 		FILE *f = fdopen(fd, "r");
+		struct buf head;
 		char *line = NULL;
 		size_t cap = 0;
 		uint64_t done = 0;
@@ -346,8 +350,10 @@ static int ctl_queue_show(struct ctl *ctl, int argc, char **argv)
 
 		if (f == NULL) {
 			close(fd);
+			queue_close(q);
 			return ctl_fail("%s: %s", argv[0], strerror(errno));
 		}
+		buf_init(&head, (size_t)len);
 		if (fseeko(f, (off_t)off, SEEK_SET) == 0) {
 			while (done < len &&
 			       (n = getline(&line, &cap, f)) > 0) {
@@ -357,11 +363,22 @@ static int ctl_queue_show(struct ctl *ctl, int argc, char **argv)
 				if (n <= 2 && (line[0] == '\n' ||
 					       (line[0] == '\r' && n == 2)))
 					break; /* the end of the header */
-				fwrite(line, 1, (size_t)n, stdout);
+				if (buf_append(&head, line, (size_t)n) < 0)
+					break;
 			}
 		}
 		free(line);
+		r = queue_body_check(q, argv[0], fileno(f), &err);
 		fclose(f);
+		queue_close(q);
+		if (r == 1) {
+			printf("\n");
+			if (head.len > 0)
+				fwrite(head.data, 1, head.len, stdout);
+		}
+		buf_deinit(&head);
+		if (r < 0)
+			return ctl_fail("%s: %s", argv[0], err);
 	}
 	return 0;
 }

@@ -128,10 +128,17 @@ int delivery_local_run(struct queue *q, const char *data_dir,
 		}
 	}
 	pending += pending_local;
-	if (pending == 0 && queue_delete(q, id, &error) < 0) {
-		*error_r = delivery_errorf("%s", error);
-		result = -1;
-		goto out;
+	if (pending == 0) {
+		/* The file goes back to the spool's pool, to be reused:
+		 * our descriptor of it is closed first (queue_retire). */
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		if (queue_retire(q, id, &error) < 0) {
+			*error_r = delivery_errorf("%s", error);
+			result = -1;
+			goto out;
+		}
 	}
 	result = pending_local > 0 ? 0 : 1;
 	if (result == 0)
@@ -743,9 +750,16 @@ int delivery_finish(const struct delivery_ctx *ctx, struct delivery_msg *m)
 		nups++;
 	}
 	/* Nothing left to do: the message goes, and the statuses need no
-	 * writing first, unless it cannot be removed. */
+	 * writing first, unless it cannot be removed. Its file goes back to
+	 * the spool's pool for a new message: the body is read no more (the
+	 * remote jobs, which read it through m->body_fd, are all done, and
+	 * the bounce is queued), and the descriptor is closed before the
+	 * file can be reused (queue_retire). */
 	if (pending == 0) {
-		if (queue_delete(ctx->q, m->id, &error) < 0) {
+		if (m->body_fd >= 0)
+			close(m->body_fd);
+		m->body_fd = -1;
+		if (queue_retire(ctx->q, m->id, &error) < 0) {
 			delivery_msg_error(m, "%s", error);
 			if (nups > 0)
 				queue_rcpts_update(ctx->q, m->id, ups, nups,

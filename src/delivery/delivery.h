@@ -97,9 +97,10 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m);
  * out, queue.max_days) are returned to the sender in one RFC 3464 report
  * (never to the null sender; a failed report goes to the postmaster), the
  * statuses are written at once, a delay warning goes out when due
- * (queue.warn_hours), and the message is removed when nothing is pending,
- * or deferred to its next retry. Returns 1, or -1 on error (m->error).
- * Blocking.
+ * (queue.warn_hours), and the message is removed when nothing is pending
+ * (queue_retire: m->body_fd is closed first, and the caller must hold no
+ * other descriptor of the message, its remote jobs all done), or deferred
+ * to its next retry. Returns 1, or -1 on error (m->error). Blocking.
  */
 int delivery_finish(const struct delivery_ctx *ctx, struct delivery_msg *m);
 

@@ -1,8 +1,10 @@
 /*
  * queue: the durable spool. Owns <data_dir>/queue/{incoming,active,deferred,
- * hold,bad}/, the format of the files in them and the queue ids. A message
- * is acknowledged only after its file (bytes and envelope) is fdatasync()ed
- * and renamed into active/, and active/ is fsync()ed.
+ * hold,bad}/, the format of the files in them and the queue ids, and
+ * queue/free/, the pool of spent files that new messages reuse (see "the
+ * pool" below). A message is acknowledged only after its file (bytes and
+ * envelope) is fdatasync()ed and renamed into active/, and active/ is
+ * fsync()ed.
  *
  * One file per message, named by its queue id, written front to back:
  *
@@ -45,7 +47,8 @@
  *
  * Concurrency: readers take a shared OFD lock on the file, writers of a
  * slot, moves and deletes an exclusive one, so petrelctl and petreld can
- * work on the same spool. The only mutable global is the id counter.
+ * work on the same spool. The only mutable global is the id counter; the
+ * pool's list of names is per struct queue, under its own mutex.
  */
 #include "queue/queue.h"
 #include "lib/buf.h"
@@ -141,11 +144,90 @@ struct queue_dsync {
 	struct queue_sync_waiter *waiters;
 };
 
+/*
+ * The pool: spent spool files in queue/free/, named by the id of the last
+ * message they held, to be reused by new messages.
+ *
+ * Why: creating a file allocates an inode and deleting it frees one, and
+ * on ext4 (without a journal above all) the allocation searches the inode
+ * table past recently freed inodes: under load the costliest part of a
+ * message's spool work. Delivery retires a fully delivered message
+ * (queue_retire) by renaming its file into free/ instead of unlinking it,
+ * and queue_writer_new() renames a file from free/ into incoming/ and
+ * overwrites it instead of creating one. Same flushes as before; no inode
+ * is allocated or freed on the spool side. A file in free/ never holds a
+ * message that is anywhere in the spool: it is garbage, to reuse or remove
+ * at will.
+ *
+ * The names are kept here, not read from free/ each time: those retired by
+ * this process, and those found in free/ by queue_open(). At most
+ * QUEUE_FREE_MAX files and QUEUE_FREE_BYTES bytes are kept (more are
+ * unlinked), none larger than QUEUE_FREE_SIZE_MAX (queue.h): enough files
+ * for a burst of messages that comes faster than delivery (the pool fills
+ * only as messages are delivered), never much disk.
+ *
+ * A reused file is never read as its old message:
+ * - Every reader but one opens a message by its name, takes the lock, and
+ *   checks that the name still leads to the file it holds
+ *   (queue_msg_open(): envelope loads, status updates, moves, deletes,
+ *   listings, petrelctl, the hijack sweep). queue_retire() renames under
+ *   the exclusive lock, so a reader that holds the lock reads the whole
+ *   message and the retire waits for it; one that gets the lock after
+ *   finds the name gone (ids never repeat, so it never comes back) and
+ *   reports no such message.
+ * - queue_body_open() hands out a descriptor without a lock, read later.
+ *   The bytes never change while the file has the message's name, but may
+ *   once it is retired. So a process that may race with a retire checks
+ *   after reading (queue_body_check(): petrelctl queue show), and the
+ *   daemon only retires when no descriptor of the message can be read any
+ *   more: the one retirer is delivery of that same message, one attempt
+ *   per id at a time (dispatch.c), after the last read of its own
+ *   descriptor, which it closes first; the remote part, which reads
+ *   through that descriptor on the workers (remote.c), has ended before
+ *   delivery_finish() runs. queue_delete() (petrelctl, the hijack code)
+ *   unlinks as ever: an unlinked file lives on, unchanged, for whoever
+ *   still holds it, and is never reused.
+ *
+ * Crashes:
+ * - queue_retire() renames <queue>/<id> to free/<id> and fsync()s the
+ *   queue directory (the delete is durable before it is reported done,
+ *   as with queue_delete()), and only then lists the name here: no writer
+ *   overwrites a file whose old name a crash could bring back.
+ * - Reuse renames free/<old> to incoming/<new> and writes there; as for a
+ *   created file, the rename into active/ comes only after the
+ *   fdatasync(), so active/ never shows a file with a mix of old and new
+ *   bytes. A crash before the commit leaves the file in incoming/ (removed
+ *   by queue_recover()) or in free/: never an acknowledged message.
+ * - A crash can undo half of a rename between two directories, leaving
+ *   free/<old> as a second name of a file that a queue also names (after
+ *   fsck, with two links). Such a file is never written into: the pool
+ *   takes only files with one link, at queue_open() and at reuse.
+ * - Names found in free/ by queue_open() may be of a retire whose
+ *   directory flush has not run (another process retiring at that
+ *   instant, or one killed between its rename and its flush): before the
+ *   first of them is reused, the queue directories are flushed once.
+ */
+struct queue_pool_file {
+	char name[QUEUE_ID_SIZE];
+	uint64_t size;
+};
+
+struct queue_pool {
+	pthread_mutex_t lock;
+	size_t count;
+	uint64_t bytes; /* of the files listed */
+	int off;	/* no RENAME_NOREPLACE here: no reuse */
+	int unsynced;	/* names from queue_open(), directories not flushed */
+	struct queue_pool_file files[QUEUE_FREE_MAX];
+};
+
 struct queue {
 	char dir[PATH_MAX]; /* <data_dir>/queue */
 	int fd[QUEUE_COUNT];
+	int free_fd;				 /* queue/free/ */
 	struct queue_dsync sync[QUEUE_COUNT];	 /* commits */
 	struct queue_dsync unlinks[QUEUE_COUNT]; /* deletes */
+	struct queue_pool pool;
 };
 
 struct queue_writer {
@@ -153,6 +235,8 @@ struct queue_writer {
 	int fd;
 	int failed;
 	int committed;
+	int reused;	   /* the file came from the pool */
+	uint64_t old_size; /* its size then: cut at the commit if longer */
 	uint64_t body_len;
 	size_t buffered;
 	char id[QUEUE_ID_SIZE];
@@ -496,6 +580,209 @@ static int queue_mkdir(const char *path)
 	return 0;
 }
 
+struct queue_idlist {
+	char (*ids)[QUEUE_ID_SIZE];
+	size_t count;
+	size_t cap;
+};
+
+static int queue_id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Reads the valid ids of directory dirfd (queue/<what>), in no order.
+ * Returns 0 or -1. */
+static int queue_list_dir(struct queue *q, int dirfd, const char *what,
+			  struct queue_idlist *l, const char **error_r)
+{
+	struct dirent *e;
+	DIR *dir;
+	int fd;
+
+	memset(l, 0, sizeof(*l));
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		*error_r = queue_errorf("cannot read %s/%s: %m", q->dir, what);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((e = readdir(dir)) != NULL) {
+		if (!queue_id_valid(e->d_name))
+			continue;
+		if (l->count == l->cap) {
+			size_t ncap = l->cap ? l->cap * 2 : 64;
+			void *n = realloc(l->ids, ncap * sizeof(*l->ids));
+			if (n == NULL) {
+				closedir(dir);
+				free(l->ids);
+				l->ids = NULL;
+				*error_r = "out of memory";
+				return -1;
+			}
+			l->ids = n;
+			l->cap = ncap;
+		}
+		memcpy(l->ids[l->count++], e->d_name, QUEUE_ID_SIZE);
+	}
+	closedir(dir);
+	return 0;
+}
+
+/* ---- the pool (see struct queue_pool) ---- */
+
+/* A file the pool may keep: a regular file with one name, not too large. */
+static int queue_pool_fits(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_nlink == 1 &&
+	       st->st_size <= QUEUE_FREE_SIZE_MAX;
+}
+
+/* Has the pool room for a file of size bytes? The caller holds the lock. */
+static int queue_pool_has_room(const struct queue_pool *p, uint64_t size)
+{
+	return !p->off && p->count < QUEUE_FREE_MAX &&
+	       size <= QUEUE_FREE_BYTES - p->bytes;
+}
+
+/* Lists free/<name> of size bytes. The caller holds the lock. */
+static void queue_pool_add(struct queue_pool *p, const char *name,
+			   uint64_t size)
+{
+	memcpy(p->files[p->count].name, name, QUEUE_ID_SIZE);
+	p->files[p->count].size = size;
+	p->count++;
+	p->bytes += size;
+}
+
+/* At queue_open(): lists free/, keeps what fits, removes the rest. */
+static void queue_pool_load(struct queue *q)
+{
+	struct queue_pool *p = &q->pool;
+	struct queue_idlist l;
+	const char *error;
+
+	if (queue_list_dir(q, q->free_fd, "free", &l, &error) < 0) {
+		log_warn("queue: %s", error);
+		return;
+	}
+	for (size_t i = 0; i < l.count; i++) {
+		struct stat st;
+
+		if (fstatat(q->free_fd, l.ids[i], &st, AT_SYMLINK_NOFOLLOW) ==
+			    0 &&
+		    queue_pool_fits(&st) &&
+		    queue_pool_has_room(p, (uint64_t)st.st_size)) {
+			queue_pool_add(p, l.ids[i], (uint64_t)st.st_size);
+			continue;
+		}
+		/* Over the caps, too large, or a second name of a file that
+		 * a queue names too (a crash undid half a rename). */
+		unlinkat(q->free_fd, l.ids[i], 0);
+	}
+	free(l.ids);
+	p->unsynced = p->count > 0;
+}
+
+/* Returns 1 when the pool has room for one more file of size bytes. */
+static int queue_pool_room(struct queue *q, uint64_t size)
+{
+	int room;
+
+	pthread_mutex_lock(&q->pool.lock);
+	room = queue_pool_has_room(&q->pool, size);
+	pthread_mutex_unlock(&q->pool.lock);
+	return room;
+}
+
+/* Lists free/<name> of size bytes. Returns 1, or 0 when the pool is full
+ * (the caller removes the file). */
+static int queue_pool_put(struct queue *q, const char *name, uint64_t size)
+{
+	struct queue_pool *p = &q->pool;
+	int kept = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (queue_pool_has_room(p, size)) {
+		queue_pool_add(p, name, size);
+		kept = 1;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return kept;
+}
+
+/*
+ * Takes a file from the pool for message id: renames it to incoming/<id>
+ * and opens it for writing (offset 0). Returns the descriptor with the
+ * file's size in *size_r, or -1 when the pool has none to give (the caller
+ * creates a file).
+ */
+static int queue_pool_take(struct queue *q, const char *id, uint64_t *size_r)
+{
+	struct queue_pool *p = &q->pool;
+	struct queue_pool_file pf;
+
+	for (;;) {
+		struct stat st;
+		int fd;
+
+		pthread_mutex_lock(&p->lock);
+		if (p->off || p->count == 0) {
+			pthread_mutex_unlock(&p->lock);
+			return -1;
+		}
+		if (p->unsynced) {
+			/* Names found at queue_open(): make the removal of
+			 * their old names durable before writing into any
+			 * (see struct queue_pool). Once per process, under
+			 * the lock so that no other writer goes ahead. */
+			for (int i = QUEUE_ACTIVE; i < QUEUE_COUNT; i++) {
+				if (fsync(q->fd[i]) < 0)
+					log_warn("queue: fsync(%s/%s) failed: "
+						 "%m",
+						 q->dir, queue_names[i]);
+			}
+			p->unsynced = 0;
+		}
+		pf = p->files[--p->count];
+		p->bytes -= pf.size;
+		pthread_mutex_unlock(&p->lock);
+
+		if (renameat2(q->free_fd, pf.name, q->fd[QUEUE_INCOMING], id,
+			      RENAME_NOREPLACE) < 0) {
+			if (errno == EINVAL || errno == ENOSYS) {
+				/* Without RENAME_NOREPLACE, no pool: a
+				 * plain rename could replace a file. */
+				pthread_mutex_lock(&p->lock);
+				p->off = 1;
+				p->count = 0;
+				p->bytes = 0;
+				pthread_mutex_unlock(&p->lock);
+				unlinkat(q->free_fd, pf.name, 0);
+				return -1;
+			}
+			if (errno == EEXIST) {
+				/* id is taken in incoming/: the caller's
+				 * O_EXCL create finds it and picks another. */
+				queue_pool_put(q, pf.name, pf.size);
+				return -1;
+			}
+			continue; /* gone: taken or removed by another process */
+		}
+		fd = openat(q->fd[QUEUE_INCOMING], id,
+			    O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 && fstat(fd, &st) == 0 && queue_pool_fits(&st)) {
+			*size_r = (uint64_t)st.st_size;
+			return fd;
+		}
+		/* Never write into a file with another name elsewhere. */
+		if (fd >= 0)
+			close(fd);
+		unlinkat(q->fd[QUEUE_INCOMING], id, 0);
+	}
+}
+
 /* ---- open and close ---- */
 
 struct queue *queue_open(const char *data_dir, const char **error_r)
@@ -509,6 +796,8 @@ struct queue *queue_open(const char *data_dir, const char **error_r)
 		*error_r = "out of memory";
 		return NULL;
 	}
+	q->free_fd = -1;
+	pthread_mutex_init(&q->pool.lock, NULL);
 	for (int i = 0; i < QUEUE_COUNT; i++) {
 		q->fd[i] = -1;
 		pthread_mutex_init(&q->sync[i].lock, NULL);
@@ -537,6 +826,14 @@ struct queue *queue_open(const char *data_dir, const char **error_r)
 			return NULL;
 		}
 	}
+	snprintf(path, sizeof(path), "%s/free", q->dir);
+	if (queue_mkdir(path) < 0 ||
+	    (q->free_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		*error_r = queue_errorf("cannot open %s: %m", path);
+		queue_close(q);
+		return NULL;
+	}
+	queue_pool_load(q);
 	return q;
 }
 
@@ -544,6 +841,9 @@ void queue_close(struct queue *q)
 {
 	if (q == NULL)
 		return;
+	if (q->free_fd >= 0)
+		close(q->free_fd);
+	pthread_mutex_destroy(&q->pool.lock);
 	for (int i = 0; i < QUEUE_COUNT; i++) {
 		if (q->fd[i] >= 0)
 			close(q->fd[i]);
@@ -1087,6 +1387,11 @@ struct queue_writer *queue_writer_new(struct queue *q, const char **error_r)
 		queue_id_make(w->id);
 		if (queue_id_taken(q, w->id))
 			continue;
+		w->fd = queue_pool_take(q, w->id, &w->old_size);
+		if (w->fd >= 0) {
+			w->reused = 1;
+			break;
+		}
 		w->fd = openat(q->fd[QUEUE_INCOMING], w->id,
 			       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
 				       O_NOFOLLOW,
@@ -1104,8 +1409,11 @@ struct queue_writer *queue_writer_new(struct queue *q, const char **error_r)
 		free(w);
 		return NULL;
 	}
-	/* Held for the writer's life: queue_recover() skips locked files. */
-	if (queue_lock(w->fd, F_WRLCK, 0) < 0) {
+	/* Held for the writer's life: queue_recover() skips locked files. A
+	 * reused file may still be locked for an instant by a reader that
+	 * opened it under its old name and is about to find that name gone
+	 * (queue_msg_open()): wait for it. */
+	if (queue_lock(w->fd, F_WRLCK, w->reused) < 0) {
 		*error_r = queue_errorf("cannot lock %s: %m", w->id);
 		close(w->fd);
 		unlinkat(q->fd[QUEUE_INCOMING], w->id, 0);
@@ -1171,6 +1479,7 @@ static int queue_writer_prepare(struct queue_writer *w,
 {
 	struct buf tail;
 	const char *why;
+	uint64_t end;
 
 	if (w->committed || w->fd < 0) {
 		queue_writer_fail(w, "message already committed or aborted");
@@ -1192,7 +1501,16 @@ static int queue_writer_prepare(struct queue_writer *w,
 				  w->q->dir, w->id);
 		return -1;
 	}
+	end = w->body_len + tail.len;
 	buf_deinit(&tail);
+	/* A reused file longer than this message: its size must be the
+	 * trailer's (readers check it), and the fdatasync() below makes the
+	 * new size durable with the bytes. */
+	if (w->old_size > end && ftruncate(w->fd, (off_t)end) < 0) {
+		queue_writer_fail(w, "ftruncate(%s/incoming/%s) failed: %m",
+				  w->q->dir, w->id);
+		return -1;
+	}
 	if (fdatasync(w->fd) < 0) {
 		queue_writer_fail(w, "fdatasync(%s/incoming/%s) failed: %m",
 				  w->q->dir, w->id);
@@ -1494,13 +1812,40 @@ int queue_body_open(struct queue *q, const char *id, int *fd_r,
 		queue_msg_close(&m);
 		return -1;
 	}
-	/* The bytes never change: no lock is needed to read them, and
-	 * keeping one would block this thread's own status updates. */
+	/* The bytes never change while the file has this id's name: no lock
+	 * is needed to read them, and keeping one would block this thread's
+	 * own status updates. Once the message is retired they may (the file
+	 * is reused): see struct queue_pool and queue_body_check(). */
 	queue_lock(m.fd, F_UNLCK, 0);
 	*fd_r = m.fd;
 	*offset_r = 0;
 	*len_r = m.tr.body_len;
 	return 1;
+}
+
+int queue_body_check(struct queue *q, const char *id, int fd,
+		     const char **error_r)
+{
+	struct stat st, st2;
+	int found = 0;
+
+	if (!queue_id_valid(id)) {
+		*error_r = "invalid queue id";
+		return -1;
+	}
+	/* Under the shared lock no move and no retire (they hold the
+	 * exclusive one) can change where the file is while we look. */
+	if (queue_lock(fd, F_RDLCK, 1) < 0 || fstat(fd, &st) < 0) {
+		*error_r = queue_errorf("cannot lock %s: %m", id);
+		return -1;
+	}
+	for (int i = QUEUE_ACTIVE; i < QUEUE_COUNT && st.st_nlink > 0 && !found;
+	     i++) {
+		found = fstatat(q->fd[i], id, &st2, AT_SYMLINK_NOFOLLOW) == 0 &&
+			st.st_dev == st2.st_dev && st.st_ino == st2.st_ino;
+	}
+	queue_lock(fd, F_UNLCK, 0);
+	return found ? 1 : 0;
 }
 
 int queue_rcpt_set_status(struct queue *q, const char *id, size_t idx,
@@ -1738,59 +2083,49 @@ int queue_delete(struct queue *q, const char *id, const char **error_r)
 	return 1;
 }
 
-/* ---- listing ---- */
-
-struct queue_idlist {
-	char (*ids)[QUEUE_ID_SIZE];
-	size_t count;
-	size_t cap;
-};
-
-static int queue_id_cmp(const void *a, const void *b)
+int queue_retire(struct queue *q, const char *id, const char **error_r)
 {
-	return strcmp(a, b);
+	struct queue_msg m;
+	int keep, r;
+
+	r = queue_msg_open(q, id, 1, &m, error_r);
+	if (r <= 0)
+		return r;
+	/* Under the exclusive lock, as queue_delete(): readers that hold
+	 * the file have finished, later ones find the name gone. */
+	keep = m.size <= QUEUE_FREE_SIZE_MAX && queue_pool_room(q, m.size) &&
+	       renameat(q->fd[m.where], id, q->free_fd, id) == 0;
+	/* The same shared flush as queue_delete(): the message is gone for
+	 * good before this returns, and before any writer may reuse the
+	 * file (it is listed in the pool only after the flush). */
+	if ((!keep && unlinkat(q->fd[m.where], id, 0) < 0) ||
+	    queue_dir_sync(q, &q->unlinks[m.where], m.where) < 0) {
+		*error_r = queue_errorf("cannot remove %s/%s: %m",
+					queue_names[m.where], id);
+		if (keep)
+			unlinkat(q->free_fd, id, 0);
+		queue_msg_close(&m);
+		return -1;
+	}
+	queue_msg_close(&m);
+	if (keep && !queue_pool_put(q, id, m.size))
+		unlinkat(q->free_fd, id, 0);
+	return 1;
 }
+
+/* ---- listing ---- */
 
 /* Reads the valid ids of one queue, sorted. Returns 0 or -1. */
 static int queue_list_ids(struct queue *q, enum queue_name name,
 			  struct queue_idlist *l, const char **error_r)
 {
-	struct dirent *e;
-	DIR *dir;
-	int fd;
-
 	memset(l, 0, sizeof(*l));
 	if ((unsigned)name >= QUEUE_COUNT) {
 		*error_r = "invalid queue";
 		return -1;
 	}
-	fd = openat(q->fd[name], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
-		*error_r = queue_errorf("cannot read %s/%s: %m", q->dir,
-					queue_names[name]);
-		if (fd >= 0)
-			close(fd);
+	if (queue_list_dir(q, q->fd[name], queue_names[name], l, error_r) < 0)
 		return -1;
-	}
-	while ((e = readdir(dir)) != NULL) {
-		if (!queue_id_valid(e->d_name))
-			continue;
-		if (l->count == l->cap) {
-			size_t ncap = l->cap ? l->cap * 2 : 64;
-			void *n = realloc(l->ids, ncap * sizeof(*l->ids));
-			if (n == NULL) {
-				closedir(dir);
-				free(l->ids);
-				l->ids = NULL;
-				*error_r = "out of memory";
-				return -1;
-			}
-			l->ids = n;
-			l->cap = ncap;
-		}
-		memcpy(l->ids[l->count++], e->d_name, QUEUE_ID_SIZE);
-	}
-	closedir(dir);
 	if (l->count > 1)
 		qsort(l->ids, l->count, sizeof(*l->ids), queue_id_cmp);
 	return 0;

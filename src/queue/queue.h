@@ -23,6 +23,14 @@
 #define QUEUE_REASON_MAX 400 /* hold reason / message error */
 #define QUEUE_RCPT_MAX 10000
 
+/* The pool of spent spool files (queue/free/, see queue_retire) keeps at
+ * most QUEUE_FREE_MAX files and QUEUE_FREE_BYTES bytes, none larger than
+ * QUEUE_FREE_SIZE_MAX: enough for a burst of small messages, never much
+ * disk. */
+#define QUEUE_FREE_MAX 4096
+#define QUEUE_FREE_BYTES (64u * 1024 * 1024)
+#define QUEUE_FREE_SIZE_MAX (256 * 1024)
+
 enum queue_name {
 	QUEUE_INCOMING, /* being received; never acknowledged */
 	QUEUE_ACTIVE,	/* committed; to deliver now */
@@ -123,16 +131,19 @@ int queue_id_valid(const char *id);
 void queue_id_make(char id_r[QUEUE_ID_SIZE]);
 
 /*
- * Opens the spool of data_dir, creating <data_dir>/queue/<name>/ (mode
- * 0700) as needed. Returns the spool (free with queue_close), or NULL with
- * *error_r set.
+ * Opens the spool of data_dir, creating <data_dir>/queue/<name>/ and
+ * queue/free/ (the pool of spent files, never a queue; mode 0700) as
+ * needed. Returns the spool (free with queue_close), or NULL with *error_r
+ * set.
  */
 struct queue *queue_open(const char *data_dir, const char **error_r);
 void queue_close(struct queue *q);
 
 /*
- * Starts a new message in incoming/ with a fresh id. Returns the writer, or
- * NULL with *error_r set. The writer belongs to one thread at a time.
+ * Starts a new message in incoming/ with a fresh id, in a file taken from
+ * the pool of retired ones when there is one (overwritten), else in a new
+ * file. Returns the writer, or NULL with *error_r set. The writer belongs
+ * to one thread at a time.
  */
 struct queue_writer *queue_writer_new(struct queue *q, const char **error_r);
 /* The message's queue id (owned by the writer). */
@@ -194,10 +205,22 @@ int queue_envelope_parse(const void *data, size_t size,
 /*
  * Opens the message bytes of id for reading: *fd_r (caller closes) holds
  * them at [*offset_r, *offset_r + *len_r). Returns 1, 0 when there is no
- * such message, -1 on error (damaged files go to bad/ as above).
+ * such message, -1 on error (damaged files go to bad/ as above). The fd
+ * holds no lock. Its bytes stay the message's while the message is in the
+ * spool; once it is retired (queue_retire) the file may be reused for
+ * another message, so a reader that may race with its delivery checks
+ * with queue_body_check() after reading.
  */
 int queue_body_open(struct queue *q, const char *id, int *fd_r,
 		    uint64_t *offset_r, uint64_t *len_r, const char **error_r);
+/*
+ * Is fd (from queue_body_open) still the file of message id? Returns 1
+ * when it is: what was read from it before the call was that message's.
+ * Returns 0 when the message left the spool meanwhile (what was read may
+ * belong to another message), -1 on error.
+ */
+int queue_body_check(struct queue *q, const char *id, int fd,
+		     const char **error_r);
 
 /*
  * Records one delivery attempt of recipient idx: its new status and error
@@ -238,6 +261,15 @@ int queue_defer(struct queue *q, const char *id, int64_t next_retry,
 /* Removes message id for good (durable). Returns 1, 0 when there is no such
  * message, -1 on error. */
 int queue_delete(struct queue *q, const char *id, const char **error_r);
+/*
+ * queue_delete() for a message that delivery is done with: the same
+ * durable removal, but its file goes to the pool (queue/free/) for a new
+ * message to reuse. Only for the delivery of that message, after its last
+ * read of the message's bytes with its descriptors closed: any other
+ * descriptor of it open in this process could read another message's
+ * bytes later. Returns as queue_delete().
+ */
+int queue_retire(struct queue *q, const char *id, const char **error_r);
 
 /* Called for each id; returns 0 to go on, anything else to stop. */
 typedef int queue_scan_cb(void *ctx, const char *id);
@@ -250,7 +282,8 @@ int queue_scan(struct queue *q, enum queue_name name, queue_scan_cb *cb,
 
 /*
  * At start-up: removes every file left in incoming/ (never acknowledged;
- * files a live writer still holds are skipped), then calls cb (may be NULL)
+ * files a live writer still holds are skipped; queue/free/ holds garbage
+ * and is left to the pool), then calls cb (may be NULL)
  * for every message in active/, to deliver. *removed_r (may be NULL) gets
  * the number removed. Returns 1, or -1 on error.
  */

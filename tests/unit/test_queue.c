@@ -1,5 +1,6 @@
 /* Unit tests of queue/queue: ids, the spool file round trip, in-place
- * status updates, moves, scans, damaged files, recovery, group commit. */
+ * status updates, moves, scans, damaged files, recovery, group commit, the
+ * pool of reused files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -1099,6 +1101,483 @@ static void test_events(void **state)
 	assert_int_equal(day[QUEUE_EV_DELIVERED], 0);
 }
 
+/* ---- the pool of spent files (queue/free/) ---- */
+
+static ino_t ino_of(const struct fixture *f, const char *queue, const char *id)
+{
+	char path[256];
+	struct stat st;
+
+	spool_path(f, queue, id, path, sizeof(path));
+	if (stat(path, &st) < 0)
+		fail_msg("stat(%s): %m", path);
+	return st.st_ino;
+}
+
+static size_t count_files(const struct fixture *f, const char *queue)
+{
+	char path[256];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, queue);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* A body of len bytes that says which message it is at every line. */
+static char *make_body(size_t len, unsigned tag)
+{
+	char *b = malloc(len + 1);
+	size_t i = 0;
+
+	assert_non_null(b);
+	while (i < len) {
+		char line[64];
+		int n = snprintf(line, sizeof(line), "%08x line %zu\r\n", tag,
+				 i);
+		size_t take = (size_t)n < len - i ? (size_t)n : len - i;
+
+		memcpy(b + i, line, take);
+		i += take;
+	}
+	b[len] = '\0';
+	return b;
+}
+
+static void check_message(struct fixture *f, const char *id, const char *body,
+			  size_t len, size_t rcpts)
+{
+	struct queue_envelope *got = NULL;
+	const char *error = NULL;
+	uint64_t got_len;
+	char *data;
+
+	if (queue_envelope_load(f->q, id, NULL, &got, &error) != 1)
+		fail_msg("%s: %s", id, error != NULL ? error : "gone");
+	assert_int_equal(got->size, len);
+	assert_int_equal(got->rcpt_count, rcpts);
+	queue_envelope_free(got);
+	data = read_body(f, id, &got_len);
+	assert_int_equal(got_len, len);
+	assert_memory_equal(data, body, len);
+	free(data);
+}
+
+/* A retired message's file is the next message's: same inode, no new file
+ * created, and the old message is gone for every reader. */
+static void test_reuse(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env, *got = NULL;
+	struct queue_stats st;
+	struct collect c;
+	const char *error = NULL;
+	char a[QUEUE_ID_SIZE], b[QUEUE_ID_SIZE];
+	enum queue_name n;
+	ino_t ino;
+
+	test_envelope(&env);
+	commit(f, test_body, sizeof(test_body) - 1, &env, a);
+	ino = ino_of(f, "active", a);
+	assert_int_equal(queue_retire(f->q, a, &error), 1);
+	assert_false(exists(f, "active", a));
+	assert_true(exists(f, "free", a));
+	assert_int_equal(ino_of(f, "free", a), ino);
+	/* Gone like a deleted message. */
+	assert_int_equal(queue_envelope_load(f->q, a, NULL, &got, &error), 0);
+	assert_int_equal(queue_retire(f->q, a, &error), 0);
+	assert_int_equal(queue_delete(f->q, a, &error), 0);
+	assert_int_equal(queue_move(f->q, a, QUEUE_ACTIVE, NULL, &error), 0);
+	/* free/ is no queue: not listed, not counted, not a name. */
+	assert_int_equal(queue_name_parse("free", &n), 0);
+	assert_int_equal(queue_stats(f->q, &st, &error), 1);
+	for (int i = 0; i < QUEUE_COUNT; i++)
+		assert_int_equal(st.messages[i], 0);
+
+	commit(f, test_body, sizeof(test_body) - 1, &env, b);
+	assert_int_equal(ino_of(f, "active", b), ino);
+	assert_int_equal(count_files(f, "free"), 0);
+	check_message(f, b, test_body, sizeof(test_body) - 1, 3);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(queue_scan(f->q, QUEUE_ACTIVE, collect_cb, &c, &error),
+			 1);
+	assert_int_equal(c.count, 1);
+	assert_string_equal(c.ids[0], b);
+
+	/* A fresh handle (a restart) finds free/ and reuses it too. */
+	assert_int_equal(queue_retire(f->q, b, &error), 1);
+	queue_close(f->q);
+	f->q = queue_open(f->dir, &error);
+	assert_non_null(f->q);
+	assert_true(exists(f, "free", b));
+	commit(f, "x\r\n", 3, &env, a);
+	assert_int_equal(ino_of(f, "active", a), ino);
+	check_message(f, a, "x\r\n", 3, 3);
+}
+
+/* A short message in the file of a long one reads back exactly: the file
+ * is cut to the new length (readers check the size against the trailer). */
+static void test_reuse_shorter(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_rcpt one = {.address = "x@remote.test",
+				 .kind = QUEUE_RCPT_REMOTE};
+	struct queue_envelope env, small;
+	const char *error = NULL;
+	char a[QUEUE_ID_SIZE], b[QUEUE_ID_SIZE], path[256];
+	size_t long_len = 200000;
+	char *long_body = make_body(long_len, 0xa);
+	struct stat st;
+	ino_t ino;
+
+	test_envelope(&env);
+	commit(f, long_body, long_len, &env, a);
+	ino = ino_of(f, "active", a);
+	assert_int_equal(queue_rcpt_set_status(f->q, a, 2, QUEUE_RCPT_FAILED,
+					       "550 no", &error),
+			 1);
+	assert_int_equal(queue_retire(f->q, a, &error), 1);
+
+	memset(&small, 0, sizeof(small));
+	small.sender = "s@example.org";
+	small.rcpts = &one;
+	small.rcpt_count = 1;
+	commit(f, test_body, sizeof(test_body) - 1, &small, b);
+	assert_int_equal(ino_of(f, "active", b), ino);
+	check_message(f, b, test_body, sizeof(test_body) - 1, 1);
+	spool_path(f, "active", b, path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < 4096);
+	{
+		struct queue_envelope *got = NULL;
+
+		assert_int_equal(
+			queue_envelope_load(f->q, b, NULL, &got, &error), 1);
+		assert_string_equal(got->sender, "s@example.org");
+		assert_int_equal(got->rcpts[0].status, QUEUE_RCPT_PENDING);
+		assert_string_equal(got->rcpts[0].error, "");
+		assert_int_equal(got->rcpts[0].attempts, 0);
+		queue_envelope_free(got);
+	}
+	/* And a longer one in the short file. */
+	assert_int_equal(queue_retire(f->q, b, &error), 1);
+	commit(f, long_body, long_len, &env, a);
+	assert_int_equal(ino_of(f, "active", a), ino);
+	check_message(f, a, long_body, long_len, 3);
+	free(long_body);
+}
+
+/* Puts n files of size bytes (sparse) into free/, as another process or
+ * an earlier run would have left them. */
+static void fill_free(const struct fixture *f, size_t n, off_t size)
+{
+	for (size_t i = 0; i < n; i++) {
+		char id[QUEUE_ID_SIZE], path[256];
+		int fd;
+
+		queue_id_make(id);
+		spool_path(f, "free", id, path, sizeof(path));
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, size), 0);
+		close(fd);
+	}
+}
+
+static void empty_free(const struct fixture *f)
+{
+	char dir[256];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/queue/free", f->dir);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.')
+			assert_int_equal(unlinkat(dirfd(d), e->d_name, 0), 0);
+	}
+	closedir(d);
+}
+
+static void reopen(struct fixture *f)
+{
+	const char *error = NULL;
+
+	queue_close(f->q);
+	f->q = queue_open(f->dir, &error);
+	if (f->q == NULL)
+		fail_msg("queue_open: %s", error);
+}
+
+/* The pool keeps at most QUEUE_FREE_MAX files and QUEUE_FREE_BYTES bytes,
+ * none too large, none with a second name; the rest is unlinked, at open
+ * and at retire. */
+static void test_pool_cap(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env;
+	const char *error = NULL;
+	char ids[3][QUEUE_ID_SIZE], path[256], other[256];
+	size_t big_len = QUEUE_FREE_SIZE_MAX + 1;
+	char *big = make_body(big_len, 0xb);
+
+	test_envelope(&env);
+	/* Too large to keep: unlinked. */
+	commit(f, big, big_len, &env, ids[0]);
+	assert_int_equal(queue_retire(f->q, ids[0], &error), 1);
+	assert_int_equal(count_files(f, "free"), 0);
+
+	/* Over the file cap at open, with a second name of a live message
+	 * and a file too large among them. */
+	commit(f, "live\r\n", 6, &env, ids[0]);
+	spool_path(f, "active", ids[0], other, sizeof(other));
+	spool_path(f, "free", "0000000000000000AA", path, sizeof(path));
+	assert_int_equal(link(other, path), 0);
+	fill_free(f, QUEUE_FREE_MAX + 5, 0);
+	fill_free(f, 1, QUEUE_FREE_SIZE_MAX + 1);
+	reopen(f);
+	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX);
+	assert_false(exists(f, "free", "0000000000000000AA"));
+	check_message(f, ids[0], "live\r\n", 6, 3);
+	/* Full: two taken, two back, the third unlinked. */
+	commit(f, "a\r\n", 3, &env, ids[1]);
+	commit(f, "b\r\n", 3, &env, ids[2]);
+	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX - 2);
+	assert_int_equal(queue_retire(f->q, ids[0], &error), 1);
+	assert_int_equal(queue_retire(f->q, ids[1], &error), 1);
+	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX);
+	assert_int_equal(queue_retire(f->q, ids[2], &error), 1);
+	assert_int_equal(count_files(f, "free"), QUEUE_FREE_MAX);
+	assert_false(exists(f, "free", ids[2]));
+	assert_int_equal(count_files(f, "active"), 0);
+
+	/* The byte cap, at open and at retire. */
+	empty_free(f);
+	reopen(f);
+	commit(f, "c\r\n", 3, &env, ids[0]);
+	fill_free(f, QUEUE_FREE_BYTES / QUEUE_FREE_SIZE_MAX + 3,
+		  QUEUE_FREE_SIZE_MAX);
+	reopen(f);
+	assert_int_equal(count_files(f, "free"),
+			 QUEUE_FREE_BYTES / QUEUE_FREE_SIZE_MAX);
+	assert_int_equal(queue_retire(f->q, ids[0], &error), 1);
+	assert_false(exists(f, "free", ids[0]));
+	assert_int_equal(count_files(f, "free"),
+			 QUEUE_FREE_BYTES / QUEUE_FREE_SIZE_MAX);
+	free(big);
+}
+
+/* At start-up, incoming/ is emptied (a reused file left there by a crash
+ * included) and free/ is left to the pool. */
+static void test_recover_leaves_free(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env;
+	const char *error = NULL;
+	char ids[4][QUEUE_ID_SIZE], left[QUEUE_ID_SIZE], from[256], to[256];
+	size_t removed = 0;
+	int fd;
+
+	test_envelope(&env);
+	for (int i = 0; i < 4; i++)
+		commit(f, test_body, sizeof(test_body) - 1, &env, ids[i]);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(queue_retire(f->q, ids[i], &error), 1);
+	/* What a crash after the rename out of free/ leaves: half new,
+	 * half old bytes, in incoming/. */
+	queue_id_make(left);
+	spool_path(f, "free", ids[0], from, sizeof(from));
+	spool_path(f, "incoming", left, to, sizeof(to));
+	assert_int_equal(rename(from, to), 0);
+	fd = open(to, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "partial", 7), 7);
+	close(fd);
+
+	queue_close(f->q);
+	f->q = queue_open(f->dir, &error);
+	assert_non_null(f->q);
+	assert_int_equal(queue_recover(f->q, NULL, NULL, &removed, &error), 1);
+	assert_int_equal(removed, 1);
+	assert_int_equal(count_files(f, "incoming"), 0);
+	assert_int_equal(count_files(f, "free"), 2);
+	assert_true(exists(f, "free", ids[1]));
+	assert_true(exists(f, "free", ids[2]));
+	check_message(f, ids[3], test_body, sizeof(test_body) - 1, 3);
+	/* The pool still works after it. */
+	commit(f, "y\r\n", 3, &env, left);
+	assert_int_equal(count_files(f, "free"), 1);
+}
+
+/* A descriptor of a message's bytes (queue_body_open) that outlives the
+ * message: once the file is reused it reads the new message, and
+ * queue_body_check says so. */
+static void test_retired_reader(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope env;
+	const char *error = NULL;
+	char a[QUEUE_ID_SIZE], b[QUEUE_ID_SIZE], buf[64];
+	uint64_t off, len;
+	int fd, fd2;
+
+	test_envelope(&env);
+	commit(f, "old message\r\n", 13, &env, a);
+	assert_int_equal(queue_body_open(f->q, a, &fd, &off, &len, &error), 1);
+	assert_int_equal(queue_body_check(f->q, a, fd, &error), 1);
+	/* Moves keep it the message's. */
+	assert_int_equal(queue_move(f->q, a, QUEUE_HOLD, "x", &error), 1);
+	assert_int_equal(queue_body_check(f->q, a, fd, &error), 1);
+	assert_int_equal(queue_move(f->q, a, QUEUE_ACTIVE, NULL, &error), 1);
+	assert_int_equal(queue_body_check(f->q, a, fd, &error), 1);
+
+	assert_int_equal(queue_retire(f->q, a, &error), 1);
+	assert_int_equal(queue_body_check(f->q, a, fd, &error), 0);
+	commit(f, "new message\r\n", 13, &env, b);
+	assert_int_equal(pread(fd, buf, 13, (off_t)off), 13);
+	assert_memory_equal(buf, "new message\r\n", 13);
+	assert_int_equal(queue_body_check(f->q, a, fd, &error), 0);
+	/* Under the other id it is the file of b, which it now is. */
+	assert_int_equal(queue_body_check(f->q, b, fd, &error), 1);
+	close(fd);
+
+	/* A deleted message's file is never reused: a reader keeps reading
+	 * its bytes, and the check says it is gone all the same. */
+	assert_int_equal(queue_body_open(f->q, b, &fd2, &off, &len, &error), 1);
+	assert_int_equal(queue_delete(f->q, b, &error), 1);
+	assert_int_equal(queue_body_check(f->q, b, fd2, &error), 0);
+	commit(f, "third message\r\n", 15, &env, a);
+	assert_int_equal(pread(fd2, buf, 13, 0), 13);
+	assert_memory_equal(buf, "new message\r\n", 13);
+	close(fd2);
+	assert_int_equal(queue_body_check(f->q, "../x", 0, &error), -1);
+}
+
+#define CHURN_THREADS 8
+#define CHURN_EACH 40
+
+struct churn_job {
+	struct fixture *f;
+	unsigned n;
+	char kept[CHURN_EACH][QUEUE_ID_SIZE];
+	size_t nkept;
+	char error[256];
+};
+
+/* Commits messages of varying size, each read back whole, and retires
+ * most of them at once: writers and retirers of every thread share the
+ * pool. */
+static void *churn(void *arg)
+{
+	struct churn_job *j = arg;
+	struct queue_envelope env;
+
+	test_envelope(&env);
+	for (unsigned i = 0; i < CHURN_EACH && j->error[0] == '\0'; i++) {
+		unsigned tag = j->n << 16 | i;
+		size_t len = 20 + (size_t)((tag * 2654435761u) % 30000);
+		char *body = make_body(len, tag), *got;
+		const char *error = NULL;
+		struct queue_writer *w = queue_writer_new(j->f->q, &error);
+		struct queue_envelope *e = NULL;
+		char id[QUEUE_ID_SIZE];
+		uint64_t off, glen;
+		int fd;
+
+		if (w == NULL) {
+			snprintf(j->error, sizeof(j->error), "new: %s", error);
+			free(body);
+			break;
+		}
+		snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+		if (queue_writer_write(w, body, len) < 0 ||
+		    queue_writer_commit(w, &env, &error) != 1)
+			snprintf(j->error, sizeof(j->error), "commit: %s",
+				 error != NULL ? error : "write");
+		queue_writer_free(w);
+		if (j->error[0] == '\0' &&
+		    (queue_envelope_load(j->f->q, id, NULL, &e, &error) != 1 ||
+		     e->size != len))
+			snprintf(j->error, sizeof(j->error), "load %s", id);
+		queue_envelope_free(e);
+		got = malloc(len);
+		if (j->error[0] == '\0' &&
+		    (got == NULL || queue_body_open(j->f->q, id, &fd, &off,
+						    &glen, &error) != 1)) {
+			snprintf(j->error, sizeof(j->error), "open %s", id);
+		} else if (j->error[0] == '\0') {
+			if (glen != len ||
+			    pread(fd, got, len, (off_t)off) != (ssize_t)len ||
+			    memcmp(got, body, len) != 0)
+				snprintf(j->error, sizeof(j->error),
+					 "%s: not what was written", id);
+			close(fd);
+		}
+		free(got);
+		free(body);
+		if (j->error[0] != '\0')
+			break;
+		if (i % 5 == 4) {
+			snprintf(j->kept[j->nkept++], QUEUE_ID_SIZE, "%s", id);
+		} else if (queue_retire(j->f->q, id, &error) != 1) {
+			snprintf(j->error, sizeof(j->error), "retire %s: %s",
+				 id, error);
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent_reuse(void **state)
+{
+	struct fixture *f = *state;
+	struct churn_job *jobs = calloc(CHURN_THREADS, sizeof(*jobs));
+	pthread_t t[CHURN_THREADS];
+	struct queue_stats st;
+	const char *error = NULL;
+	size_t kept = 0;
+
+	assert_non_null(jobs);
+	for (unsigned i = 0; i < CHURN_THREADS; i++) {
+		jobs[i].f = f;
+		jobs[i].n = i;
+		assert_int_equal(pthread_create(&t[i], NULL, churn, &jobs[i]),
+				 0);
+	}
+	for (int i = 0; i < CHURN_THREADS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (unsigned i = 0; i < CHURN_THREADS; i++) {
+		if (jobs[i].error[0] != '\0')
+			fail_msg("thread %u: %s", i, jobs[i].error);
+		/* What was kept is still whole, after all the reuse. */
+		for (size_t k = 0; k < jobs[i].nkept; k++) {
+			unsigned idx = (unsigned)(k * 5 + 4);
+			unsigned tag = i << 16 | idx;
+			size_t len = 20 + (size_t)((tag * 2654435761u) % 30000);
+			char *body = make_body(len, tag);
+
+			check_message(f, jobs[i].kept[k], body, len, 3);
+			free(body);
+		}
+		kept += jobs[i].nkept;
+	}
+	assert_int_equal(queue_stats(f->q, &st, &error), 1);
+	assert_int_equal(st.messages[QUEUE_INCOMING], 0);
+	assert_int_equal(st.messages[QUEUE_ACTIVE], kept);
+	assert_int_equal(count_files(f, "incoming"), 0);
+	/* Retired files were reused: far fewer in free/ than retired. */
+	assert_true(count_files(f, "free") <=
+		    CHURN_THREADS * CHURN_EACH - kept);
+	assert_true(count_files(f, "free") <= CHURN_THREADS);
+	free(jobs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1129,6 +1608,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rcpts_update, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reuse_shorter, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pool_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_leaves_free, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_retired_reader, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_reuse, setup,
+						teardown),
 	};
 
 	/* Quarantine warnings go to the system log: keep the output quiet. */
