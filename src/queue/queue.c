@@ -228,6 +228,10 @@ struct queue {
 	struct queue_dsync sync[QUEUE_COUNT];	 /* commits */
 	struct queue_dsync unlinks[QUEUE_COUNT]; /* deletes */
 	struct queue_pool pool;
+	/* queue/events, kept open by the process that appends (the daemon's
+	 * delivery), under queue_events_lock; size: what it holds by then. */
+	int events_fd;
+	off_t events_size;
 };
 
 struct queue_writer {
@@ -797,6 +801,7 @@ struct queue *queue_open(const char *data_dir, const char **error_r)
 		return NULL;
 	}
 	q->free_fd = -1;
+	q->events_fd = -1;
 	pthread_mutex_init(&q->pool.lock, NULL);
 	for (int i = 0; i < QUEUE_COUNT; i++) {
 		q->fd[i] = -1;
@@ -843,6 +848,8 @@ void queue_close(struct queue *q)
 		return;
 	if (q->free_fd >= 0)
 		close(q->free_fd);
+	if (q->events_fd >= 0)
+		close(q->events_fd);
 	pthread_mutex_destroy(&q->pool.lock);
 	for (int i = 0; i < QUEUE_COUNT; i++) {
 		if (q->fd[i] >= 0)
@@ -2216,7 +2223,7 @@ int queue_event_add(struct queue *q, enum queue_event ev, uint64_t count,
 {
 	char line[64], path[PATH_MAX + 16], old[PATH_MAX + 16];
 	struct stat st;
-	int fd, n, rc = 0;
+	int n, rc = 0;
 
 	if ((unsigned)ev >= QUEUE_EV_COUNT || count == 0)
 		return 0;
@@ -2225,15 +2232,30 @@ int queue_event_add(struct queue *q, enum queue_event ev, uint64_t count,
 	snprintf(path, sizeof(path), "%s/events", q->dir);
 	snprintf(old, sizeof(old), "%s/events.1", q->dir);
 	pthread_mutex_lock(&queue_events_lock);
-	if (stat(path, &st) == 0 && st.st_size > QUEUE_EVENTS_MAX)
-		rename(path, old);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || queue_write_all(fd, line, (size_t)n) < 0) {
+	/* Opened once and kept: two events per message. Another process
+	 * that rotated the file meanwhile only makes a few lines land in
+	 * events.1, which is read too. */
+	if (q->events_fd >= 0 && q->events_size > QUEUE_EVENTS_MAX) {
+		close(q->events_fd);
+		q->events_fd = -1;
+		if (stat(path, &st) == 0 && st.st_size > QUEUE_EVENTS_MAX)
+			rename(path, old);
+	}
+	if (q->events_fd < 0) {
+		q->events_fd = open(
+			path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		q->events_size =
+			q->events_fd >= 0 && fstat(q->events_fd, &st) == 0
+				? st.st_size
+				: 0;
+	}
+	if (q->events_fd < 0 ||
+	    queue_write_all(q->events_fd, line, (size_t)n) < 0) {
 		*error_r = queue_errorf("cannot write %s: %m", path);
 		rc = -1;
+	} else {
+		q->events_size += n;
 	}
-	if (fd >= 0)
-		close(fd);
 	pthread_mutex_unlock(&queue_events_lock);
 	return rc;
 }
