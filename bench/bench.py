@@ -385,7 +385,9 @@ def profile(server, results):
         return None
     data = os.path.join(results, "perf.data")
     size, sess, per = 4096, 50, 20
-    total = sess * per * 2
+    if os.environ.get("BENCH_PROFILE_SIZE"):
+        size = int(os.environ["BENCH_PROFILE_SIZE"])
+    total = sess * per * (2 if size <= 4096 else 1)
     server.settle()
     rec = subprocess.Popen(
         ["perf", "record", "-q", "-e", "cpu-clock", "-F", "999",

@@ -19,6 +19,7 @@
 #   BENCH_HOLD=N         sessions of the capacity check (default 10000;
 #                        quick: 0, skipped)
 #   BENCH_PROFILE=1      also perf-record petreld under 4 KB, 50 x 20
+#   BENCH_PROFILE_SIZE=N the profile's message size instead of 4 KB
 #   BENCH_TMP=DIR        where the servers' files go (default /var/tmp;
 #                        it must be on the disk being measured, not tmpfs)
 #   BENCH_KEEP=1         keep the temporary folder
