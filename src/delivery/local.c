@@ -301,8 +301,9 @@ static int local_put(struct local_out *o, const char *data, size_t n)
 		size_t k = n < room ? n : room;
 
 		memcpy(o->buf + o->len, data, k);
-		for (size_t i = 0; i < k; i++)
-			o->lines += data[i] == '\n';
+		for (const char *p = data, *end = data + k;
+		     (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+			o->lines++;
 		o->len += k;
 		o->size += k;
 		data += k;
@@ -347,17 +348,21 @@ static int local_copy_body(const struct local_delivery *d, struct local_out *o,
 		off += (uint64_t)n;
 		left -= (uint64_t)n;
 		for (size_t i = 0; i < (size_t)n; i++) {
+			const char *p;
+
 			if (cr) {
 				cr = 0;
 				if (in[i] != '\n' && local_put(o, "\r", 1) < 0)
 					goto write_failed;
 			}
-			if (in[i] == '\r') {
-				if (local_put(o, in + start, i - start) < 0)
-					goto write_failed;
-				start = i + 1;
-				cr = 1;
-			}
+			p = memchr(in + i, '\r', (size_t)n - i);
+			if (p == NULL)
+				break;
+			i = (size_t)(p - in);
+			if (local_put(o, in + start, i - start) < 0)
+				goto write_failed;
+			start = i + 1;
+			cr = 1;
 		}
 		if (local_put(o, in + start, (size_t)n - start) < 0)
 			goto write_failed;
