@@ -231,8 +231,11 @@ static void petreld_reload_apply(void *arg)
 
 	settings_unref(env->settings);
 	env->settings = m->s;
-	policy_trust_free(env->trust);
-	env->trust = policy_trust_new(m->s, env->dns);
+	/* No resolver: the loop has stopped, this is main draining it. */
+	if (env->dns != NULL) {
+		policy_trust_free(env->trust);
+		env->trust = policy_trust_new(m->s, env->dns);
+	}
 	petreld_reload_done(m->r);
 	free(m);
 }
@@ -252,7 +255,7 @@ static void petreld_reload_send(struct settings *s)
 		struct petreld_loop *l = &petreld.loops[i - 1];
 		struct petreld_reload_msg *m = malloc(sizeof(*m));
 
-		if (!l->running || m == NULL) {
+		if (!l->running || petreld.env.shutting_down || m == NULL) {
 			free(m);
 			continue;
 		}
