@@ -619,6 +619,12 @@ void hijacking_freeze(struct env *env, const char *session, const char *account,
 	if (hj == NULL)
 		return;
 	pthread_mutex_lock(&hj->lock);
+	/* Sessions of other loops may cross the limit at the same moment:
+	 * the first to get here freezes, once. */
+	if (hijack_frozen(hj->h, account)) {
+		pthread_mutex_unlock(&hj->lock);
+		return;
+	}
 	hijack_limits_get(env->settings, &lim);
 	hijack_freeze(hj->h, account, clock_now_ms());
 	if (hj->nfrozen < HIJACKING_FROZEN_MAX)
