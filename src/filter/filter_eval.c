@@ -41,6 +41,7 @@ struct filter_set {
 	int refs;
 	struct filter_rules rules;
 	struct filter_ccond **cc; /* per rule, per condition */
+	int content;		  /* filter_set_reads_content() */
 };
 
 /* --- compiling --- */
@@ -133,6 +134,34 @@ static int filter_compile_cond(const struct filter_cond *c,
 	return 0;
 }
 
+static int filter_cond_reads_content(const struct filter_cond *c)
+{
+	switch (c->kind) {
+	case FILTER_COND_HEADER_CONTAINS:
+	case FILTER_COND_HEADER_MATCHES:
+	case FILTER_COND_BODY_CONTAINS:
+	case FILTER_COND_BODY_MATCHES:
+	case FILTER_COND_HAS_ATTACHMENT:
+	case FILTER_COND_ATTACHMENT_NAME:
+	case FILTER_COND_ATTACHMENT_TYPE:
+		return 1;
+	case FILTER_COND_ALL:
+	case FILTER_COND_SIZE_OVER:
+	case FILTER_COND_SIZE_UNDER:
+	case FILTER_COND_SENDER_GROUP:
+	case FILTER_COND_RCPT_GROUP:
+	case FILTER_COND_SENDER_IS:
+	case FILTER_COND_SENDER_DOMAIN:
+	case FILTER_COND_RCPT_IS:
+	case FILTER_COND_RCPT_DOMAIN:
+	case FILTER_COND_AUTHENTICATED:
+	case FILTER_COND_CLIENT_IP:
+	case FILTER_COND_SPAM_SCORE:
+		break;
+	}
+	return 0;
+}
+
 struct filter_set *filter_set_new(struct filter_rules *rules, char *error,
 				  size_t errsize)
 {
@@ -168,12 +197,20 @@ struct filter_set *filter_set_new(struct filter_rules *rules, char *error,
 					 r->name, e);
 				goto fail;
 			}
+			if (r->enabled &&
+			    filter_cond_reads_content(&r->conds[j]))
+				s->content = 1;
 		}
 	}
 	return s;
 fail:
 	filter_set_free(s);
 	return NULL;
+}
+
+int filter_set_reads_content(const struct filter_set *s)
+{
+	return s->content;
 }
 
 void filter_set_ref(struct filter_set *s)

@@ -31,6 +31,10 @@ void filter_set_ref(struct filter_set *s);
 void filter_set_unref(struct filter_set *s);
 /* The rules, in order (owned by the set). */
 const struct filter_rules *filter_set_rules(const struct filter_set *s);
+/* 1 when an enabled rule looks at the message itself (a header, the
+ * body, attachments): evaluating the set then walks the message. 0 when
+ * it asks only about the envelope, the size, the client and groups. */
+int filter_set_reads_content(const struct filter_set *s);
 
 /* The facts of one message. Strings are never NULL. */
 struct filter_facts {

@@ -316,6 +316,28 @@ static int smtp_filter_plan_make(struct smtp_filter_job *j, struct directory *d)
 	return 0;
 }
 
+/* What the rules may ask about the job's message, with directory d for
+ * the groups. primary: the primary domain, for macros ("" when the
+ * caller needs none). */
+static void smtp_filter_facts(const struct smtp_filter_job *j,
+			      struct directory *d, const char *primary,
+			      struct filter_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->sender = j->sender;
+	f->auth = j->auth;
+	f->client_ip = j->ip;
+	f->msg = j->msg;
+	f->len = j->len;
+	f->message_id = j->message_id;
+	f->primary_domain = primary;
+	f->spam_score = j->spam_score;
+	f->spam_scored = j->spam_scored;
+	f->now = clock_now();
+	f->is_member = filter_store_is_member;
+	f->ctx = d;
+}
+
 static void smtp_filter_work(void *thread_state, void *arg)
 {
 	struct smtp_filter_job *j = arg;
@@ -324,26 +346,13 @@ static void smtp_filter_work(void *thread_state, void *arg)
 	struct filter_facts f;
 	char primary[256] = "";
 
-	if (d != NULL)
-		filter_store_primary_domain(d, primary, sizeof(primary));
-	memset(&f, 0, sizeof(f));
-	f.sender = j->sender;
-	f.auth = j->auth;
-	f.client_ip = j->ip;
-	f.msg = j->msg;
-	f.len = j->len;
-	f.message_id = j->message_id;
-	f.primary_domain = primary;
-	f.spam_score = j->spam_score;
-	f.spam_scored = j->spam_scored;
-	f.now = clock_now();
-	f.is_member = d != NULL ? filter_store_is_member : NULL;
-	f.ctx = d;
 	if (d == NULL) {
 		j->failed = 1;
 		snprintf(j->error, sizeof(j->error), "no directory handle");
 		return;
 	}
+	filter_store_primary_domain(d, primary, sizeof(primary));
+	smtp_filter_facts(j, d, primary, &f);
 	if (filter_eval(j->set, &f, j->frcpts, j->nrcpt, &j->res) < 0) {
 		j->failed = 1;
 		snprintf(j->error, sizeof(j->error), "%s", j->res.error);
@@ -457,6 +466,30 @@ static void smtp_filter_done(void *arg)
 	smtp_stage_next(s);
 }
 
+/*
+ * Rules that ask only about the envelope, the size, the client and
+ * groups (the 2 MB recipe) are decided on the loop, with its directory
+ * handle, when none of them fires: the message goes on unchanged, as the
+ * worker would have let it, one thread hand-off sooner. Anything else
+ * (a rule fires, one reads the message, an error) goes to the worker,
+ * which evaluates again and carries the actions out. Returns 1 when the
+ * message goes on unchanged.
+ */
+static int smtp_filter_quick(struct smtp_filter_job *j, struct directory *d)
+{
+	struct filter_facts f;
+	int r;
+
+	if (d == NULL || filter_set_reads_content(j->set))
+		return 0;
+	smtp_filter_facts(j, d, "", &f);
+	r = filter_eval(j->set, &f, j->frcpts, j->nrcpt, &j->res) == 0 &&
+	    j->res.nfired == 0 && !j->res.reject && j->res.nnotes == 0;
+	filter_result_deinit(&j->res);
+	memset(&j->res, 0, sizeof(j->res));
+	return r;
+}
+
 void smtp_stage_filter(struct smtp_session *s)
 {
 	struct smtp_filter_job *j;
@@ -512,6 +545,11 @@ void smtp_stage_filter(struct smtp_session *s)
 	/* The message stays in s->msg, untouched while the session waits. */
 	j->msg = buf_cstr(&s->msg);
 	j->len = s->msg.len;
+	if (smtp_filter_quick(j, s->env->dir)) {
+		smtp_filter_job_free(j);
+		smtp_stage_next(s);
+		return;
+	}
 	smtp_stage_wait(s);
 	if (io_workers_submit(s->env->workers, smtp_filter_work,
 			      smtp_filter_done, j) < 0) {
