@@ -367,17 +367,25 @@ size_t dnsbl_received_ips(const char *msg, size_t len,
 
 /* ---- the cache ---- */
 
+#define DNSBL_CACHE_NONE ((size_t)-1)
+
 struct dnsbl_cache_slot {
 	char name[DNSBL_ZONE_MAX + 80]; /* "" when free */
 	int64_t expires;
 	struct dnsbl_cache_entry e;
+	uint32_t hash;
+	size_t next; /* the next slot of its bucket */
 };
 
-/* Shared by the loops, under its lock. */
+/* Shared by the loops, under its lock. Names are found through a hash
+ * table (a connection looks up one name per zone); a full cache gives
+ * the slot that expires first to the new name. */
 struct dnsbl_cache {
 	pthread_mutex_t lock;
 	size_t max, used;
 	struct dnsbl_cache_slot *slots;
+	size_t nbuckets; /* a power of two */
+	size_t *buckets; /* first slot of each, or DNSBL_CACHE_NONE */
 };
 
 struct dnsbl_cache *dnsbl_cache_new(size_t max)
@@ -387,11 +395,19 @@ struct dnsbl_cache *dnsbl_cache_new(size_t max)
 	if (c == NULL)
 		return NULL;
 	c->max = max > 0 ? max : 1;
+	c->nbuckets = 1;
+	while (c->nbuckets < c->max)
+		c->nbuckets *= 2;
 	c->slots = calloc(c->max, sizeof(*c->slots));
-	if (c->slots == NULL) {
+	c->buckets = malloc(c->nbuckets * sizeof(*c->buckets));
+	if (c->slots == NULL || c->buckets == NULL) {
+		free(c->slots);
+		free(c->buckets);
 		free(c);
 		return NULL;
 	}
+	for (size_t i = 0; i < c->nbuckets; i++)
+		c->buckets[i] = DNSBL_CACHE_NONE;
 	pthread_mutex_init(&c->lock, NULL);
 	return c;
 }
@@ -401,27 +417,63 @@ void dnsbl_cache_free(struct dnsbl_cache *c)
 	if (c == NULL)
 		return;
 	free(c->slots);
+	free(c->buckets);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
 
-static struct dnsbl_cache_slot *dnsbl_cache_find(struct dnsbl_cache *c,
-						 const char *name)
+/* FNV-1a of the name in lower case: DNS names compare without case. */
+static uint32_t dnsbl_cache_hash(const char *name)
 {
-	for (size_t i = 0; i < c->used; i++)
-		if (strcasecmp(c->slots[i].name, name) == 0)
+	uint32_t h = 2166136261u;
+
+	for (; *name != '\0'; name++) {
+		h ^= (unsigned char)tolower((unsigned char)*name);
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static struct dnsbl_cache_slot *dnsbl_cache_find(struct dnsbl_cache *c,
+						 const char *name, uint32_t h)
+{
+	for (size_t i = c->buckets[h & (c->nbuckets - 1)];
+	     i != DNSBL_CACHE_NONE; i = c->slots[i].next)
+		if (c->slots[i].hash == h &&
+		    strcasecmp(c->slots[i].name, name) == 0)
 			return &c->slots[i];
 	return NULL;
+}
+
+static void dnsbl_cache_link(struct dnsbl_cache *c, struct dnsbl_cache_slot *s)
+{
+	size_t *head = &c->buckets[s->hash & (c->nbuckets - 1)];
+
+	s->next = *head;
+	*head = (size_t)(s - c->slots);
+}
+
+static void dnsbl_cache_unlink(struct dnsbl_cache *c,
+			       struct dnsbl_cache_slot *s)
+{
+	size_t *pp = &c->buckets[s->hash & (c->nbuckets - 1)];
+	size_t idx = (size_t)(s - c->slots);
+
+	while (*pp != DNSBL_CACHE_NONE && *pp != idx)
+		pp = &c->slots[*pp].next;
+	if (*pp == idx)
+		*pp = s->next;
 }
 
 int dnsbl_cache_get(struct dnsbl_cache *c, const char *name, int64_t now,
 		    struct dnsbl_cache_entry *e_r)
 {
+	uint32_t h = dnsbl_cache_hash(name);
 	struct dnsbl_cache_slot *s;
 	int r = 0;
 
 	pthread_mutex_lock(&c->lock);
-	s = dnsbl_cache_find(c, name);
+	s = dnsbl_cache_find(c, name, h);
 	if (s != NULL && s->expires > now) {
 		*e_r = s->e;
 		r = 1;
@@ -434,6 +486,7 @@ void dnsbl_cache_put(struct dnsbl_cache *c, const char *name,
 		     const struct dnsbl_cache_entry *e, uint32_t ttl,
 		     int64_t now)
 {
+	uint32_t h = dnsbl_cache_hash(name);
 	struct dnsbl_cache_slot *s;
 
 	if (ttl == 0 || strlen(name) >= sizeof(s->name))
@@ -441,18 +494,23 @@ void dnsbl_cache_put(struct dnsbl_cache *c, const char *name,
 	if (ttl > DNSBL_CACHE_TTL_MAX)
 		ttl = DNSBL_CACHE_TTL_MAX;
 	pthread_mutex_lock(&c->lock);
-	s = dnsbl_cache_find(c, name);
-	if (s == NULL && c->used < c->max)
-		s = &c->slots[c->used++];
+	s = dnsbl_cache_find(c, name, h);
 	if (s == NULL) {
-		/* Full: the entry that expires first makes room (an expired
-		 * one, when there is any). */
-		s = &c->slots[0];
-		for (size_t i = 1; i < c->used; i++)
-			if (c->slots[i].expires < s->expires)
-				s = &c->slots[i];
+		if (c->used < c->max) {
+			s = &c->slots[c->used++];
+		} else {
+			/* Full: the entry that expires first makes room (an
+			 * expired one, when there is any). */
+			s = &c->slots[0];
+			for (size_t i = 1; i < c->used; i++)
+				if (c->slots[i].expires < s->expires)
+					s = &c->slots[i];
+			dnsbl_cache_unlink(c, s);
+		}
+		snprintf(s->name, sizeof(s->name), "%s", name);
+		s->hash = h;
+		dnsbl_cache_link(c, s);
 	}
-	snprintf(s->name, sizeof(s->name), "%s", name);
 	s->expires = now + (int64_t)ttl;
 	s->e = *e;
 	pthread_mutex_unlock(&c->lock);

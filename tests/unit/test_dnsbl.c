@@ -400,6 +400,44 @@ static void test_cache(void **state)
 	dnsbl_cache_free(NULL);
 }
 
+/* Many names through a small cache: each found by its name (any case)
+ * while it is among the newest, the evicted ones gone, a name put again
+ * updated in place. */
+static void test_cache_many(void **state)
+{
+	struct dnsbl_cache *c = dnsbl_cache_new(8);
+	struct dnsbl_cache_entry e, got;
+	char name[64];
+
+	(void)state;
+	assert_non_null(c);
+	memset(&e, 0, sizeof(e));
+	for (int i = 0; i < 100; i++) {
+		e.status = i % 2 ? DNSBL_LISTED : DNSBL_CLEAN;
+		snprintf(e.txt, sizeof(e.txt), "n%d", i);
+		snprintf(name, sizeof(name), "%d.0.0.127.zone.test", i);
+		/* Later names expire later: the oldest makes room. */
+		dnsbl_cache_put(c, name, &e, (uint32_t)(100 + i), 1000);
+		assert_true(dnsbl_cache_size(c) <= 8);
+	}
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "%d.0.0.127.ZONE.test", i);
+		assert_int_equal(dnsbl_cache_get(c, name, 1000, &got),
+				 i >= 92 ? 1 : 0);
+		if (i >= 92) {
+			snprintf(name, sizeof(name), "n%d", i);
+			assert_string_equal(got.txt, name);
+		}
+	}
+	snprintf(e.txt, sizeof(e.txt), "again");
+	dnsbl_cache_put(c, "95.0.0.127.zone.test", &e, 500, 1000);
+	assert_int_equal(dnsbl_cache_size(c), 8);
+	assert_int_equal(dnsbl_cache_get(c, "95.0.0.127.zone.test", 1400, &got),
+			 1);
+	assert_string_equal(got.txt, "again");
+	dnsbl_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_check_rcpt),
 		cmocka_unit_test(test_received_ips),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_cache_many),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
