@@ -1,4 +1,5 @@
 """Small raw-socket SMTP helpers for tests that need exact bytes."""
+import base64
 import socket
 import ssl
 import time
@@ -74,6 +75,37 @@ class Raw:
             self.sock.close()
         except OSError:
             pass
+
+
+class AuthSession:
+    """An authenticated submission session sending one message at a time."""
+
+    def __init__(self, port, user, password, source="127.0.0.1"):
+        self.r = Raw(port, source=source)
+        assert self.r.reply()[0] == 220
+        self.r.cmd("EHLO client.test")
+        blob = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        self.auth = self.r.cmd(f"AUTH PLAIN {blob}")[0]
+        self.user = user
+
+    def send(self, rcpts=("bob@example.test",), subject="hello", body="hi"):
+        """Returns the code of the reply that ended the transaction."""
+        code = self.r.cmd(f"MAIL FROM:<{self.user}>")[0]
+        if code != 250:
+            return code
+        for rc in rcpts:
+            code = self.r.cmd(f"RCPT TO:<{rc}>")[0]
+            if code != 250:
+                return code
+        code = self.r.cmd("DATA")[0]
+        if code != 354:
+            return code
+        msg = (f"From: <{self.user}>\r\nTo: <{rcpts[0]}>\r\n"
+               f"Subject: {subject}\r\n\r\n{body}\r\n.")
+        return self.r.cmd(msg)[0]
+
+    def close(self):
+        self.r.close()
 
 
 def wait_for(pred, timeout=10, step=0.05):

@@ -16,64 +16,6 @@ PER_SESSION = 30
 BODY_LINES = 40
 
 
-def test_kill9_under_group_commit_loses_no_acknowledged_message(
-        petrel_factory):
-    petrel = petrel_factory()
-    acked, lock, stop = [], threading.Lock(), threading.Event()
-
-    def client(n):
-        try:
-            with smtplib.SMTP("127.0.0.1", petrel.ports["smtp"],
-                              timeout=20) as c:
-                for i in range(PER_SESSION):
-                    if stop.is_set():
-                        return
-                    mid = f"<group-{n}-{i}@x.test>"
-                    body = "".join(f"line {k} of {mid}\r\n"
-                                   for k in range(BODY_LINES))
-                    c.sendmail("x@remote.test", ["alice@example.test"],
-                               f"Message-ID: {mid}\r\nSubject: g\r\n\r\n"
-                               f"{body}")
-                    with lock:
-                        acked.append(mid)
-        except (OSError, smtplib.SMTPException):
-            return
-
-    threads = [threading.Thread(target=client, args=(n,))
-               for n in range(SESSIONS)]
-    for t in threads:
-        t.start()
-    wait_for(lambda: len(acked) >= 3 * SESSIONS, timeout=60)
-    petrel.kill9()
-    stop.set()
-    for t in threads:
-        t.join()
-    with lock:
-        sent = list(acked)
-    assert len(set(sent)) == len(sent)
-    petrel.start()
-
-    def delivered():
-        got = {}
-        for f in petrel.maildir("alice@example.test").joinpath(
-                "new").glob("*"):
-            m = email.message_from_bytes(f.read_bytes())
-            got[m["Message-ID"]] = m.get_payload()
-        return got
-
-    wait_for(lambda: set(sent) <= set(delivered()), timeout=60)
-    got = delivered()
-    missing = set(sent) - set(got)
-    assert not missing, f"{len(missing)} acknowledged messages lost"
-    for mid in sent:
-        # Whole: every line of the body, in order (LF in the Maildir).
-        want = "".join(f"line {k} of {mid}\n" for k in range(BODY_LINES))
-        assert got[mid] == want, mid
-    bad = list((petrel.data_dir / "queue" / "bad").glob("*"))
-    assert not bad, f"damaged spool files: {bad}"
-    assert not list((petrel.data_dir / "queue" / "incoming").glob("*"))
-
-
 def _lines(mid, n):
     # Bodies of different lengths: reused spool files are longer or
     # shorter than the message written into them.
@@ -84,7 +26,19 @@ def _nlines(n, i):
     return 3 + (n * 7 + i * 13) % 90
 
 
-def _send(petrel, tag, sessions, per_session, acked, lock, stop):
+def _delivered(petrel):
+    """(Message-ID, body) of every message in alice's new/."""
+    got = []
+    for f in petrel.maildir("alice@example.test").joinpath("new").glob("*"):
+        m = email.message_from_bytes(f.read_bytes())
+        got.append((m["Message-ID"], m.get_payload()))
+    return got
+
+
+def _send(petrel, tag, sessions, per_session, acked, lock, stop,
+          nlines=_nlines):
+    """Sessions sending per_session messages each, until stop; each
+    acknowledged one goes into acked as (Message-ID, body lines)."""
     def client(n):
         try:
             with smtplib.SMTP("127.0.0.1", petrel.ports["smtp"],
@@ -95,9 +49,9 @@ def _send(petrel, tag, sessions, per_session, acked, lock, stop):
                     mid = f"<{tag}-{n}-{i}@x.test>"
                     c.sendmail("x@remote.test", ["alice@example.test"],
                                f"Message-ID: {mid}\r\nSubject: r\r\n\r\n"
-                               f"{_lines(mid, _nlines(n, i))}")
+                               f"{_lines(mid, nlines(n, i))}")
                     with lock:
-                        acked.append((mid, _nlines(n, i)))
+                        acked.append((mid, nlines(n, i)))
         except (OSError, smtplib.SMTPException):
             return
 
@@ -106,6 +60,37 @@ def _send(petrel, tag, sessions, per_session, acked, lock, stop):
     for t in threads:
         t.start()
     return threads
+
+
+def test_kill9_under_group_commit_loses_no_acknowledged_message(
+        petrel_factory):
+    petrel = petrel_factory()
+    acked, lock, stop = [], threading.Lock(), threading.Event()
+
+    threads = _send(petrel, "group", SESSIONS, PER_SESSION, acked, lock,
+                    stop, nlines=lambda n, i: BODY_LINES)
+    wait_for(lambda: len(acked) >= 3 * SESSIONS, timeout=60)
+    petrel.kill9()
+    stop.set()
+    for t in threads:
+        t.join()
+    with lock:
+        sent = [mid for mid, _ in acked]
+    assert len(set(sent)) == len(sent)
+    petrel.start()
+
+    wait_for(lambda: set(sent) <= {m for m, _ in _delivered(petrel)},
+             timeout=60)
+    got = dict(_delivered(petrel))
+    missing = set(sent) - set(got)
+    assert not missing, f"{len(missing)} acknowledged messages lost"
+    for mid in sent:
+        # Whole: every line of the body, in order (LF in the Maildir).
+        want = "".join(f"line {k} of {mid}\n" for k in range(BODY_LINES))
+        assert got[mid] == want, mid
+    bad = list((petrel.data_dir / "queue" / "bad").glob("*"))
+    assert not bad, f"damaged spool files: {bad}"
+    assert not list((petrel.data_dir / "queue" / "incoming").glob("*"))
 
 
 def test_reused_spool_files_never_bring_a_message_back(petrel_factory):
@@ -119,19 +104,11 @@ def test_reused_spool_files_never_bring_a_message_back(petrel_factory):
     free = petrel.data_dir / "queue" / "free"
     lock, stop = threading.Lock(), threading.Event()
 
-    def delivered():
-        got = []
-        for f in petrel.maildir("alice@example.test").joinpath(
-                "new").glob("*"):
-            m = email.message_from_bytes(f.read_bytes())
-            got.append((m["Message-ID"], m.get_payload()))
-        return got
-
     first = []
     for t in _send(petrel, "first", 4, 15, first, lock, stop):
         t.join()
     assert len(first) == 60
-    wait_for(lambda: len(delivered()) >= 60, timeout=60)
+    wait_for(lambda: len(_delivered(petrel)) >= 60, timeout=60)
     wait_for(lambda: not list(
         (petrel.data_dir / "queue" / "active").glob("*")), timeout=30)
     pooled = list(free.glob("*"))
@@ -152,9 +129,9 @@ def test_reused_spool_files_never_bring_a_message_back(petrel_factory):
     petrel.start()
     with lock:
         sent = list(second)
-    wait_for(lambda: {m for m, _ in sent} <= {m for m, _ in delivered()},
-             timeout=60)
-    got = delivered()
+    wait_for(lambda: ({m for m, _ in sent} <=
+                      {m for m, _ in _delivered(petrel)}), timeout=60)
+    got = _delivered(petrel)
     for mid, n in first + sent:
         want = _lines(mid, n).replace("\r\n", "\n")
         copies = [body for m, body in got if m == mid]

@@ -2,7 +2,6 @@
 sessions, throttle and freeze, the alert to the postmaster, re-activation
 by replying to it, exemptions, the window across a restart, and
 petrelctl hijack."""
-import base64
 import json
 import re
 import sqlite3
@@ -11,7 +10,7 @@ import time
 from email import message_from_bytes
 from email.header import decode_header, make_header
 
-from smtputil import Raw, wait_for
+from smtputil import AuthSession, Raw, wait_for
 
 PW = "correct horse battery staple"
 ALICE = "alice@example.test"
@@ -26,35 +25,9 @@ def hijack_petrel(petrel_factory, **settings):
     return petrel_factory(settings=s)
 
 
-class Session:
-    """An authenticated submission session sending one message at a time."""
-
-    def __init__(self, petrel, user=ALICE, source="127.0.0.1"):
-        self.r = Raw(petrel.ports["submission"], source=source)
-        assert self.r.reply()[0] == 220
-        self.r.cmd("EHLO client.test")
-        blob = base64.b64encode(f"\0{user}\0{PW}".encode()).decode()
-        self.auth = self.r.cmd(f"AUTH PLAIN {blob}")[0]
-        self.user = user
-
-    def send(self, rcpts=("bob@example.test",), subject="hello", body="hi"):
-        """Returns the code of the reply that ended the transaction."""
-        code = self.r.cmd(f"MAIL FROM:<{self.user}>")[0]
-        if code != 250:
-            return code
-        for rc in rcpts:
-            code = self.r.cmd(f"RCPT TO:<{rc}>")[0]
-            if code != 250:
-                return code
-        code = self.r.cmd("DATA")[0]
-        if code != 354:
-            return code
-        msg = (f"From: <{self.user}>\r\nTo: <{rcpts[0]}>\r\n"
-               f"Subject: {subject}\r\n\r\n{body}\r\n.")
-        return self.r.cmd(msg)[0]
-
-    def close(self):
-        self.r.close()
+def Session(petrel, user=ALICE, source="127.0.0.1"):
+    """An authenticated submission session of the demo password."""
+    return AuthSession(petrel.ports["submission"], user, PW, source)
 
 
 def state(petrel, account):

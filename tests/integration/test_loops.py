@@ -3,7 +3,6 @@ sockets (SO_REUSEPORT) and sessions; what limits and counts must stay exact
 across them (sessions per IP and in all, POP3 mailbox locks, hijack
 windows, the settings in force) is shared. The daemon runs 4 loops here,
 whatever the machine's cores, so connections really do land on several."""
-import base64
 import os
 import poplib
 import re
@@ -11,7 +10,7 @@ import smtplib
 import socket
 import threading
 
-from smtputil import Raw, tls_context, wait_for
+from smtputil import AuthSession, Raw, tls_context, wait_for
 
 PW = "correct horse battery staple"
 ALICE = "alice@example.test"
@@ -202,38 +201,26 @@ def test_hijack_limit_is_exact_across_loops(petrel_factory):
                       "hijack.max_messages": "20", "hijack.minutes": "30",
                       "smtp.max_sessions_per_ip": "100",
                       "screening.max_connections_per_ip": "100"})
-    blob = base64.b64encode(f"\0{ALICE}\0{PW}".encode()).decode()
-    sessions = []
-    for _ in range(32):
-        r = Raw(p.ports["submission"])
-        assert r.reply()[0] == 220
-        r.cmd("EHLO client.test")
-        assert r.cmd(f"AUTH PLAIN {blob}")[0] == 235
-        sessions.append(r)
+    sessions = [AuthSession(p.ports["submission"], ALICE, PW)
+                for _ in range(32)]
+    assert all(s.auth == 235 for s in sessions)
     codes = []
     lock = threading.Lock()
     start = threading.Barrier(len(sessions))
 
-    def send(r):
+    def send(s):
         start.wait()
         for _ in range(2):
             try:
-                code = r.cmd(f"MAIL FROM:<{ALICE}>")[0]
-                if code == 250:
-                    code = r.cmd(f"RCPT TO:<{BOB}>")[0]
-                if code == 250:
-                    code = r.cmd("DATA")[0]
-                if code == 354:
-                    code = r.cmd(f"From: <{ALICE}>\r\nSubject: s\r\n\r\n"
-                                 "hi\r\n.")[0]
+                code = s.send(rcpts=(BOB,))
             except (ConnectionError, socket.timeout, OSError):
                 code = None
             with lock:
                 codes.append(code)
             if code != 250:
                 break
-        r.close()
-    threads = [threading.Thread(target=send, args=(r,)) for r in sessions]
+        s.close()
+    threads = [threading.Thread(target=send, args=(s,)) for s in sessions]
     for t in threads:
         t.start()
     for t in threads:
