@@ -537,7 +537,8 @@ static void petreld_loops_start(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* After every loop stopped: what their completions and posts left. */
+/* After every loop stopped (each freed its servers, timer, resolver and
+ * trusted hosts on its own thread): what their posts left, and the rest. */
 static void petreld_loops_free(void)
 {
 	for (unsigned i = 1; i < petreld.nloops; i++) {
@@ -548,11 +549,6 @@ static void petreld_loops_free(void)
 			pthread_join(l->thread, NULL);
 		l->running = 0;
 		io_loop_drain(env->loop);
-		smtp_server_free(l->smtp);
-		pop3_server_free(l->pop3);
-		io_timer_free(l->exit_timer);
-		policy_trust_free(env->trust);
-		dns_free(env->dns);
 		settings_unref(env->settings);
 		directory_close(env->dir);
 		io_loop_free(env->loop);

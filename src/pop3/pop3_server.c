@@ -182,24 +182,21 @@ struct pop3_server *pop3_server_new(struct env *env, struct pop3_server *share,
 		return NULL;
 	}
 	srv = calloc(1, sizeof(*srv));
-	if (srv != NULL && share != NULL) {
+	if (srv == NULL)
+		goto nomem;
+	if (share != NULL) {
 		srv->locks = share->locks;
-	} else if (srv != NULL &&
-		   (srv->locks = calloc(1, sizeof(*srv->locks))) != NULL) {
+	} else {
+		srv->locks = calloc(1, sizeof(*srv->locks));
+		if (srv->locks == NULL)
+			goto nomem;
 		pthread_mutex_init(&srv->locks->lock, NULL);
 	}
-	if (srv != NULL && srv->locks != NULL)
-		atomic_fetch_add(&srv->locks->refs, 1);
-	if (srv == NULL || srv->locks == NULL ||
-	    (srv->core = server_new(env, &pop3_server_ops, srv,
-				    share != NULL ? share->core : NULL)) ==
-		    NULL) {
-		if (srv != NULL)
-			pop3_locks_unref(srv->locks);
-		free(srv);
-		*error_r = "out of memory";
-		return NULL;
-	}
+	atomic_fetch_add(&srv->locks->refs, 1);
+	srv->core = server_new(env, &pop3_server_ops, srv,
+			       share != NULL ? share->core : NULL);
+	if (srv->core == NULL)
+		goto nomem;
 	srv->env = env;
 	if (server_listen(srv->core, &env->cfg->listen_pop3,
 			  POP3_LISTENER_PLAIN, error_r) < 0 ||
@@ -209,6 +206,12 @@ struct pop3_server *pop3_server_new(struct env *env, struct pop3_server *share,
 		return NULL;
 	}
 	return srv;
+nomem:
+	if (srv != NULL)
+		pop3_locks_unref(srv->locks);
+	free(srv);
+	*error_r = "out of memory";
+	return NULL;
 }
 
 void pop3_server_shutdown(struct pop3_server *srv, int64_t grace_ms)
