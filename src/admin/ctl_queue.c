@@ -28,6 +28,7 @@
 /* The queues an admin sees; incoming holds only messages being received. */
 static const enum queue_name ctl_queue_shown[] = {QUEUE_ACTIVE, QUEUE_DEFERRED,
 						  QUEUE_HOLD, QUEUE_BAD};
+#define CTL_QUEUE_NSHOWN (sizeof(ctl_queue_shown) / sizeof(*ctl_queue_shown))
 
 struct queue *ctl_queue_open(const struct ctl *ctl)
 {
@@ -164,14 +165,40 @@ static void ctl_queue_print(const char *id, enum queue_name name,
 	}
 }
 
-struct ctl_queue_list {
-	struct queue *q;
-	enum queue_name name;
-	json_t *json; /* NULL: text */
-	size_t count, damaged;
-	uint64_t bytes;
+struct ctl_queue_item {
+	char id[QUEUE_ID_SIZE];
+	enum queue_name where;
+	struct queue_envelope *e;
 };
 
+struct ctl_queue_list {
+	struct queue *q;
+	enum queue_name only; /* QUEUE_COUNT: every queue shown */
+	struct ctl_queue_item *items;
+	size_t count, cap, damaged;
+	int oom;
+};
+
+/* Where queue name comes in the listing; the shown count when not shown. */
+static size_t ctl_queue_rank(enum queue_name name)
+{
+	size_t i = 0;
+
+	while (i < CTL_QUEUE_NSHOWN && ctl_queue_shown[i] != name)
+		i++;
+	return i;
+}
+
+static int ctl_queue_item_cmp(const void *a, const void *b)
+{
+	const struct ctl_queue_item *x = a, *y = b;
+	size_t rx = ctl_queue_rank(x->where), ry = ctl_queue_rank(y->where);
+
+	return rx != ry ? (rx < ry ? -1 : 1) : strcmp(x->id, y->id);
+}
+
+/* Keeps the envelope of one message found by the scan, under the queue it
+ * is in now. */
 static int ctl_queue_list_cb(void *ctx, const char *id)
 {
 	struct ctl_queue_list *l = ctx;
@@ -181,81 +208,120 @@ static int ctl_queue_list_cb(void *ctx, const char *id)
 	int r = queue_envelope_load(l->q, id, &where, &e, &err);
 
 	if (r == 0)
-		return 0; /* delivered or moved since the directory was read */
+		return 0; /* delivered or deleted since the directory was read */
 	if (r < 0) {
 		/* Damaged files go to bad/; say so and go on. */
 		fprintf(stderr, "petrelctl: %s: %s\n", id, err);
 		l->damaged++;
 		return 0;
 	}
-	if (where == l->name) {
-		l->count++;
-		l->bytes += e->size;
-		if (l->json != NULL)
-			json_array_append_new(l->json,
-					      ctl_queue_json(id, where, e));
-		else
-			ctl_queue_print(id, where, e);
+	if (l->only != QUEUE_COUNT
+		    ? where != l->only
+		    : ctl_queue_rank(where) == CTL_QUEUE_NSHOWN) {
+		queue_envelope_free(e);
+		return 0;
 	}
-	queue_envelope_free(e);
+	if (l->count == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		void *n = realloc(l->items, ncap * sizeof(*l->items));
+
+		if (n == NULL) {
+			queue_envelope_free(e);
+			l->oom = 1;
+			return -1;
+		}
+		l->items = n;
+		l->cap = ncap;
+	}
+	memcpy(l->items[l->count].id, id, QUEUE_ID_SIZE);
+	l->items[l->count].where = where;
+	l->items[l->count++].e = e;
 	return 0;
+}
+
+/* Prints the messages kept, by queue then oldest first; frees them. */
+static int ctl_queue_list_print(struct ctl_queue_list *l, int json)
+{
+	json_t *arr = json ? json_array() : NULL;
+	uint64_t bytes = 0;
+	int rc = 0;
+
+	if (json && arr == NULL)
+		rc = ctl_fail("out of memory");
+	if (l->count > 1)
+		qsort(l->items, l->count, sizeof(*l->items),
+		      ctl_queue_item_cmp);
+	for (size_t i = 0; i < l->count; i++) {
+		struct ctl_queue_item *it = &l->items[i];
+
+		bytes += it->e->size;
+		if (arr != NULL)
+			json_array_append_new(
+				arr, ctl_queue_json(it->id, it->where, it->e));
+		else if (!json)
+			ctl_queue_print(it->id, it->where, it->e);
+		queue_envelope_free(it->e);
+	}
+	if (arr != NULL)
+		return ctl_json_print(arr);
+	if (!json) {
+		char size[32];
+
+		ctl_queue_size(bytes, size, sizeof(size));
+		if (l->count == 0)
+			printf("%s is empty\n",
+			       l->only == QUEUE_COUNT
+				       ? "the queue"
+				       : queue_name_str(l->only));
+		else
+			printf("-- %zu message(s), %s bytes\n", l->count, size);
+	}
+	return rc;
 }
 
 static int ctl_queue_list(struct ctl *ctl, int argc, char **argv)
 {
 	struct ctl_queue_list l = {0};
-	enum queue_name only = QUEUE_COUNT;
 	const char *err;
-	int rc = 0;
+	int r, rc;
 
-	if (argc == 1 && !queue_name_parse(argv[0], &only))
+	l.only = QUEUE_COUNT;
+	if (argc == 1 && !queue_name_parse(argv[0], &l.only))
 		return ctl_usage("no queue \"%s\" (active, deferred, hold, "
 				 "bad, incoming)",
 				 argv[0]);
 	l.q = ctl_queue_open(ctl);
 	if (l.q == NULL)
 		return 1;
-	if (ctl->json && (l.json = json_array()) == NULL) {
-		queue_close(l.q);
-		return ctl_fail("out of memory");
-	}
-	for (size_t i = 0;
-	     i < sizeof(ctl_queue_shown) / sizeof(*ctl_queue_shown); i++) {
-		enum queue_name n = ctl_queue_shown[i];
-
-		if (only != QUEUE_COUNT && n != only)
-			continue;
-		l.name = n;
-		if (queue_scan(l.q, n, ctl_queue_list_cb, &l, &err) < 0) {
-			rc = ctl_fail("%s", err);
-			break;
-		}
-	}
-	/* incoming: only when asked for by name (messages being received). */
-	if (rc == 0 && only == QUEUE_INCOMING) {
+	/* incoming: only a count (messages being received). */
+	if (l.only == QUEUE_INCOMING) {
 		struct queue_stats st;
 
-		if (queue_stats(l.q, &st, &err) < 0)
-			rc = ctl_fail("%s", err);
-		else if (l.json == NULL)
+		rc = queue_stats(l.q, &st, &err) < 0 ? ctl_fail("%s", err) : 0;
+		queue_close(l.q);
+		if (rc == 0 && !ctl->json)
 			printf("%zu message(s) being received\n",
 			       st.messages[QUEUE_INCOMING]);
+		return rc != 0 || !ctl->json ? rc
+					     : ctl_json_print(json_array());
 	}
+	if (l.only == QUEUE_COUNT)
+		r = queue_scan_queues(l.q, ctl_queue_shown, CTL_QUEUE_NSHOWN,
+				      ctl_queue_list_cb, &l, &err);
+	else
+		r = queue_scan_queues(l.q, &l.only, 1, ctl_queue_list_cb, &l,
+				      &err);
+	if (r < 0)
+		rc = ctl_fail("%s", err);
+	else
+		rc = l.oom ? ctl_fail("out of memory") : 0;
+	if (rc == 0)
+		rc = ctl_queue_list_print(&l, ctl->json);
+	else
+		for (size_t i = 0; i < l.count; i++)
+			queue_envelope_free(l.items[i].e);
+	free(l.items);
 	queue_close(l.q);
-	if (l.json != NULL)
-		return rc != 0 ? (json_decref(l.json), rc)
-			       : ctl_json_print(l.json);
-	if (rc == 0 && only != QUEUE_INCOMING) {
-		char size[32];
-
-		ctl_queue_size(l.bytes, size, sizeof(size));
-		if (l.count == 0)
-			printf("%s is empty\n", only == QUEUE_COUNT
-							? "the queue"
-							: queue_name_str(only));
-		else
-			printf("-- %zu message(s), %s bytes\n", l.count, size);
-	}
 	return rc != 0 ? rc : l.damaged > 0 ? 1 : 0;
 }
 

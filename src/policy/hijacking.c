@@ -416,10 +416,12 @@ static void hijacking_forget_frozen(struct hijacking *hj, const char *account)
 
 /* --- the freeze --- */
 
-/* The messages of account in one queue. */
+/* The messages of account in the queues `from`. */
 struct hijacking_scan {
 	struct queue *q;
 	const char *account;
+	const enum queue_name *from;
+	size_t nfrom;
 	char (*ids)[QUEUE_ID_SIZE];
 	size_t n, cap;
 };
@@ -428,11 +430,15 @@ static int hijacking_scan_cb(void *ctx, const char *id)
 {
 	struct hijacking_scan *sc = ctx;
 	struct queue_envelope *e = NULL;
+	enum queue_name where;
 	const char *err;
+	size_t i = 0;
 
-	if (queue_envelope_load(sc->q, id, NULL, &e, &err) != 1)
+	if (queue_envelope_load(sc->q, id, &where, &e, &err) != 1)
 		return 0;
-	if (strcasecmp(e->auth_account, sc->account) == 0 &&
+	while (i < sc->nfrom && sc->from[i] != where)
+		i++;
+	if (i < sc->nfrom && strcasecmp(e->auth_account, sc->account) == 0 &&
 	    hijacking_grow((void **)&sc->ids, sc->n, &sc->cap,
 			   sizeof(*sc->ids)) == 0)
 		snprintf(sc->ids[sc->n++], QUEUE_ID_SIZE, "%s", id);
@@ -448,12 +454,13 @@ static size_t hijacking_move_all(struct queue *q, const char *account,
 				 enum queue_name to, const char *reason,
 				 char (**ids_r)[QUEUE_ID_SIZE])
 {
-	struct hijacking_scan sc = {.q = q, .account = account};
+	struct hijacking_scan sc = {
+		.q = q, .account = account, .from = from, .nfrom = nfrom};
 	const char *err;
 	size_t moved = 0;
 
-	for (size_t i = 0; i < nfrom; i++)
-		queue_scan(q, from[i], hijacking_scan_cb, &sc, &err);
+	if (queue_scan_queues(q, from, nfrom, hijacking_scan_cb, &sc, &err) < 0)
+		log_error("hijack detection: %s", err);
 	for (size_t i = 0; i < sc.n; i++) {
 		int r = to == QUEUE_COUNT
 				? queue_delete(q, sc.ids[i], &err)

@@ -595,8 +595,8 @@ static int queue_id_cmp(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
-/* Reads the valid ids of directory dirfd (queue/<what>), in no order.
- * Returns 0 or -1. */
+/* Adds the valid ids of directory dirfd (queue/<what>) to l, in no order;
+ * l starts zeroed. Returns 0, or -1 with l freed. */
 static int queue_list_dir(struct queue *q, int dirfd, const char *what,
 			  struct queue_idlist *l, const char **error_r)
 {
@@ -604,12 +604,13 @@ static int queue_list_dir(struct queue *q, int dirfd, const char *what,
 	DIR *dir;
 	int fd;
 
-	memset(l, 0, sizeof(*l));
 	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
 		*error_r = queue_errorf("cannot read %s/%s: %m", q->dir, what);
 		if (fd >= 0)
 			close(fd);
+		free(l->ids);
+		memset(l, 0, sizeof(*l));
 		return -1;
 	}
 	while ((e = readdir(dir)) != NULL) {
@@ -621,7 +622,7 @@ static int queue_list_dir(struct queue *q, int dirfd, const char *what,
 			if (n == NULL) {
 				closedir(dir);
 				free(l->ids);
-				l->ids = NULL;
+				memset(l, 0, sizeof(*l));
 				*error_r = "out of memory";
 				return -1;
 			}
@@ -664,7 +665,7 @@ static void queue_pool_add(struct queue_pool *p, const char *name,
 static void queue_pool_load(struct queue *q)
 {
 	struct queue_pool *p = &q->pool;
-	struct queue_idlist l;
+	struct queue_idlist l = {0};
 	const char *error;
 
 	if (queue_list_dir(q, q->free_fd, "free", &l, &error) < 0) {
@@ -2146,6 +2147,41 @@ int queue_scan(struct queue *q, enum queue_name name, queue_scan_cb *cb,
 	if (queue_list_ids(q, name, &l, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < l.count; i++) {
+		if (cb(ctx, l.ids[i]) != 0)
+			break;
+	}
+	free(l.ids);
+	return 1;
+}
+
+int queue_scan_queues(struct queue *q, const enum queue_name *names, size_t n,
+		      queue_scan_cb *cb, void *ctx, const char **error_r)
+{
+	struct queue_idlist l = {0};
+	size_t kept = 0;
+
+	/* Forward, then back: a message that moves once, from a queue not
+	 * read yet to one read already, is in the second reading. */
+	for (size_t k = 0; n > 0 && k < 2 * n - 1; k++) {
+		enum queue_name name = names[k < n ? k : 2 * n - 2 - k];
+
+		if ((unsigned)name >= QUEUE_COUNT) {
+			free(l.ids);
+			*error_r = "invalid queue";
+			return -1;
+		}
+		if (queue_list_dir(q, q->fd[name], queue_names[name], &l,
+				   error_r) < 0)
+			return -1;
+	}
+	if (l.count > 1)
+		qsort(l.ids, l.count, sizeof(*l.ids), queue_id_cmp);
+	for (size_t i = 0; i < l.count; i++) {
+		if (kept > 0 && strcmp(l.ids[kept - 1], l.ids[i]) == 0)
+			continue;
+		memmove(l.ids[kept++], l.ids[i], QUEUE_ID_SIZE);
+	}
+	for (size_t i = 0; i < kept; i++) {
 		if (cb(ctx, l.ids[i]) != 0)
 			break;
 	}

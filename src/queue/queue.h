@@ -279,6 +279,15 @@ typedef int queue_scan_cb(void *ctx, const char *id);
  */
 int queue_scan(struct queue *q, enum queue_name name, queue_scan_cb *cb,
 	       void *ctx, const char **error_r);
+/*
+ * Calls cb once for every message in any of the n queues, ids in ascending
+ * order, each read so that a message moved between two of them while they
+ * are read (a retry taking it from deferred/ to active/) is still found,
+ * and found once. The id names no queue: cb learns where the message is
+ * now from queue_envelope_load(). Returns 1 (also when cb stopped), -1.
+ */
+int queue_scan_queues(struct queue *q, const enum queue_name *names, size_t n,
+		      queue_scan_cb *cb, void *ctx, const char **error_r);
 
 /*
  * At start-up: removes every file left in incoming/ (never acknowledged;

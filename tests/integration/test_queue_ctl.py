@@ -1,8 +1,10 @@
 """petrelctl queue and its effect on the running daemon: list, show, hold,
 release, retry, delete, stats, with their errors."""
 import json
+import os
 import re
 import smtplib
+import threading
 import time
 
 from smtputil import wait_for
@@ -177,3 +179,36 @@ def test_second_daemon_on_same_data_refused(petrel):
     assert r.returncode == 1
     assert f"another petreld (pid {pid}) is running" in r.stderr
     assert petrel.proc.poll() is None
+
+
+def test_list_keeps_a_message_moving_between_queues(petrel):
+    """A retry moves a message from deferred/ to active/ and a failure
+    back again, at any moment: `queue list` must still show it, once.
+    Here the daemon is stopped and this test moves the file itself, back
+    and forth every few milliseconds, while petrelctl lists."""
+    qid = queued_remote(petrel, "moving")
+    petrel.stop()
+    queue = petrel.data_dir / "queue"
+    stop = threading.Event()
+
+    def mover():
+        here, there = queue / "deferred" / qid, queue / "active" / qid
+        while not stop.is_set():
+            os.rename(here, there)
+            here, there = there, here
+            time.sleep(0.002)
+
+    t = threading.Thread(target=mover)
+    t.start()
+    seen = []
+    try:
+        for _ in range(150):
+            j = json.loads(petrel.ctl.ok("queue", "list", json=True))
+            seen.append([(m["id"], m["queue"]) for m in j])
+    finally:
+        stop.set()
+        t.join()
+    assert all(len(s) == 1 and s[0][0] == qid for s in seen), \
+        [s for s in seen if len(s) != 1]
+    # Both places were seen: the file really moved under the listings.
+    assert {s[0][1] for s in seen} == {"active", "deferred"}

@@ -232,7 +232,6 @@ def test_per_recipient_outcomes(remote, sinks):
     sinks["127.0.0.2"].rcpt = lambda a: "250 2.1.5 Ok"
     assert wait_for(lambda: empty(p), timeout=15), queue(p)
     assert ["temp@remote.test"] in [x.rcpts for x in sinks["127.0.0.2"].messages]
-    assert wait_for(lambda: r["temp@remote.test"]["attempts"] >= 1)
 
 
 def test_connection_refused_then_bounce_after_lifetime(remote, sinks):
