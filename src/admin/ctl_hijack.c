@@ -98,56 +98,14 @@ int ctl_hijack_window(struct directory *d, const char *account, json_t *j)
 
 /* --- held messages --- */
 
-struct ctl_held {
-	struct queue *q;
-	const char *account; /* NULL: count every account's */
-	char (*ids)[QUEUE_ID_SIZE];
-	char (*owners)[DIRECTORY_ADDRESS_MAX + 1];
-	size_t n, cap;
-};
+static const enum queue_name ctl_held_queue[] = {QUEUE_HOLD};
 
-static int ctl_held_cb(void *ctx, const char *id)
-{
-	struct ctl_held *h = ctx;
-	struct queue_envelope *e = NULL;
-	const char *err;
-
-	if (queue_envelope_load(h->q, id, NULL, &e, &err) != 1)
-		return 0;
-	if (e->auth_account[0] != '\0' &&
-	    (h->account == NULL ||
-	     strcasecmp(e->auth_account, h->account) == 0)) {
-		if (h->n == h->cap) {
-			size_t ncap = h->cap == 0 ? 64 : h->cap * 2;
-			void *a = realloc(h->ids, ncap * sizeof(*h->ids));
-			void *b = a != NULL ? realloc(h->owners,
-						      ncap * sizeof(*h->owners))
-					    : NULL;
-
-			if (a != NULL)
-				h->ids = a;
-			if (b == NULL) {
-				queue_envelope_free(e);
-				return 1;
-			}
-			h->owners = b;
-			h->cap = ncap;
-		}
-		snprintf(h->ids[h->n], QUEUE_ID_SIZE, "%s", id);
-		snprintf(h->owners[h->n], sizeof(h->owners[0]), "%s",
-			 e->auth_account);
-		h->n++;
-	}
-	queue_envelope_free(e);
-	return 0;
-}
-
-static size_t ctl_held_count(const struct ctl_held *h, const char *account)
+static size_t ctl_held_count(const struct queue_sent *h, const char *account)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < h->n; i++)
-		if (strcasecmp(h->owners[i], account) == 0)
+		if (strcasecmp(h->accounts[i], account) == 0)
 			n++;
 	return n;
 }
@@ -156,7 +114,7 @@ static size_t ctl_held_count(const struct ctl_held *h, const char *account)
 
 struct ctl_frozen {
 	json_t *json;
-	struct ctl_held *held;
+	struct queue_sent *held;
 	size_t count;
 };
 
@@ -186,16 +144,17 @@ static void ctl_frozen_cb(const struct directory_account *a, void *ctx)
 static int ctl_hijack_list(struct ctl *ctl, int argc, char **argv)
 {
 	struct directory *d = ctl_directory(ctl);
-	struct ctl_held held = {0};
+	struct queue_sent held = {0};
 	struct ctl_frozen f = {0};
+	struct queue *q;
 	const char *err;
 	int rc = 0;
 
 	(void)argc;
 	(void)argv;
-	if (d == NULL || (held.q = ctl_queue_open(ctl)) == NULL)
+	if (d == NULL || (q = ctl_queue_open(ctl)) == NULL)
 		return 1;
-	if (queue_scan(held.q, QUEUE_HOLD, ctl_held_cb, &held, &err) < 0) {
+	if (queue_sent_by(q, ctl_held_queue, 1, NULL, &held, &err) < 0) {
 		rc = ctl_fail("%s", err);
 		goto out;
 	}
@@ -214,9 +173,8 @@ static int ctl_hijack_list(struct ctl *ctl, int argc, char **argv)
 	else if (f.count == 0)
 		printf("no account is frozen\n");
 out:
-	free(held.ids);
-	free(held.owners);
-	queue_close(held.q);
+	queue_sent_free(&held);
+	queue_close(q);
 	return rc;
 }
 
@@ -225,8 +183,9 @@ out:
 static int ctl_hijack_release(struct ctl *ctl, int argc, char **argv)
 {
 	struct directory *d = ctl_directory(ctl);
-	struct ctl_held held = {0};
+	struct queue_sent held = {0};
 	struct directory_account a;
+	struct queue *q;
 	const char *err = NULL, *mode = "keep";
 	char reason[128];
 	size_t done = 0;
@@ -261,18 +220,17 @@ static int ctl_hijack_release(struct ctl *ctl, int argc, char **argv)
 		directory_rollback(d);
 		return ctl_fail("%s", err != NULL ? err : "failed");
 	}
-	if ((held.q = ctl_queue_open(ctl)) == NULL)
+	if ((q = ctl_queue_open(ctl)) == NULL)
 		return 1;
-	held.account = a.address;
-	if (queue_scan(held.q, QUEUE_HOLD, ctl_held_cb, &held, &err) < 0) {
+	if (queue_sent_by(q, ctl_held_queue, 1, a.address, &held, &err) < 0) {
 		rc = ctl_fail("%s", err);
 		goto out;
 	}
 	for (size_t i = 0; i < held.n && strcmp(mode, "keep") != 0; i++) {
 		r = strcmp(mode, "release") == 0
-			    ? queue_move(held.q, held.ids[i], QUEUE_ACTIVE,
-					 NULL, &err)
-			    : queue_delete(held.q, held.ids[i], &err);
+			    ? queue_move(q, held.ids[i], QUEUE_ACTIVE, NULL,
+					 &err)
+			    : queue_delete(q, held.ids[i], &err);
 		if (r < 0)
 			rc = ctl_fail("%s: %s", held.ids[i], err);
 		else if (r == 1)
@@ -286,9 +244,8 @@ static int ctl_hijack_release(struct ctl *ctl, int argc, char **argv)
 	       : strcmp(mode, "delete") == 0 ? "deleted"
 					     : "left on hold");
 out:
-	free(held.ids);
-	free(held.owners);
-	queue_close(held.q);
+	queue_sent_free(&held);
+	queue_close(q);
 	return rc;
 }
 

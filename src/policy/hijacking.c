@@ -416,36 +416,6 @@ static void hijacking_forget_frozen(struct hijacking *hj, const char *account)
 
 /* --- the freeze --- */
 
-/* The messages of account in the queues `from`. */
-struct hijacking_scan {
-	struct queue *q;
-	const char *account;
-	const enum queue_name *from;
-	size_t nfrom;
-	char (*ids)[QUEUE_ID_SIZE];
-	size_t n, cap;
-};
-
-static int hijacking_scan_cb(void *ctx, const char *id)
-{
-	struct hijacking_scan *sc = ctx;
-	struct queue_envelope *e = NULL;
-	enum queue_name where;
-	const char *err;
-	size_t i = 0;
-
-	if (queue_envelope_load(sc->q, id, &where, &e, &err) != 1)
-		return 0;
-	while (i < sc->nfrom && sc->from[i] != where)
-		i++;
-	if (i < sc->nfrom && strcasecmp(e->auth_account, sc->account) == 0 &&
-	    hijacking_grow((void **)&sc->ids, sc->n, &sc->cap,
-			   sizeof(*sc->ids)) == 0)
-		snprintf(sc->ids[sc->n++], QUEUE_ID_SIZE, "%s", id);
-	queue_envelope_free(e);
-	return 0;
-}
-
 /* Moves every message of account waiting in the queues `from` to `to` (or
  * deletes them when to is QUEUE_COUNT). Returns how many; their ids in
  * *ids_r when wanted (caller frees). */
@@ -454,27 +424,27 @@ static size_t hijacking_move_all(struct queue *q, const char *account,
 				 enum queue_name to, const char *reason,
 				 char (**ids_r)[QUEUE_ID_SIZE])
 {
-	struct hijacking_scan sc = {
-		.q = q, .account = account, .from = from, .nfrom = nfrom};
+	struct queue_sent sent = {0};
 	const char *err;
 	size_t moved = 0;
 
-	if (queue_scan_queues(q, from, nfrom, hijacking_scan_cb, &sc, &err) < 0)
+	if (queue_sent_by(q, from, nfrom, account, &sent, &err) < 0)
 		log_error("hijack detection: %s", err);
-	for (size_t i = 0; i < sc.n; i++) {
+	for (size_t i = 0; i < sent.n; i++) {
 		int r = to == QUEUE_COUNT
-				? queue_delete(q, sc.ids[i], &err)
-				: queue_move(q, sc.ids[i], to, reason, &err);
+				? queue_delete(q, sent.ids[i], &err)
+				: queue_move(q, sent.ids[i], to, reason, &err);
 
 		if (r == 1)
-			memmove(sc.ids[moved++], sc.ids[i], QUEUE_ID_SIZE);
+			memmove(sent.ids[moved++], sent.ids[i], QUEUE_ID_SIZE);
 		else if (r < 0)
-			log_error("hijack detection: %s: %s", sc.ids[i], err);
+			log_error("hijack detection: %s: %s", sent.ids[i], err);
 	}
-	if (ids_r != NULL)
-		*ids_r = sc.ids;
-	else
-		free(sc.ids);
+	if (ids_r != NULL) {
+		*ids_r = sent.ids;
+		sent.ids = NULL;
+	}
+	queue_sent_free(&sent);
 	return moved;
 }
 

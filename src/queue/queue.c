@@ -67,6 +67,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -2187,6 +2188,93 @@ int queue_scan_queues(struct queue *q, const enum queue_name *names, size_t n,
 	}
 	free(l.ids);
 	return 1;
+}
+
+struct queue_sent_scan {
+	struct queue *q;
+	const enum queue_name *names;
+	size_t nnames;
+	const char *account;
+	struct queue_sent *sent;
+	int oom;
+};
+
+static int queue_sent_cb(void *ctx, const char *id)
+{
+	struct queue_sent_scan *sc = ctx;
+	struct queue_sent *s = sc->sent;
+	struct queue_envelope *e = NULL;
+	enum queue_name where;
+	const char *err;
+	size_t i = 0;
+	char *account;
+
+	if (queue_envelope_load(sc->q, id, &where, &e, &err) != 1)
+		return 0; /* gone since it was listed, or damaged: not sent */
+	while (i < sc->nnames && sc->names[i] != where)
+		i++;
+	if (i == sc->nnames || e->auth_account[0] == '\0' ||
+	    (sc->account != NULL &&
+	     strcasecmp(e->auth_account, sc->account) != 0)) {
+		queue_envelope_free(e);
+		return 0;
+	}
+	if (s->n == s->cap) {
+		size_t ncap = s->cap == 0 ? 64 : s->cap * 2;
+		void *a = realloc(s->ids, ncap * sizeof(*s->ids));
+		void *b;
+
+		if (a != NULL)
+			s->ids = a;
+		b = a != NULL ? realloc(s->accounts, ncap * sizeof(char *))
+			      : NULL;
+		if (b == NULL) {
+			queue_envelope_free(e);
+			sc->oom = 1;
+			return 1;
+		}
+		s->accounts = b;
+		s->cap = ncap;
+	}
+	account = strdup(e->auth_account);
+	queue_envelope_free(e);
+	if (account == NULL) {
+		sc->oom = 1;
+		return 1;
+	}
+	memcpy(s->ids[s->n], id, QUEUE_ID_SIZE);
+	s->accounts[s->n++] = account;
+	return 0;
+}
+
+int queue_sent_by(struct queue *q, const enum queue_name *names, size_t n,
+		  const char *account, struct queue_sent *sent,
+		  const char **error_r)
+{
+	struct queue_sent_scan sc = {.q = q,
+				     .names = names,
+				     .nnames = n,
+				     .account = account,
+				     .sent = sent};
+
+	int r = queue_scan_queues(q, names, n, queue_sent_cb, &sc, error_r);
+
+	if (r > 0 && sc.oom) {
+		*error_r = "out of memory";
+		r = -1;
+	}
+	if (r < 0)
+		queue_sent_free(sent);
+	return r;
+}
+
+void queue_sent_free(struct queue_sent *sent)
+{
+	for (size_t i = 0; i < sent->n; i++)
+		free(sent->accounts[i]);
+	free(sent->accounts);
+	free(sent->ids);
+	memset(sent, 0, sizeof(*sent));
 }
 
 int queue_recover(struct queue *q, queue_scan_cb *cb, void *ctx,

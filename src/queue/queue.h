@@ -289,6 +289,24 @@ int queue_scan(struct queue *q, enum queue_name name, queue_scan_cb *cb,
 int queue_scan_queues(struct queue *q, const enum queue_name *names, size_t n,
 		      queue_scan_cb *cb, void *ctx, const char **error_r);
 
+/* Messages sent by authenticated accounts: ids[i] was sent by accounts[i]. */
+struct queue_sent {
+	char (*ids)[QUEUE_ID_SIZE];
+	char **accounts;
+	size_t n, cap;
+};
+/*
+ * Fills *sent (zeroed by the caller) with the messages now in one of the n
+ * queues that account sent (compared without case), or that any
+ * authenticated account sent when account is NULL; read as by
+ * queue_scan_queues(). Returns 1, or -1 with *sent emptied.
+ */
+int queue_sent_by(struct queue *q, const enum queue_name *names, size_t n,
+		  const char *account, struct queue_sent *sent,
+		  const char **error_r);
+/* Frees what *sent holds and zeroes it. */
+void queue_sent_free(struct queue_sent *sent);
+
 /*
  * At start-up: removes every file left in incoming/ (never acknowledged;
  * files a live writer still holds are skipped; queue/free/ holds garbage

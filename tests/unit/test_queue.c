@@ -626,6 +626,70 @@ static void expect_bad(struct fixture *f, const char *id)
 	assert_int_equal(queue_delete(f->q, id, &error), 1);
 }
 
+/* Several queues read as one, each message once; the messages of an
+ * authenticated account among them. */
+static void test_scan_queues_sent_by(void **state)
+{
+	static const enum queue_name both[] = {QUEUE_ACTIVE, QUEUE_DEFERRED};
+	static const enum queue_name hold[] = {QUEUE_HOLD};
+	struct fixture *f = *state;
+	struct queue_envelope env;
+	struct queue_sent sent = {0};
+	struct collect c = {0};
+	const char *error = NULL;
+	char ids[4][QUEUE_ID_SIZE];
+
+	test_envelope(&env);
+	commit(f, test_body, sizeof(test_body) - 1, &env, ids[0]);
+	commit(f, test_body, sizeof(test_body) - 1, &env, ids[1]);
+	env.auth_account = "Bob@Example.org";
+	commit(f, test_body, sizeof(test_body) - 1, &env, ids[2]);
+	env.auth_account = "";
+	commit(f, test_body, sizeof(test_body) - 1, &env, ids[3]);
+	assert_int_equal(
+		queue_defer(f->q, ids[1], 1800000000, "451 4.4.1 x", &error),
+		1);
+	assert_int_equal(queue_move(f->q, ids[2], QUEUE_HOLD, "x", &error), 1);
+
+	/* active/ is read twice (forward and back), listed once. */
+	assert_int_equal(
+		queue_scan_queues(f->q, both, 2, collect_cb, &c, &error), 1);
+	assert_int_equal(c.count, 3);
+	assert_string_equal(c.ids[0], ids[0]);
+	assert_string_equal(c.ids[1], ids[1]);
+	assert_string_equal(c.ids[2], ids[3]);
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	assert_int_equal(
+		queue_scan_queues(f->q, both, 2, collect_cb, &c, &error), 1);
+	assert_int_equal(c.count, 2);
+
+	/* By account, without case; the unauthenticated one is nobody's. */
+	assert_int_equal(queue_sent_by(f->q, both, 2, "ALICE@example.ORG",
+				       &sent, &error),
+			 1);
+	assert_int_equal(sent.n, 2);
+	assert_string_equal(sent.ids[0], ids[0]);
+	assert_string_equal(sent.ids[1], ids[1]);
+	assert_string_equal(sent.accounts[1], "alice@example.org");
+	queue_sent_free(&sent);
+	assert_int_equal(sent.n, 0);
+	assert_null(sent.ids);
+	assert_int_equal(
+		queue_sent_by(f->q, both, 2, "bob@example.org", &sent, &error),
+		1);
+	assert_int_equal(sent.n, 0); /* bob's is on hold */
+	queue_sent_free(&sent);
+	assert_int_equal(queue_sent_by(f->q, hold, 1, NULL, &sent, &error), 1);
+	assert_int_equal(sent.n, 1);
+	assert_string_equal(sent.ids[0], ids[2]);
+	assert_string_equal(sent.accounts[0], "Bob@Example.org");
+	queue_sent_free(&sent);
+	assert_int_equal(queue_sent_by(f->q, both, 2, NULL, &sent, &error), 1);
+	assert_int_equal(sent.n, 2);
+	queue_sent_free(&sent);
+}
+
 static void test_damaged(void **state)
 {
 	struct fixture *f = *state;
@@ -1595,6 +1659,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_status_durable, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_move_delete_scan, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_scan_queues_sent_by, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
