@@ -621,31 +621,10 @@ def machine(work, petreld):
     v = subprocess.run(["postconf", "-dh", "mail_version"],
                        capture_output=True, text=True).stdout.strip()
     info["postfix"] = v
-    g = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
-                        "describe", "--always"],
-                       capture_output=True, text=True).stdout.strip()
-    info["petrel_commit"] = g
-    # The tree is shared: say which files under src/ differ from the commit.
-    st = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
-                         "status", "--porcelain", "--", "../src"],
-                        capture_output=True, text=True).stdout.split("\n")
-    info["petrel_src_changes"] = ", ".join(l[3:] for l in st if l.strip())
-    # The source petreld was built from, when not this tree (CMakeCache).
-    try:
-        with open(os.path.join(os.path.dirname(petreld), "CMakeCache.txt")) as f:
-            for line in f:
-                if line.startswith("CMAKE_HOME_DIRECTORY:"):
-                    src = line.split("=", 1)[1].strip()
-                    if os.path.realpath(src) != os.path.realpath(
-                            os.path.join(os.path.dirname(__file__), "..")):
-                        info["petreld_source"] = src
-                        rev = os.path.join(src, ".revision")
-                        if os.path.exists(rev):
-                            with open(rev) as r:
-                                info["petrel_commit"] = r.read().strip()
-                            info["petrel_src_changes"] = ""
-    except OSError:
-        pass
+    # The commit the measured petreld was built from ("+": with changes).
+    v = subprocess.run([petreld, "-V"], capture_output=True, text=True)
+    info["petrel_commit"] = v.stdout.split()[-1] if v.returncode == 0 \
+        and v.stdout.strip() else "unknown"
     return info
 
 
@@ -790,9 +769,8 @@ def cmd_report(args):
             f"{info.get('fs')} on {info.get('device')} "
             f"({info.get('fdatasync_per_s')} 4 KB append+fdatasync/s); "
             f"Postfix {info.get('postfix')}; Petrel {info.get('petrel_commit')}"
-            f" (petreld built {info.get('petreld_built', '?')}"
-            f"{' from ' + info['petreld_source'] if info.get('petreld_source') else ''})"
-            f"{' (changes in src/: ' + info['petrel_src_changes'] + ')' if info.get('petrel_src_changes') else ''}",
+            f" (petreld built {info.get('petreld_built', '?')}; a + after"
+            f" the commit: built with changes to it)",
             f"Load average (1 min) of the machine at the start of the runs: "
             f"{load_range(runs)} (other work on the machine shows here).",
             "", table(rows, plan.names), "", idle_table(idle), "",

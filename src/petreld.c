@@ -50,6 +50,13 @@
 #include "smtp/smtp_filter.h"
 #include "smtp/smtp_server.h"
 
+/* The build writes revision.h (cmake/revision.cmake). */
+#if __has_include("revision.h")
+#include "revision.h"
+#else
+#define PETREL_REVISION "unknown"
+#endif
+
 #define PETRELD_SETTINGS_POLL_MS 250
 #define PETRELD_SHUTDOWN_GRACE_MS 10000
 #define PETRELD_DNS_TIMEOUT_MS 2000 /* per try; callers bound the total */
@@ -100,9 +107,10 @@ static struct {
 
 static void petreld_usage(void)
 {
-	fprintf(stderr, "usage: petreld [-n] -c FILE\n"
+	fprintf(stderr, "usage: petreld [-n] -c FILE | -V\n"
 			"  -c FILE  the config file\n"
-			"  -n       check the config and exit\n");
+			"  -n       check the config and exit\n"
+			"  -V       print the revision built and exit\n");
 	exit(2);
 }
 
@@ -590,11 +598,14 @@ int main(int argc, char **argv)
 	struct io_signal *sigs[4];
 	int check_only = 0, opt;
 
-	while ((opt = getopt(argc, argv, "c:nh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:nhV")) != -1) {
 		switch (opt) {
 		case 'c':
 			config_path = optarg;
 			break;
+		case 'V':
+			printf("petreld %s\n", PETREL_REVISION);
+			return 0;
 		case 'n':
 			check_only = 1;
 			break;
@@ -626,8 +637,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "petreld: %s: %s\n", cfg->log_dir, err);
 		return 1;
 	}
-	log_info("petreld starting, hostname %s, data in %s", cfg->hostname,
-		 cfg->data_dir);
+	log_info("petreld %s starting, hostname %s, data in %s",
+		 PETREL_REVISION, cfg->hostname, cfg->data_dir);
 	petreld_pidfile(cfg);
 
 	snprintf(petreld.db_path, sizeof(petreld.db_path), "%s/petrel.db",

@@ -2,6 +2,7 @@
 signals (SIGTERM finishes in-flight transactions, SIGHUP reopens logs), the
 self-signed certificate, live settings and the session limit."""
 import email
+import os
 import re
 import signal
 import smtplib
@@ -142,6 +143,30 @@ def test_usage(argv):
                        text=True, timeout=60)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "usage" in (r.stderr + r.stdout).lower()
+
+
+def test_revision(petrel):
+    """petreld -V names the commit it was built from, and so does the
+    system log when it starts: an admin (and a benchmark) can tell which
+    build runs."""
+    r = subprocess.run([binary("petreld"), "-V"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    here = os.path.dirname(os.path.abspath(__file__))
+    git = ["git", "-c", "safe.directory=*", "-C", here]
+    m = re.fullmatch(r"petreld ([0-9a-f]{12,40}\+?|unknown)\n", r.stdout)
+    assert m, r.stdout
+    if m.group(1) == "unknown":
+        # Only a tree git cannot read (an unpacked archive) has no commit.
+        assert subprocess.run(git + ["rev-parse", "HEAD"],
+                              capture_output=True).returncode != 0
+    else:
+        commit = m.group(1).rstrip("+")
+        assert subprocess.run(git + ["cat-file", "-e", commit + "^{commit}"],
+                              capture_output=True).returncode == 0, \
+            f"{commit} is no commit of this tree"
+    assert f"petreld {m.group(1)} starting, hostname " in \
+        petrel.log("system")
 
 
 # --- the running daemon ----------------------------------------------------
