@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,6 +62,8 @@
 #define PETRELD_SHUTDOWN_GRACE_MS 10000
 #define PETRELD_DNS_TIMEOUT_MS 2000 /* per try; callers bound the total */
 #define PETRELD_DNSBL_CACHE 4096    /* DNSBL answers kept */
+#define PETRELD_NOFILE_MAX ((rlim_t)1 << 20)
+#define PETRELD_NOFILE_SPARE 1024 /* spool, delivery, logs, databases */
 
 /* A loop after the first: its thread, its env, its servers. */
 struct petreld_loop {
@@ -104,6 +107,41 @@ static struct {
 	uid_t uid;
 	gid_t gid;
 } petreld;
+
+/*
+ * Every session, spool file and delivery attempt holds descriptors, and
+ * the soft limit is often 1,024, below what smtp.max_sessions allows: it
+ * is raised to the hard limit (at most PETRELD_NOFILE_MAX). Says so, and
+ * warns when even that is short of the session limits.
+ */
+static void petreld_nofile(const struct settings *s)
+{
+	rlim_t want = (rlim_t)settings_int(s, SETTING_SMTP_MAX_SESSIONS) +
+		      (rlim_t)settings_int(s, SETTING_POP3_MAX_SESSIONS) +
+		      PETRELD_NOFILE_SPARE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max && rl.rlim_cur < PETRELD_NOFILE_MAX) {
+		rlim_t cur = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max < PETRELD_NOFILE_MAX
+				      ? rl.rlim_max
+				      : PETRELD_NOFILE_MAX;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = cur;
+	}
+	if (rl.rlim_cur < want)
+		log_warn("descriptor limit %llu is below the %llu that "
+			 "smtp.max_sessions and pop3.max_sessions need: raise "
+			 "it (ulimit -n, LimitNOFILE=) or lower them",
+			 (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)want);
+	else
+		log_info("descriptor limit %llu",
+			 (unsigned long long)rl.rlim_cur);
+}
 
 static void petreld_usage(void)
 {
@@ -650,6 +688,7 @@ int main(int argc, char **argv)
 	petreld.env.settings = directory_settings_load(petreld.env.dir, &err);
 	if (petreld.env.settings == NULL)
 		fatal("settings: %s", err);
+	petreld_nofile(petreld.env.settings);
 	directory_data_version(petreld.env.dir, &petreld.data_version);
 	directory_change_count(petreld.env.dir, &petreld.changes);
 	petreld.env.queue = queue_open(cfg->data_dir, &err);

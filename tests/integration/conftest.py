@@ -148,6 +148,7 @@ class Petrel:
         self.log_dir = self.data_dir / "log"
         self.proc = None
         self.stderr = None
+        self.preexec = None  # run in the child before petreld (limits)
         # The demo domain and accounts, made once per run (argon2id
         # hashing is slow on purpose) and copied into each data dir.
         shutil.copytree(_demo_data_dir(), self.data_dir, dirs_exist_ok=True)
@@ -168,7 +169,8 @@ class Petrel:
         self.stderr = open(self.tmp / "petreld.stderr", "ab")
         self.proc = subprocess.Popen([binary("petreld"), "-c",
                                       str(self.config)],
-                                     stdout=self.stderr, stderr=self.stderr)
+                                     stdout=self.stderr, stderr=self.stderr,
+                                     preexec_fn=self.preexec)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

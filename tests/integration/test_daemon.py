@@ -2,6 +2,7 @@
 signals (SIGTERM finishes in-flight transactions, SIGHUP reopens logs), the
 self-signed certificate, live settings and the session limit."""
 import email
+import resource
 import os
 import re
 import signal
@@ -387,3 +388,44 @@ def test_max_sessions(petrel_factory):
             c.close()
     assert wait_for(served, timeout=5)
     b.close()
+
+
+def nofile(pid):
+    """(soft, hard) descriptor limits of a running process."""
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith("Max open files"):
+            return tuple(resource.RLIM_INFINITY if v == "unlimited"
+                         else int(v) for v in line.split()[3:5])
+    raise AssertionError("no limit line")
+
+
+def test_descriptor_limit_raised_to_hard(petrel_factory):
+    """A soft limit of 256 would stop petreld at 256 sessions, spool files
+    and deliveries together; it raises it to the hard limit and says so."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"hard descriptor limit {hard} here")
+    p = petrel_factory(start=False)
+    p.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                           (256, hard))
+    p.start()
+    # At most 2^20, where the hard limit is higher or none.
+    want = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
+    assert nofile(p.proc.pid) == (want, hard)
+    assert f"descriptor limit {want}" in p.log("system")
+
+
+def test_descriptor_limit_too_low_is_warned(petrel_factory):
+    """When even the hard limit is short of what the session limits need,
+    the admin reads it in the system log; petreld still runs."""
+    p = petrel_factory(start=False)
+    p.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                           (512, 512))
+    p.start()
+    assert nofile(p.proc.pid) == (512, 512)
+    log = p.log("system")
+    assert "descriptor limit 512 is below the 4024 that smtp.max_sessions " \
+        "and pop3.max_sessions need" in log, log[-2000:]
+    with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=10) as s:
+        assert s.ehlo()[0] == 250
+
