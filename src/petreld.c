@@ -118,6 +118,7 @@ static void petreld_nofile(const struct settings *s)
 {
 	rlim_t want = (rlim_t)settings_int(s, SETTING_SMTP_MAX_SESSIONS) +
 		      (rlim_t)settings_int(s, SETTING_POP3_MAX_SESSIONS) +
+		      (rlim_t)settings_int(s, SETTING_QUEUE_ACTIVE_LIMIT) +
 		      PETRELD_NOFILE_SPARE;
 	struct rlimit rl;
 
@@ -134,8 +135,9 @@ static void petreld_nofile(const struct settings *s)
 	}
 	if (rl.rlim_cur < want)
 		log_warn("descriptor limit %llu is below the %llu that "
-			 "smtp.max_sessions and pop3.max_sessions need: raise "
-			 "it (ulimit -n, LimitNOFILE=) or lower them",
+			 "smtp.max_sessions, pop3.max_sessions and "
+			 "queue.active_limit need: raise it (ulimit -n, "
+			 "LimitNOFILE=) or lower them",
 			 (unsigned long long)rl.rlim_cur,
 			 (unsigned long long)want);
 	else

@@ -13,6 +13,12 @@
  * runs at the earliest retry time, every minute, and on SIGUSR1
  * (petrelctl), and lists active/ too; a restart finds everything again in
  * the spool, which is the only durable record.
+ *
+ * At most queue.active_limit attempts run at once (each holds its spool
+ * file open, and a remote one may wait long for a connection): what comes
+ * beyond waits in active/, and a pass picks it up, oldest first, when half
+ * the attempts are done. The live attempts are found by id in a hash
+ * table, so a backlog of any size costs nothing per message committed.
  */
 #include "delivery/dispatch.h"
 
@@ -35,6 +41,7 @@
 
 #define DISPATCH_SCAN_MS (60 * 1000) /* at least this often */
 #define DISPATCH_JOB_RCPTS 50	     /* recipients per SMTP transaction */
+#define DISPATCH_BUCKETS 4096	     /* of the live attempts' hash table */
 
 struct dispatch_msg {
 	struct delivery_dispatch *d;
@@ -46,6 +53,8 @@ struct dispatch_msg {
 	int result;
 	int finished; /* delivery_finish() ran too, on the same job */
 	struct dispatch_msg *prev, *next;
+	struct dispatch_msg *hnext; /* in its bucket */
+	uint32_t hash;
 };
 
 struct dispatch_scan {
@@ -65,6 +74,9 @@ struct delivery_dispatch {
 	atomic_int stopped;	   /* read by the workers too */
 	struct dispatch_msg *msgs; /* attempts under way */
 	size_t nmsgs;
+	struct dispatch_msg *buckets[DISPATCH_BUCKETS]; /* the same, by id */
+	size_t limit; /* queue.active_limit when the last was added */
+	int backlog;  /* a message was left in active/ at the limit */
 	struct io_timer *scan_timer;
 	int64_t scan_at; /* ms (clock_now_ms) the timer is set for */
 	int scanning;
@@ -138,11 +150,26 @@ static void dispatch_retry_pop(struct delivery_dispatch *d)
 	}
 }
 
+/* FNV-1a of a queue id. */
+static uint32_t dispatch_hash(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id != '\0'; id++) {
+		h ^= (unsigned char)*id;
+		h *= 16777619u;
+	}
+	return h;
+}
+
 static struct dispatch_msg *dispatch_find(struct delivery_dispatch *d,
 					  const char *id)
 {
-	for (struct dispatch_msg *x = d->msgs; x != NULL; x = x->next)
-		if (strcmp(x->m.id, id) == 0)
+	uint32_t h = dispatch_hash(id);
+
+	for (struct dispatch_msg *x = d->buckets[h % DISPATCH_BUCKETS];
+	     x != NULL; x = x->hnext)
+		if (x->hash == h && strcmp(x->m.id, id) == 0)
 			return x;
 	return NULL;
 }
@@ -150,7 +177,11 @@ static struct dispatch_msg *dispatch_find(struct delivery_dispatch *d,
 static void dispatch_msg_free(struct dispatch_msg *x)
 {
 	struct delivery_dispatch *d = x->d;
+	struct dispatch_msg **pp = &d->buckets[x->hash % DISPATCH_BUCKETS];
 
+	while (*pp != x)
+		pp = &(*pp)->hnext;
+	*pp = x->hnext;
 	if (x->prev != NULL)
 		x->prev->next = x->next;
 	else
@@ -163,6 +194,11 @@ static void dispatch_msg_free(struct dispatch_msg *x)
 	free(x->jobs);
 	free(x->rrcpts);
 	free(x);
+	/* Room again: a pass takes what waited, oldest first. */
+	if (d->backlog && d->nmsgs <= d->limit / 2 && !d->stopped) {
+		d->backlog = 0;
+		dispatch_schedule(d, 0);
+	}
 }
 
 static void dispatch_ctx(struct dispatch_msg *x, void *thread_state,
@@ -381,11 +417,20 @@ static void dispatch_add(struct delivery_dispatch *d, const char *id, int fresh)
 	if (d == NULL || d->stopped || !queue_id_valid(id) ||
 	    dispatch_find(d, id) != NULL)
 		return;
+	d->limit = (size_t)settings_int(d->env->settings,
+					SETTING_QUEUE_ACTIVE_LIMIT);
+	if (d->nmsgs >= d->limit) {
+		d->backlog = 1; /* it waits in active/ for a pass */
+		return;
+	}
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		return; /* found again by the next scan */
 	x->d = d;
 	snprintf(x->m.id, sizeof(x->m.id), "%s", id);
+	x->hash = dispatch_hash(id);
+	x->hnext = d->buckets[x->hash % DISPATCH_BUCKETS];
+	d->buckets[x->hash % DISPATCH_BUCKETS] = x;
 	x->m.fresh = fresh;
 	x->m.body_fd = -1;
 	x->settings = d->env->settings;

@@ -176,6 +176,10 @@ enum settings_type {
 	  "deferral)")                                                         \
 	X(QUEUE_MAX_HOPS, "queue.max_hops", INT, "50", 1, 1000, NULL,          \
 	  "Received headers a message may carry; more is a loop (bad queue)")  \
+	X(QUEUE_ACTIVE_LIMIT, "queue.active_limit", INT, "5000", 1, 1000000,   \
+	  NULL,                                                                \
+	  "messages the queue manager works on at once, each with its spool "  \
+	  "file open; the rest wait in the queue, oldest first")               \
 	X(QUEUE_MAX_CONNECTIONS, "queue.max_connections", INT, "50", 1, 10000, \
 	  NULL, "outgoing SMTP connections in all")                            \
 	X(QUEUE_MAX_PER_DESTINATION, "queue.max_per_destination", INT, "5", 1, \

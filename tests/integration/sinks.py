@@ -205,6 +205,8 @@ class SmtpSink:
         self.auth_mechs = "PLAIN LOGIN"
         self.messages = []
         self.sessions = 0
+        self.in_data = 0  # transactions between the dot and its reply
+        self.most_in_data = 0  # the most of them at once
         self.transcript = []
         self.batches = []  # the commands that came in one read
         self.lock = threading.Lock()
@@ -341,7 +343,12 @@ class SmtpSink:
                     continue
                 f.send("354 End data with <CR><LF>.<CR><LF>")
                 msg.raw = f.data()
+                with self.lock:
+                    self.in_data += 1
+                    self.most_in_data = max(self.most_in_data, self.in_data)
                 time.sleep(self.data_delay)
+                with self.lock:
+                    self.in_data -= 1
                 if self.data_reply == "hang":
                     f.sock.settimeout(30)
                     f.sock.recv(1)

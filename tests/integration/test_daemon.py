@@ -424,8 +424,8 @@ def test_descriptor_limit_too_low_is_warned(petrel_factory):
     p.start()
     assert nofile(p.proc.pid) == (512, 512)
     log = p.log("system")
-    assert "descriptor limit 512 is below the 4024 that smtp.max_sessions " \
-        "and pop3.max_sessions need" in log, log[-2000:]
+    assert "descriptor limit 512 is below the 9024 that smtp.max_sessions, " \
+        "pop3.max_sessions and queue.active_limit need" in log, log[-2000:]
     with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=10) as s:
         assert s.ehlo()[0] == 250
 

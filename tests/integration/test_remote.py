@@ -324,6 +324,27 @@ def test_several_messages_one_connection(remote, sinks):
     assert s.sessions < 4
 
 
+def test_active_limit_bounds_attempts_and_the_rest_follow(remote, sinks):
+    """queue.active_limit: no more attempts at once than it says, however
+    many connections are allowed; what waits in active/ goes out after,
+    oldest first, without a retry delay."""
+    s = sinks["127.0.0.2"]
+    s.data_delay = 0.5
+    p = remote({"queue.active_limit": "2",
+                "queue.max_per_destination": "5",
+                "queue.timeout_data_done": "10"})
+    for i in range(6):
+        send(p, [f"r{i}@remote.test"], subject=f"m{i}")
+    assert len(s.wait(6, timeout=40)) == 6
+    assert wait_for(lambda: empty(p))
+    assert s.most_in_data == 2, s.most_in_data
+    assert "queue scan: " in p.log("system")
+    # None was deferred: each went out at its first try.
+    stats = json.loads(p.ctl.ok("queue", "stats", json=True))
+    assert stats["last_hour"]["delivered"] == 6, stats
+    assert stats["last_hour"]["deferred"] == 0, stats
+
+
 def _sessions(log):
     by = {}
     for line in log.splitlines():
