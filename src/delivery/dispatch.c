@@ -179,9 +179,10 @@ static void dispatch_msg_free(struct dispatch_msg *x)
 	struct delivery_dispatch *d = x->d;
 	struct dispatch_msg **pp = &d->buckets[x->hash % DISPATCH_BUCKETS];
 
-	while (*pp != x)
+	while (*pp != NULL && *pp != x)
 		pp = &(*pp)->hnext;
-	*pp = x->hnext;
+	if (*pp == x)
+		*pp = x->hnext;
 	if (x->prev != NULL)
 		x->prev->next = x->next;
 	else
