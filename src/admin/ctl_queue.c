@@ -165,40 +165,24 @@ static void ctl_queue_print(const char *id, enum queue_name name,
 	}
 }
 
-struct ctl_queue_item {
-	char id[QUEUE_ID_SIZE];
-	enum queue_name where;
-	struct queue_envelope *e;
-};
-
 struct ctl_queue_list {
 	struct queue *q;
 	enum queue_name only; /* QUEUE_COUNT: every queue shown */
-	struct ctl_queue_item *items;
-	size_t count, cap, damaged;
-	int oom;
+	json_t *json;	      /* NULL: text */
+	size_t count, damaged;
+	uint64_t bytes;
 };
 
-/* Where queue name comes in the listing; the shown count when not shown. */
-static size_t ctl_queue_rank(enum queue_name name)
+/* Is queue name one `queue list` shows? */
+static int ctl_queue_is_shown(enum queue_name name)
 {
-	size_t i = 0;
-
-	while (i < CTL_QUEUE_NSHOWN && ctl_queue_shown[i] != name)
-		i++;
-	return i;
+	for (size_t i = 0; i < CTL_QUEUE_NSHOWN; i++)
+		if (ctl_queue_shown[i] == name)
+			return 1;
+	return 0;
 }
 
-static int ctl_queue_item_cmp(const void *a, const void *b)
-{
-	const struct ctl_queue_item *x = a, *y = b;
-	size_t rx = ctl_queue_rank(x->where), ry = ctl_queue_rank(y->where);
-
-	return rx != ry ? (rx < ry ? -1 : 1) : strcmp(x->id, y->id);
-}
-
-/* Keeps the envelope of one message found by the scan, under the queue it
- * is in now. */
+/* Prints one message found by the scan, under the queue it is in now. */
 static int ctl_queue_list_cb(void *ctx, const char *id)
 {
 	struct ctl_queue_list *l = ctx;
@@ -215,68 +199,18 @@ static int ctl_queue_list_cb(void *ctx, const char *id)
 		l->damaged++;
 		return 0;
 	}
-	if (l->only != QUEUE_COUNT
-		    ? where != l->only
-		    : ctl_queue_rank(where) == CTL_QUEUE_NSHOWN) {
-		queue_envelope_free(e);
-		return 0;
-	}
-	if (l->count == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		void *n = realloc(l->items, ncap * sizeof(*l->items));
-
-		if (n == NULL) {
-			queue_envelope_free(e);
-			l->oom = 1;
-			return -1;
-		}
-		l->items = n;
-		l->cap = ncap;
-	}
-	memcpy(l->items[l->count].id, id, QUEUE_ID_SIZE);
-	l->items[l->count].where = where;
-	l->items[l->count++].e = e;
-	return 0;
-}
-
-/* Prints the messages kept, by queue then oldest first; frees them. */
-static int ctl_queue_list_print(struct ctl_queue_list *l, int json)
-{
-	json_t *arr = json ? json_array() : NULL;
-	uint64_t bytes = 0;
-	int rc = 0;
-
-	if (json && arr == NULL)
-		rc = ctl_fail("out of memory");
-	if (l->count > 1)
-		qsort(l->items, l->count, sizeof(*l->items),
-		      ctl_queue_item_cmp);
-	for (size_t i = 0; i < l->count; i++) {
-		struct ctl_queue_item *it = &l->items[i];
-
-		bytes += it->e->size;
-		if (arr != NULL)
-			json_array_append_new(
-				arr, ctl_queue_json(it->id, it->where, it->e));
-		else if (!json)
-			ctl_queue_print(it->id, it->where, it->e);
-		queue_envelope_free(it->e);
-	}
-	if (arr != NULL)
-		return ctl_json_print(arr);
-	if (!json) {
-		char size[32];
-
-		ctl_queue_size(bytes, size, sizeof(size));
-		if (l->count == 0)
-			printf("%s is empty\n",
-			       l->only == QUEUE_COUNT
-				       ? "the queue"
-				       : queue_name_str(l->only));
+	if (l->only != QUEUE_COUNT ? where == l->only
+				   : ctl_queue_is_shown(where)) {
+		l->count++;
+		l->bytes += e->size;
+		if (l->json != NULL)
+			json_array_append_new(l->json,
+					      ctl_queue_json(id, where, e));
 		else
-			printf("-- %zu message(s), %s bytes\n", l->count, size);
+			ctl_queue_print(id, where, e);
 	}
-	return rc;
+	queue_envelope_free(e);
+	return 0;
 }
 
 static int ctl_queue_list(struct ctl *ctl, int argc, char **argv)
@@ -305,23 +239,36 @@ static int ctl_queue_list(struct ctl *ctl, int argc, char **argv)
 		return rc != 0 || !ctl->json ? rc
 					     : ctl_json_print(json_array());
 	}
+	if (ctl->json && (l.json = json_array()) == NULL) {
+		queue_close(l.q);
+		return ctl_fail("out of memory");
+	}
+	/* Oldest first, whatever queue each is in. */
 	if (l.only == QUEUE_COUNT)
 		r = queue_scan_queues(l.q, ctl_queue_shown, CTL_QUEUE_NSHOWN,
 				      ctl_queue_list_cb, &l, &err);
 	else
 		r = queue_scan_queues(l.q, &l.only, 1, ctl_queue_list_cb, &l,
 				      &err);
-	if (r < 0)
-		rc = ctl_fail("%s", err);
-	else
-		rc = l.oom ? ctl_fail("out of memory") : 0;
-	if (rc == 0)
-		rc = ctl_queue_list_print(&l, ctl->json);
-	else
-		for (size_t i = 0; i < l.count; i++)
-			queue_envelope_free(l.items[i].e);
-	free(l.items);
 	queue_close(l.q);
+	if (r < 0) {
+		json_decref(l.json);
+		return ctl_fail("%s", err);
+	}
+	if (l.json != NULL) {
+		rc = ctl_json_print(l.json);
+	} else {
+		char size[32];
+
+		rc = 0;
+		ctl_queue_size(l.bytes, size, sizeof(size));
+		if (l.count == 0)
+			printf("%s is empty\n",
+			       l.only == QUEUE_COUNT ? "the queue"
+						     : queue_name_str(l.only));
+		else
+			printf("-- %zu message(s), %s bytes\n", l.count, size);
+	}
 	return rc != 0 ? rc : l.damaged > 0 ? 1 : 0;
 }
 
