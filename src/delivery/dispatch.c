@@ -16,9 +16,11 @@
  *
  * At most queue.active_limit attempts run at once (each holds its spool
  * file open, and a remote one may wait long for a connection): what comes
- * beyond waits in active/, and a pass picks it up, oldest first, when half
- * the attempts are done. The live attempts are found by id in a hash
- * table, so a backlog of any size costs nothing per message committed.
+ * beyond waits in active/, and a pass picks it up, oldest first, when a
+ * tenth of the attempts are done (so that a slow destination holding most
+ * of them delays the rest little, and a pass lists active/ at most once
+ * per tenth). The live attempts are found by id in a hash table, so a
+ * backlog of any size costs nothing per message committed.
  */
 #include "delivery/dispatch.h"
 
@@ -196,7 +198,8 @@ static void dispatch_msg_free(struct dispatch_msg *x)
 	free(x->rrcpts);
 	free(x);
 	/* Room again: a pass takes what waited, oldest first. */
-	if (d->backlog && d->nmsgs <= d->limit / 2 && !d->stopped) {
+	if (d->backlog && !d->stopped &&
+	    d->nmsgs + (d->limit >= 10 ? d->limit / 10 : 1) <= d->limit) {
 		d->backlog = 0;
 		dispatch_schedule(d, 0);
 	}
