@@ -304,8 +304,9 @@ int delivery_prepare(const struct delivery_ctx *ctx, struct delivery_msg *m)
 		return r < 0 ? -1 : 1;
 	}
 	env = m->env;
-	if (m->fresh)
-		queue_event_add(ctx->q, QUEUE_EV_RECEIVED, 1, ctx->now, &error);
+	if (m->fresh > 0)
+		queue_event_add(ctx->q, QUEUE_EV_RECEIVED, (uint64_t)m->fresh,
+				ctx->now, &error);
 	if (where == QUEUE_HOLD || where == QUEUE_BAD)
 		return 1;
 	/* Deferred meanwhile (a scan raced with the end of a try): its

@@ -62,7 +62,7 @@ enum delivery_next {
 
 struct delivery_msg {
 	char id[QUEUE_ID_SIZE];
-	int fresh;    /* just committed: counts as received */
+	int fresh;    /* committed messages it counts as received */
 	int held;     /* the loop found the sender frozen while sending */
 	int stopping; /* shutdown: leave what is left in active/ */
 	/* Set by delivery_prepare(). */

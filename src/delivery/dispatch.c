@@ -77,8 +77,9 @@ struct delivery_dispatch {
 	struct dispatch_msg *msgs; /* attempts under way */
 	size_t nmsgs;
 	struct dispatch_msg *buckets[DISPATCH_BUCKETS]; /* the same, by id */
-	size_t limit; /* queue.active_limit when the last was added */
-	int backlog;  /* a message was left in active/ at the limit */
+	size_t limit;	/* queue.active_limit when the last was added */
+	int backlog;	/* a message was left in active/ at the limit */
+	int unreceived; /* committed, left waiting: not counted received */
 	struct io_timer *scan_timer;
 	int64_t scan_at; /* ms (clock_now_ms) the timer is set for */
 	int scanning;
@@ -425,17 +426,22 @@ static void dispatch_add(struct delivery_dispatch *d, const char *id, int fresh)
 					SETTING_QUEUE_ACTIVE_LIMIT);
 	if (d->nmsgs >= d->limit) {
 		d->backlog = 1; /* it waits in active/ for a pass */
+		d->unreceived += fresh;
 		return;
 	}
 	x = calloc(1, sizeof(*x));
-	if (x == NULL)
+	if (x == NULL) {
+		d->unreceived += fresh;
 		return; /* found again by the next scan */
+	}
 	x->d = d;
 	snprintf(x->m.id, sizeof(x->m.id), "%s", id);
 	x->hash = dispatch_hash(id);
 	x->hnext = d->buckets[x->hash % DISPATCH_BUCKETS];
 	d->buckets[x->hash % DISPATCH_BUCKETS] = x;
-	x->m.fresh = fresh;
+	/* The next attempt counts those the limit left waiting too. */
+	x->m.fresh = fresh + d->unreceived;
+	d->unreceived = 0;
 	x->m.body_fd = -1;
 	x->settings = d->env->settings;
 	settings_ref(x->settings);
@@ -445,8 +451,10 @@ static void dispatch_add(struct delivery_dispatch *d, const char *id, int fresh)
 	d->msgs = x;
 	d->nmsgs++;
 	if (io_workers_submit(d->env->delivery_workers, dispatch_prepare_work,
-			      dispatch_prepare_done, x) < 0)
+			      dispatch_prepare_done, x) < 0) {
+		d->unreceived += x->m.fresh;
 		dispatch_msg_free(x);
+	}
 }
 
 void delivery_dispatch_add(struct delivery_dispatch *d, const char *id)

@@ -342,6 +342,8 @@ def test_active_limit_bounds_attempts_and_the_rest_follow(remote, sinks):
     # None was deferred: each went out at its first try.
     stats = json.loads(p.ctl.ok("queue", "stats", json=True))
     assert stats["last_hour"]["delivered"] == 6, stats
+    # Those that waited were counted as received all the same.
+    assert stats["last_hour"]["received"] == 6, stats
     assert stats["last_hour"]["deferred"] == 0, stats
 
 
