@@ -167,20 +167,13 @@ static void ctl_queue_print(const char *id, enum queue_name name,
 
 struct ctl_queue_list {
 	struct queue *q;
-	enum queue_name only; /* QUEUE_COUNT: every queue shown */
-	json_t *json;	      /* NULL: text */
+	enum queue_name only;	      /* QUEUE_COUNT: every queue shown */
+	const enum queue_name *names; /* the queues listed */
+	size_t nnames;
+	json_t *json; /* NULL: text */
 	size_t count, damaged;
 	uint64_t bytes;
 };
-
-/* Is queue name one `queue list` shows? */
-static int ctl_queue_is_shown(enum queue_name name)
-{
-	for (size_t i = 0; i < CTL_QUEUE_NSHOWN; i++)
-		if (ctl_queue_shown[i] == name)
-			return 1;
-	return 0;
-}
 
 /* Prints one message found by the scan, under the queue it is in now. */
 static int ctl_queue_list_cb(void *ctx, const char *id)
@@ -189,26 +182,23 @@ static int ctl_queue_list_cb(void *ctx, const char *id)
 	struct queue_envelope *e;
 	enum queue_name where;
 	const char *err;
-	int r = queue_envelope_load(l->q, id, &where, &e, &err);
+	int r = queue_envelope_load_from(l->q, id, l->names, l->nnames, &where,
+					 &e, &err);
 
 	if (r == 0)
-		return 0; /* delivered or deleted since the directory was read */
+		return 0; /* delivered, deleted or moved out since it was read */
 	if (r < 0) {
 		/* Damaged files go to bad/; say so and go on. */
 		fprintf(stderr, "petrelctl: %s: %s\n", id, err);
 		l->damaged++;
 		return 0;
 	}
-	if (l->only != QUEUE_COUNT ? where == l->only
-				   : ctl_queue_is_shown(where)) {
-		l->count++;
-		l->bytes += e->size;
-		if (l->json != NULL)
-			json_array_append_new(l->json,
-					      ctl_queue_json(id, where, e));
-		else
-			ctl_queue_print(id, where, e);
-	}
+	l->count++;
+	l->bytes += e->size;
+	if (l->json != NULL)
+		json_array_append_new(l->json, ctl_queue_json(id, where, e));
+	else
+		ctl_queue_print(id, where, e);
 	queue_envelope_free(e);
 	return 0;
 }
@@ -243,13 +233,11 @@ static int ctl_queue_list(struct ctl *ctl, int argc, char **argv)
 		queue_close(l.q);
 		return ctl_fail("out of memory");
 	}
+	l.names = l.only == QUEUE_COUNT ? ctl_queue_shown : &l.only;
+	l.nnames = l.only == QUEUE_COUNT ? CTL_QUEUE_NSHOWN : 1;
 	/* Oldest first, whatever queue each is in. */
-	if (l.only == QUEUE_COUNT)
-		r = queue_scan_queues(l.q, ctl_queue_shown, CTL_QUEUE_NSHOWN,
-				      ctl_queue_list_cb, &l, &err);
-	else
-		r = queue_scan_queues(l.q, &l.only, 1, ctl_queue_list_cb, &l,
-				      &err);
+	r = queue_scan_queues(l.q, l.names, l.nnames, ctl_queue_list_cb, &l,
+			      &err);
 	queue_close(l.q);
 	if (r < 0) {
 		json_decref(l.json);

@@ -77,7 +77,6 @@ struct delivery_dispatch {
 	struct dispatch_msg *msgs; /* attempts under way */
 	size_t nmsgs;
 	struct dispatch_msg *buckets[DISPATCH_BUCKETS]; /* the same, by id */
-	size_t limit;	/* queue.active_limit when the last was added */
 	int backlog;	/* a message was left in active/ at the limit */
 	int unreceived; /* committed, left waiting: not counted received */
 	struct io_timer *scan_timer;
@@ -153,6 +152,13 @@ static void dispatch_retry_pop(struct delivery_dispatch *d)
 	}
 }
 
+/* How many attempts may run at once (queue.active_limit). */
+static size_t dispatch_limit(const struct delivery_dispatch *d)
+{
+	return (size_t)settings_int(d->env->settings,
+				    SETTING_QUEUE_ACTIVE_LIMIT);
+}
+
 /* FNV-1a of a queue id. */
 static uint32_t dispatch_hash(const char *id)
 {
@@ -199,10 +205,13 @@ static void dispatch_msg_free(struct dispatch_msg *x)
 	free(x->rrcpts);
 	free(x);
 	/* Room again: a pass takes what waited, oldest first. */
-	if (d->backlog && !d->stopped &&
-	    d->nmsgs + (d->limit >= 10 ? d->limit / 10 : 1) <= d->limit) {
-		d->backlog = 0;
-		dispatch_schedule(d, 0);
+	if (d->backlog && !d->stopped) {
+		size_t limit = dispatch_limit(d);
+
+		if (d->nmsgs + (limit >= 10 ? limit / 10 : 1) <= limit) {
+			d->backlog = 0;
+			dispatch_schedule(d, 0);
+		}
 	}
 }
 
@@ -422,9 +431,7 @@ static void dispatch_add(struct delivery_dispatch *d, const char *id, int fresh)
 	if (d == NULL || d->stopped || !queue_id_valid(id) ||
 	    dispatch_find(d, id) != NULL)
 		return;
-	d->limit = (size_t)settings_int(d->env->settings,
-					SETTING_QUEUE_ACTIVE_LIMIT);
-	if (d->nmsgs >= d->limit) {
+	if (d->nmsgs >= dispatch_limit(d)) {
 		d->backlog = 1; /* it waits in active/ for a pass */
 		d->unreceived += fresh;
 		return;

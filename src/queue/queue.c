@@ -1808,6 +1808,30 @@ int queue_envelope_load(struct queue *q, const char *id,
 	return r;
 }
 
+int queue_envelope_load_from(struct queue *q, const char *id,
+			     const enum queue_name *names, size_t n,
+			     enum queue_name *queue_r,
+			     struct queue_envelope **env_r,
+			     const char **error_r)
+{
+	enum queue_name where;
+	int r = queue_envelope_load(q, id, &where, env_r, error_r);
+	size_t i = 0;
+
+	if (r != 1)
+		return r;
+	while (i < n && names[i] != where)
+		i++;
+	if (i == n) {
+		queue_envelope_free(*env_r);
+		*env_r = NULL;
+		return 0;
+	}
+	if (queue_r != NULL)
+		*queue_r = where;
+	return 1;
+}
+
 int queue_body_open(struct queue *q, const char *id, int *fd_r,
 		    uint64_t *offset_r, uint64_t *len_r, const char **error_r)
 {
@@ -2204,16 +2228,14 @@ static int queue_sent_cb(void *ctx, const char *id)
 	struct queue_sent_scan *sc = ctx;
 	struct queue_sent *s = sc->sent;
 	struct queue_envelope *e = NULL;
-	enum queue_name where;
 	const char *err;
-	size_t i = 0;
 	char *account;
 
-	if (queue_envelope_load(sc->q, id, &where, &e, &err) != 1)
-		return 0; /* gone since it was listed, or damaged: not sent */
-	while (i < sc->nnames && sc->names[i] != where)
-		i++;
-	if (i == sc->nnames || e->auth_account[0] == '\0' ||
+	/* Gone or moved out since it was listed, or damaged: not counted. */
+	if (queue_envelope_load_from(sc->q, id, sc->names, sc->nnames, NULL, &e,
+				     &err) != 1)
+		return 0;
+	if (e->auth_account[0] == '\0' ||
 	    (sc->account != NULL &&
 	     strcasecmp(e->auth_account, sc->account) != 0)) {
 		queue_envelope_free(e);

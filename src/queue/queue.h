@@ -192,6 +192,13 @@ void queue_writer_free(struct queue_writer *w);
 int queue_envelope_load(struct queue *q, const char *id,
 			enum queue_name *queue_r, struct queue_envelope **env_r,
 			const char **error_r);
+/* As queue_envelope_load(), but 0 also when the message is in none of
+ * the n queues (moved out of them since it was listed). */
+int queue_envelope_load_from(struct queue *q, const char *id,
+			     const enum queue_name *names, size_t n,
+			     enum queue_name *queue_r,
+			     struct queue_envelope **env_r,
+			     const char **error_r);
 void queue_envelope_free(struct queue_envelope *env);
 
 /*
