@@ -112,7 +112,7 @@ static struct {
  * Every session, spool file and delivery attempt holds descriptors, and
  * the soft limit is often 1,024, below what smtp.max_sessions allows: it
  * is raised to the hard limit (at most PETRELD_NOFILE_MAX). Says so, and
- * warns when even that is short of the session limits.
+ * warns when even that is short of the session and active queue limits.
  */
 static void petreld_nofile(const struct settings *s)
 {
