@@ -41,17 +41,108 @@ static void fail_with(struct screen *s, const struct settings *set,
 	screen_auth_failed(s, set, ip, 0, "alice@example.test", fp, now, v);
 }
 
+/* screen_key: {name, ip, want}. An IPv6 address counts per /64 whatever
+ * its written form; an IPv4-mapped one (RFC 4291 2.5.5.2) is the IPv4
+ * host it stands for, so a dual-stack listener cannot be used to get a
+ * second allowance; what is not an address is kept as written. */
+static const struct {
+	const char *name, *ip, *want;
+} key_cases[] = {
+	{"ipv4", "192.0.2.7", "192.0.2.7"},
+	{"ipv6 full /64", "2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
+	{"ipv6 compressed", "2001:db8::1", "2001:db8::/64"},
+	{"ipv6 uncompressed", "2001:0db8:0000:0000:0000:0000:0000:0001",
+	 "2001:db8::/64"},
+	{"ipv6 upper case", "2001:DB8:1:2:AAAA:BBBB:CCCC:DDDD",
+	 "2001:db8:1:2::/64"},
+	{"ipv6 all hextets", "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+	{"ipv6 no zero run", "2001:db8:ffff:fffe:1:2:3:4",
+	 "2001:db8:ffff:fffe::/64"},
+	{"loopback", "::1", "::/64"},
+	{"unspecified", "::", "::/64"},
+	{"link local", "fe80::1:2:3:4", "fe80::/64"},
+	{"mapped", "::ffff:192.0.2.7", "192.0.2.7"},
+	{"mapped short", "::ffff:1.2.3.4", "1.2.3.4"},
+	{"mapped upper case", "::FFFF:1.2.3.4", "1.2.3.4"},
+	{"mapped hex", "::ffff:102:304", "1.2.3.4"},
+	{"mapped full", "0:0:0:0:0:ffff:0102:0304", "1.2.3.4"},
+	/* Not mapped: the deprecated IPv4-compatible form and the SIIT
+	 * prefix are IPv6 addresses of their own (RFC 4291 2.5.5.1). */
+	{"ipv4 compatible", "::1.2.3.4", "::/64"},
+	{"siit", "::ffff:0:1.2.3.4", "::/64"},
+	{"invalid", "not-an-ip", "not-an-ip"},
+	{"two zero runs", "2001:db8::1::2", "2001:db8::1::2"},
+	{"empty", "", ""},
+};
+
 static void test_keys(void **state)
 {
 	char key[SCREEN_KEY_SIZE];
 
 	(void)state;
-	screen_key("192.0.2.7", key);
-	assert_string_equal(key, "192.0.2.7");
-	screen_key("2001:db8:1:2:aaaa::1", key);
-	assert_string_equal(key, "2001:db8:1:2::/64");
-	screen_key("::ffff:192.0.2.7", key);
-	assert_string_equal(key, "192.0.2.7");
+	for (size_t i = 0; i < sizeof(key_cases) / sizeof(key_cases[0]); i++) {
+		memset(key, 'x', sizeof(key));
+		screen_key(key_cases[i].ip, key);
+		if (strcmp(key, key_cases[i].want) != 0)
+			fail_msg("%s: screen_key(\"%s\") = \"%s\", want \"%s\"",
+				 key_cases[i].name, key_cases[i].ip, key,
+				 key_cases[i].want);
+	}
+}
+
+/* The same /64 in any form is one key; a neighbouring /64, or the next
+ * IPv4 address, is another. */
+static void test_keys_group(void **state)
+{
+	static const char *const same[][2] = {
+		{"2001:db8:1:2::1", "2001:0db8:0001:0002:0000:0000:0000:0001"},
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"},
+		{"2001:db8::1", "2001:db8:0:0:1::"},
+		{"::1", "::2"},
+		{"::ffff:1.2.3.4", "1.2.3.4"},
+		{"::ffff:1.2.3.4", "::ffff:0102:0304"},
+	};
+	static const char *const apart[][2] = {
+		{"2001:db8:1:2::1", "2001:db8:1:3::1"},
+		{"2001:db8::1", "2001:db9::1"},
+		{"::1", "::1:0:0:0:1"},
+		{"::ffff:1.2.3.4", "::ffff:1.2.3.5"},
+		{"::ffff:1.2.3.4", "::1.2.3.4"},
+		{"1.2.3.4", "1.2.3.5"},
+	};
+	char a[SCREEN_KEY_SIZE], b[SCREEN_KEY_SIZE];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		screen_key(same[i][0], a);
+		screen_key(same[i][1], b);
+		if (strcmp(a, b) != 0)
+			fail_msg("%s and %s: keys %s and %s differ", same[i][0],
+				 same[i][1], a, b);
+	}
+	for (size_t i = 0; i < sizeof(apart) / sizeof(apart[0]); i++) {
+		screen_key(apart[i][0], a);
+		screen_key(apart[i][1], b);
+		if (strcmp(a, b) == 0)
+			fail_msg("%s and %s: the same key %s", apart[i][0],
+				 apart[i][1], a);
+	}
+}
+
+/* A string longer than a key is cut, never written past the key. */
+static void test_key_long_string(void **state)
+{
+	char ip[200], key[SCREEN_KEY_SIZE + 8];
+
+	(void)state;
+	memset(ip, 'a', sizeof(ip) - 1);
+	ip[sizeof(ip) - 1] = '\0';
+	memset(key, '#', sizeof(key));
+	screen_key(ip, key);
+	assert_int_equal(strlen(key), SCREEN_KEY_SIZE - 1);
+	assert_memory_equal(key, ip, SCREEN_KEY_SIZE - 1);
+	for (size_t i = SCREEN_KEY_SIZE; i < sizeof(key); i++)
+		assert_int_equal(key[i], '#');
 }
 
 static void test_block_after_failures_and_expiry(void **state)
@@ -341,6 +432,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_keys_group),
+		cmocka_unit_test(test_key_long_string),
 		cmocka_unit_test(test_block_after_failures_and_expiry),
 		cmocka_unit_test(test_block_doubling_capped_at_a_day),
 		cmocka_unit_test(test_unsaved_block_survives_reload),
