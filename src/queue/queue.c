@@ -1141,6 +1141,21 @@ static const char *queue_arena_str(struct queue_envelope_priv *p,
 	return d;
 }
 
+/* A slot's text (reason, error) as queue_text_clean() wrote it: control
+ * bytes, NUL included, read as spaces, so that a slot forged with a valid
+ * CRC cannot put a line end into a listing, a log line or a bounce. */
+static const char *queue_arena_text(struct queue_envelope_priv *p,
+				    const unsigned char *s, size_t n)
+{
+	char *d = (char *)queue_arena_str(p, s, n);
+
+	for (size_t i = 0; d != NULL && i < n; i++) {
+		if ((unsigned char)d[i] < 0x20 || (unsigned char)d[i] == 0x7f)
+			d[i] = ' ';
+	}
+	return d;
+}
+
 /* Record strings hold no NUL, CR or LF. */
 static int queue_rec_str_ok(const unsigned char *s, size_t n)
 {
@@ -1194,7 +1209,7 @@ static void queue_slots_parse(struct queue_envelope_priv *p,
 	} else {
 		env->flags = queue_get32(s + 4);
 		env->next_retry = (int64_t)queue_get64(s + 8);
-		env->reason = queue_arena_str(p, s + 18, n);
+		env->reason = queue_arena_text(p, s + 18, n);
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct queue_rcpt *r = &env->rcpts[i];
@@ -1212,7 +1227,7 @@ static void queue_slots_parse(struct queue_envelope_priv *p,
 		r->status = (enum queue_rcpt_status)s[4];
 		r->attempts = queue_get32(s + 8);
 		r->last_attempt = (int64_t)queue_get64(s + 16);
-		r->error = queue_arena_str(p, s + 26, n);
+		r->error = queue_arena_text(p, s + 26, n);
 	}
 }
 
