@@ -483,6 +483,7 @@ static void hijacking_freeze_work(void *thread_state, void *arg)
 	struct notice n;
 	struct buf text;
 	int64_t now = j->now_ms / 1000;
+	int r;
 
 	if (t == NULL || t->dir == NULL || domain == NULL)
 		return;
@@ -560,8 +561,13 @@ static void hijacking_freeze_work(void *thread_state, void *arg)
 	n.text = text.data;
 	n.listener = "hijack-alert";
 	n.now = now;
-	if (notice_queue(j->q, t->dir, &n, j->alert_id, &err) == 1)
+	r = notice_queue(j->q, t->dir, &n, j->alert_id, &err);
+	if (r == 1)
 		j->alert = 1;
+	else if (r == 0) /* no error text: err is an earlier call's */
+		log_error("cannot queue the hijack alert for %s: no recipient "
+			  "(%s and hijack.notify name no mailbox)",
+			  j->account, pm);
 	else
 		log_error("cannot queue the hijack alert for %s: %s",
 			  j->account, err);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <ftw.h>
+#include <glob.h>
 #include <sys/stat.h>
 
 #include <cmocka.h>
@@ -317,6 +318,49 @@ static void test_token_hours_changed(void **state)
 	sodium_memzero(token, sizeof(token));
 }
 
+/* A domain without a postmaster account, and hijack.notify empty: the
+ * freeze still happens, no alert can be queued, and the log says why
+ * (notice_queue() answers 0 and sets no error text of its own). */
+static void test_freeze_without_a_postmaster(void **state)
+{
+	struct fixture *f = *state;
+	struct hijack_tally t;
+	struct directory_account a;
+	const char *err = NULL;
+	char path[160], text[8192];
+	FILE *fp;
+	glob_t g;
+	size_t n;
+
+	assert_int_equal(directory_domain_add(f->env.dir, "other.test", &err),
+			 1);
+	assert_int_equal(directory_account_add(f->env.dir, "carol@other.test",
+					       "correct horse battery staple",
+					       0, &err),
+			 1);
+	memset(&t, 0, sizeof(t));
+	f->alert_id[0] = '\0';
+	hijacking_freeze(&f->env, "test", "carol@other.test", "192.0.2.1",
+			 HIJACK_OVER_MESSAGES, &t);
+	run_jobs(f);
+	assert_int_equal(
+		directory_account_get(f->env.dir, "carol@other.test", &a, &err),
+		1);
+	assert_int_equal(a.state, DIRECTORY_ACCOUNT_FROZEN);
+	assert_string_equal(f->alert_id, "");
+	snprintf(path, sizeof(path), "%s/log/system-*.log", f->dir);
+	assert_int_equal(glob(path, 0, NULL, &g), 0);
+	assert_int_equal(g.gl_pathc, 1);
+	fp = fopen(g.gl_pathv[0], "r");
+	globfree(&g);
+	assert_non_null(fp);
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	fclose(fp);
+	text[n] = '\0';
+	assert_non_null(strstr(text, "cannot queue the hijack alert for "
+				     "carol@other.test: no recipient"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +368,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_token_hours_changed, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_freeze_without_a_postmaster, setup, teardown),
 	};
 
 	if (sodium_init() < 0)
