@@ -4,7 +4,7 @@ TEST_BUILD ?= build-test
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build deps run test test-build fuzz bench clean format lint
+.PHONY: all build deps run test test-build test-run fuzz bench clean format lint
 
 all: build
 
@@ -25,6 +25,10 @@ test-build:
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 
 test: test-build
+	@$(MAKE) --no-print-directory test-run
+
+# The tests of an existing test build, without building it again.
+test-run:
 	@scripts/test.sh $(TEST_BUILD)
 
 # libFuzzer builds of tests/fuzz/ (for fuzzing sessions, not run by `make test`).

@@ -14,9 +14,9 @@ check() {
 		echo "ok   $name"
 	else
 		fails=$((fails + 1))
+		echo "FAIL $name"; printf '%s\n' "$msg" | head -n 20
 		msg=$(printf '%s' "$msg" | head -c 4000 | sed 's/&/\&amp;/g;s/</\&lt;/g;s/>/\&gt;/g')
 		cases+="<testcase classname=\"source\" name=\"$name\"><failure message=\"$name\">$msg</failure></testcase>"
-		echo "FAIL $name"; printf '%s\n' "$msg" | head -n 20
 	fi
 }
 banned() {
