@@ -35,31 +35,64 @@ def _delivered(petrel):
     return got
 
 
-def _send(petrel, tag, sessions, per_session, acked, lock, stop,
-          nlines=_nlines):
-    """Sessions sending per_session messages each, until stop; each
-    acknowledged one goes into acked as (Message-ID, body lines)."""
-    def client(n):
+class _Clients:
+    """Sessions sending per_session messages each, until stop (set just
+    before a kill); each acknowledged one goes into acked as (Message-ID,
+    body lines). A session that fails before stop goes into errors; one
+    that stop cut short, by an error or between two messages, into cut."""
+
+    def __init__(self, petrel, tag, sessions, per_session, acked, lock,
+                 stop, nlines=_nlines):
+        self.acked, self.lock, self.stop = acked, lock, stop
+        self.errors, self.cut = [], []
+        self.petrel, self.tag, self.nlines = petrel, tag, nlines
+        self.per_session = per_session
+        self.threads = [threading.Thread(target=self._client, args=(n,))
+                        for n in range(sessions)]
+        for t in self.threads:
+            t.start()
+
+    def _client(self, n):
+        i = 0
         try:
-            with smtplib.SMTP("127.0.0.1", petrel.ports["smtp"],
+            with smtplib.SMTP("127.0.0.1", self.petrel.ports["smtp"],
                               timeout=20) as c:
-                for i in range(per_session):
-                    if stop.is_set():
+                for i in range(self.per_session):
+                    if self.stop.is_set():
+                        with self.lock:
+                            self.cut.append((n, i, None))
                         return
-                    mid = f"<{tag}-{n}-{i}@x.test>"
+                    mid = f"<{self.tag}-{n}-{i}@x.test>"
+                    body = _lines(mid, self.nlines(n, i))
                     c.sendmail("x@remote.test", ["alice@example.test"],
                                f"Message-ID: {mid}\r\nSubject: r\r\n\r\n"
-                               f"{_lines(mid, nlines(n, i))}")
-                    with lock:
-                        acked.append((mid, nlines(n, i)))
-        except (OSError, smtplib.SMTPException):
-            return
+                               f"{body}")
+                    with self.lock:
+                        self.acked.append((mid, self.nlines(n, i)))
+        except (OSError, smtplib.SMTPException) as e:
+            with self.lock:
+                (self.cut if self.stop.is_set() else self.errors).append(
+                    (n, i, e))
 
-    threads = [threading.Thread(target=client, args=(n,))
-               for n in range(sessions)]
-    for t in threads:
-        t.start()
-    return threads
+    def join(self):
+        for t in self.threads:
+            t.join()
+        assert not self.errors, self.errors
+
+
+def _kill_mid_stream(petrel, clients, sessions, per_session):
+    """Kills petreld once 3 messages a session are acknowledged, every
+    session still sending; checks that the kill did land mid-stream."""
+    assert wait_for(lambda: len(clients.acked) >= 3 * sessions, timeout=60,
+                    step=0.01), f"{len(clients.acked)} acknowledged"
+    clients.stop.set()
+    petrel.kill9()
+    clients.join()
+    with clients.lock:
+        n = len(clients.acked)
+    assert 3 * sessions <= n < sessions * per_session, n
+    assert len(clients.cut) == sessions, \
+        f"{sessions - len(clients.cut)} sessions had finished before the kill"
 
 
 def test_kill9_under_group_commit_loses_no_acknowledged_message(
@@ -67,13 +100,9 @@ def test_kill9_under_group_commit_loses_no_acknowledged_message(
     petrel = petrel_factory()
     acked, lock, stop = [], threading.Lock(), threading.Event()
 
-    threads = _send(petrel, "group", SESSIONS, PER_SESSION, acked, lock,
-                    stop, nlines=lambda n, i: BODY_LINES)
-    wait_for(lambda: len(acked) >= 3 * SESSIONS, timeout=60)
-    petrel.kill9()
-    stop.set()
-    for t in threads:
-        t.join()
+    clients = _Clients(petrel, "group", SESSIONS, PER_SESSION, acked, lock,
+                       stop, nlines=lambda n, i: BODY_LINES)
+    _kill_mid_stream(petrel, clients, SESSIONS, PER_SESSION)
     with lock:
         sent = [mid for mid, _ in acked]
     assert len(set(sent)) == len(sent)
@@ -105,11 +134,10 @@ def test_reused_spool_files_never_bring_a_message_back(petrel_factory):
     lock, stop = threading.Lock(), threading.Event()
 
     first = []
-    for t in _send(petrel, "first", 4, 15, first, lock, stop):
-        t.join()
+    _Clients(petrel, "first", 4, 15, first, lock, stop).join()
     assert len(first) == 60
-    wait_for(lambda: len(_delivered(petrel)) >= 60, timeout=60)
-    wait_for(lambda: not list(
+    assert wait_for(lambda: len(_delivered(petrel)) >= 60, timeout=60)
+    assert wait_for(lambda: not list(
         (petrel.data_dir / "queue" / "active").glob("*")), timeout=30)
     pooled = list(free.glob("*"))
     assert 0 < len(pooled) <= 256
@@ -120,12 +148,8 @@ def test_reused_spool_files_never_bring_a_message_back(petrel_factory):
                for q in ("incoming", "active", "deferred", "hold", "bad"))
 
     second = []
-    threads = _send(petrel, "second", 16, 30, second, lock, stop)
-    wait_for(lambda: len(second) >= 48, timeout=60)
-    petrel.kill9()
-    stop.set()
-    for t in threads:
-        t.join()
+    clients = _Clients(petrel, "second", 16, 30, second, lock, stop)
+    _kill_mid_stream(petrel, clients, 16, 30)
     petrel.start()
     with lock:
         sent = list(second)

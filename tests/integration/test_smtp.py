@@ -531,10 +531,12 @@ def test_log_search_by_message_id(petrel):
 
 def test_kill9_loses_no_acknowledged_message(petrel):
     import threading
-    acked, lock = [], threading.Lock()
+    clients, per_client = 4, 40
+    acked, lock, killed = [], threading.Lock(), threading.Event()
+    errors, cut = [], []  # before the kill; clients the kill stopped
 
     def client(n):
-        for i in range(40):
+        for i in range(per_client):
             try:
                 with smtplib.SMTP("127.0.0.1", petrel.ports["smtp"],
                                   timeout=10) as c:
@@ -543,17 +545,24 @@ def test_kill9_loses_no_acknowledged_message(petrel):
                                f"Message-ID: {mid}\r\nSubject: c\r\n\r\nx\r\n")
                     with lock:
                         acked.append(mid)
-            except (OSError, smtplib.SMTPException):
+            except (OSError, smtplib.SMTPException) as e:
+                with lock:
+                    (cut if killed.is_set() else errors).append((n, i, e))
                 return
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=client, args=(n,))
+               for n in range(clients)]
     for t in threads:
         t.start()
-    wait_for(lambda: len(acked) >= 20, timeout=30)
+    # Killed with an eighth of the messages in, every client sending.
+    assert wait_for(lambda: len(acked) >= 5 * clients, timeout=30, step=0.01)
+    killed.set()
     petrel.kill9()
     for t in threads:
         t.join()
-    assert acked
+    assert not errors, errors
+    assert 5 * clients <= len(acked) < clients * per_client
+    assert len(cut) == clients, "a client had finished before the kill"
     petrel.start()
 
     def delivered():
