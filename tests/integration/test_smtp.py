@@ -279,7 +279,12 @@ def test_data_pipelined_before_354_refused(petrel):
            "DATA\r\nSubject: early\r\n\r\nx\r\n.\r\n")
     assert [r.code() for _ in range(3)] == [250, 250, 554]
     assert r.closed()
-    time.sleep(0.5)
+    # The session's last line comes after anything it saved.
+    assert wait_for(lambda: "*** disconnected: " in petrel.log("smtp-in"))
+    log = petrel.log("smtp-in")
+    assert "*** disconnected: 0 messages" in log, log
+    assert "message saved" not in log, log
+    assert petrel.ctl.ok("queue", "list").strip() == "the queue is empty"
     assert not petrel.messages("alice@example.test", timeout=0)
 
 
@@ -299,18 +304,33 @@ def test_smuggling_sequences(petrel, seq):
            b"MAIL FROM:<admin@example.test>\r\nRCPT TO:<bob@example.test>\r\n"
            b"DATA\r\nSubject: smuggled\r\n\r\nsecond\r\n.\r\n")
     code, lines = r.reply()
-    if seq == b"\r\n\x00.\r\n":
-        # NUL is data, not an end: one message holding all of it.
-        assert code == 250
+    nul = seq == b"\r\n\x00.\r\n"
+    if nul:
+        # NUL is data, not an end: one message holding all of it. The
+        # reply is the one to the dot, not the 250 2.1.0 of a smuggled
+        # MAIL that an early end of DATA would have let through.
+        assert len(lines) == 1 and re.fullmatch(
+            r"250 2\.0\.0 Ok, message saved <Message-ID: <[^<>]+>> as "
+            r"[0-9A-F]{18}", lines[0]), lines
     else:
         assert code == 550 and "5.6.0" in lines[0]
     # No second transaction: the next reply is to our own command.
-    assert r.cmd("NOOP")[0] == 250
+    assert r.cmd("NOOP") == (250, ["250 2.0.0 Ok"])
     r.close()
-    time.sleep(0.3)
+    # The session's last line comes after anything it saved.
+    assert wait_for(lambda: "*** disconnected: " in petrel.log("smtp-in"))
+    log = petrel.log("smtp-in")
+    assert f"*** disconnected: {int(nul)} messages" in log, log
+    assert log.count("message saved") == int(nul), log
+    if nul:
+        [f] = petrel.messages("alice@example.test")
+        head, body = f.read_bytes().split(b"\n\n", 1)
+        assert b"smuggled" not in head
+        assert b"RCPT TO:<bob@example.test>" in body and b"second" in body
+    assert wait_for(lambda: petrel.ctl.ok("queue", "list").strip() ==
+                    "the queue is empty")
     assert not petrel.messages("bob@example.test", timeout=0)
-    for f in petrel.messages("alice@example.test", timeout=0):
-        assert b"smuggled" not in f.read_bytes().split(b"\n\n", 1)[0]
+    assert len(petrel.messages("alice@example.test", timeout=0)) == int(nul)
 
 
 def test_bare_lf_in_command(petrel):
