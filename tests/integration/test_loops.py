@@ -163,36 +163,49 @@ def test_pop3_mailbox_lock_is_shared(petrel_factory):
     with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=30) as c:
         c.sendmail("x@remote.test", [ALICE], "Subject: x\r\n\r\nhi\r\n")
     assert wait_for(lambda: p.messages(ALICE))
-    results = []
+    results = []  # (reply to PASS or the exception, connection)
     lock = threading.Lock()
     start = threading.Barrier(12)
 
+    # Checked here, not in the threads: an assert there is only a warning.
     def login():
-        c = poplib.POP3_SSL("127.0.0.1", p.ports["pop3s"],
-                            context=tls_context(), timeout=30)
-        c.user(ALICE)
-        start.wait()
+        c = None
         try:
-            c.pass_(PW)
-            ok = True
-        except poplib.error_proto as e:
-            ok = False
-            assert b"[IN-USE]" in e.args[0], e
+            c = poplib.POP3_SSL("127.0.0.1", p.ports["pop3s"],
+                                context=tls_context(), timeout=30)
+            c.user(ALICE)
+            start.wait(timeout=30)
+            try:
+                got = c.pass_(PW)
+            except poplib.error_proto as e:
+                got = e.args[0]
+        except Exception as e:  # reported by the main thread
+            start.abort()
+            got = e
         with lock:
-            results.append((ok, c))
+            results.append((got, c))
     threads = [threading.Thread(target=login) for _ in range(12)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    # One session has the mailbox, whichever loop it is on.
-    assert sum(ok for ok, _ in results) == 1
-    for ok, c in results:
-        if ok:
-            assert c.stat()[0] == 1
-            c.quit()
-        else:
-            c.close()
+    try:
+        replies = [got for got, _ in results]
+        assert len(replies) == 12, replies
+        assert all(isinstance(got, bytes) for got in replies), replies
+        # One session has the mailbox, whichever loop it is on; every
+        # other one is told it is in use.
+        ok = [c for got, c in results if got.startswith(b"+OK")]
+        assert len(ok) == 1, replies
+        refused = [got for got in replies if not got.startswith(b"+OK")]
+        assert len(refused) == 11 and all(
+            got.startswith(b"-ERR [IN-USE]") for got in refused), replies
+        assert ok[0].stat()[0] == 1
+        ok[0].quit()
+    finally:
+        for _, c in results:
+            if c is not None:
+                c.close()
 
 
 def test_hijack_limit_is_exact_across_loops(petrel_factory):
