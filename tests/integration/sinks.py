@@ -188,7 +188,8 @@ class SmtpSink:
     """An SMTP server on host:port. Knobs (attributes, change any time):
     greeting (a reply line, or "hang" / "drop"), ehlo_ok, extensions,
     rcpt(addr) -> reply, mail_reply, data_reply (or "hang" / "drop"),
-    tls (a server context: offers STARTTLS), auth {user: password}."""
+    data_delay (both read when the dot comes), tls (a server context:
+    offers STARTTLS), auth {user: password}."""
 
     def __init__(self, host="127.0.0.2", port=0, tls=None):
         self.host = host
@@ -343,21 +344,25 @@ class SmtpSink:
                     continue
                 f.send("354 End data with <CR><LF>.<CR><LF>")
                 msg.raw = f.data()
+                # The reply and delay in force when the dot came: a test
+                # may change them for the next session while this one
+                # waits.
+                reply, delay = self.data_reply, self.data_delay
                 with self.lock:
                     self.in_data += 1
                     self.most_in_data = max(self.most_in_data, self.in_data)
-                time.sleep(self.data_delay)
+                time.sleep(delay)
                 with self.lock:
                     self.in_data -= 1
-                if self.data_reply == "hang":
+                if reply == "hang":
                     f.sock.settimeout(30)
                     f.sock.recv(1)
                     return
-                if self.data_reply == "drop":
+                if reply == "drop":
                     return
-                if self.data_reply.startswith("2"):
+                if reply.startswith("2"):
                     self.messages.append(msg)
-                f.send(self.data_reply)
+                f.send(reply)
                 auth = msg.auth
                 msg = Message()
                 msg.auth = auth
