@@ -72,14 +72,34 @@ def test_except_to_local(petrel):
     r.close()
 
 
-def test_rule_applies_on_every_listener(petrel):
-    """The submission ports refuse MAIL without AUTH anyway; smtps too."""
+def test_local_sender_rule_decides_on_the_mx_port(petrel):
+    """auth.require_for_local_senders decides on the MX port only: the
+    submission ports (smtps too) refuse any MAIL without AUTH before it
+    (RFC 6409 4.3), a remote sender's as well, whether it is on or off."""
+    rule = ("MAIL refused: auth.require_for_local_senders: local sender "
+            "without AUTH")
+    submission_only = ("MAIL refused: unauthenticated MAIL on the "
+                       "submission port")
+    r = mx(petrel)
+    code, lines = r.cmd("MAIL FROM:<alice@example.test>")
+    assert (code, lines) == (530, ["530 5.7.0 Authentication required"])
+    r.close()
+    assert refused_in_log(petrel, rule)
+    petrel.set("auth.require_for_local_senders", "off")
+    r = mx(petrel)
+    assert r.cmd("MAIL FROM:<alice@example.test>")[0] == 250
+    r.close()
     for port, tls in (("submission", False), ("smtps", True)):
         r = Raw(petrel.ports[port], tls=tls)
-        r.code()
-        r.cmd("EHLO c")
-        assert r.cmd("MAIL FROM:<alice@example.test>")[0] == 530
+        assert r.code() == 220
+        assert r.cmd("EHLO c")[0] == 250
+        for sender in ("alice@example.test", "x@remote.test"):
+            code, lines = r.cmd(f"MAIL FROM:<{sender}>")
+            assert code == 530 and "5.7.0" in lines[0], (port, sender)
         r.close()
+    assert wait_for(lambda: petrel.log("smtp-in").count(submission_only)
+                    == 4, timeout=3)
+    assert petrel.log("smtp-in").count(rule) == 1
 
 
 # --- auth.match_return_path and the null sender ---
@@ -98,8 +118,9 @@ def test_return_path_must_match(petrel):
             assert code == 550, sender
             assert b"does not match authenticated account" in msg
             c.rset()
-        code, _ = c.mail("<>")
+        code, msg = c.mail("<>")
         assert code == 550
+        assert b"Null sender not allowed" in msg
     assert refused_in_log(petrel, "auth.match_return_path")
     petrel.set("auth.match_return_path", "off")
     petrel.set("auth.allow_null_sender", "on")
@@ -167,6 +188,10 @@ def test_submission_without_valid_from_refused(petrel, headers):
             c.sendmail("alice@example.test", ["bob@example.test"],
                        headers + "\r\nx\r\n")
         assert e.value.smtp_code == 550
+        assert e.value.smtp_error == \
+            b"5.7.1 Message needs one valid From: header"
+    assert refused_in_log(petrel, "auth.match_from_header: no parsable "
+                                  "From: header")
 
 
 def test_from_rule_off(petrel):
@@ -298,4 +323,8 @@ def test_raw_utf8_display_name_in_from(petrel):
                        "From: <\u00e4lice@example.test>\r\n"
                        "Subject: g\r\n\r\nx\r\n".encode())
         assert e.value.smtp_code == 550
+        # Refused by the From: rule (today as an unparsable From:).
+        assert e.value.smtp_error in (
+            b"5.7.1 Message needs one valid From: header",
+            b"5.7.1 From: header does not match authenticated account")
     assert petrel.messages("bob@example.test")
