@@ -11,7 +11,7 @@ import time
 import pytest
 
 from sinks import DnsServer
-from smtputil import Raw
+from smtputil import Raw, wait_for
 
 PASSWORD = "correct horse battery staple"
 
@@ -238,22 +238,37 @@ def test_only_127_answers_count_and_failures_are_logged(mx):
 
 def test_cache_honours_the_ttl(mx, dns):
     p = mx({"dnsbl.zones": "ttl.test:1", "dnsbl.action": "score"})
-    for _ in range(2):
-        Raw(p.ports["smtp"], source="127.0.0.2").reply()
-        Raw(p.ports["smtp"], source="127.0.0.1").reply()
-    time.sleep(0.2)
+    listed = 'DNSBL ttl.test: 127.0.0.2 listed (127.0.0.2, "short"), ' \
+        'weight 1.0'
+    clean = "DNSBL ttl.test: 127.0.0.1 not listed"
+
+    def greet_both():
+        for ip in ("127.0.0.2", "127.0.0.1"):
+            r = Raw(p.ports["smtp"], source=ip)
+            r.reply()
+            r.close()
+
+    def logged(n):
+        """True once n sessions from each address have logged their
+        result (a session logs it before its greeting, after any query)."""
+        log = p.log("smtp-in")
+        return log.count(listed) == n and log.count(clean) == n
+    greet_both()
+    greet_both()
+    assert wait_for(lambda: logged(2), timeout=5)
+    log = p.log("smtp-in")
+    assert log.count(listed + " (cached)") == 1
+    assert log.count(clean + " (cached)") == 1
     assert dns.count("2.0.0.127.ttl.test") == 1
     assert dns.count("2.0.0.127.ttl.test", "TXT") == 1
     # NXDOMAIN kept for the SOA's negative TTL (2 s here).
     assert dns.count("1.0.0.127.ttl.test") == 1
-    assert "DNSBL ttl.test: 127.0.0.2 listed (127.0.0.2, \"short\"), " \
-        "weight 1.0 (cached)" in p.log("smtp-in")
-    assert "DNSBL ttl.test: 127.0.0.1 not listed (cached)" in \
-        p.log("smtp-in")
-    time.sleep(2.2)
-    Raw(p.ports["smtp"], source="127.0.0.2").reply()
-    Raw(p.ports["smtp"], source="127.0.0.1").reply()
-    time.sleep(0.2)
+    time.sleep(2.2)  # both TTLs run out
+    greet_both()
+    assert wait_for(lambda: logged(3), timeout=5)
+    log = p.log("smtp-in")
+    assert log.count(listed + " (cached)") == 1
+    assert log.count(clean + " (cached)") == 1
     assert dns.count("2.0.0.127.ttl.test") == 2
     assert dns.count("1.0.0.127.ttl.test") == 2
 
@@ -283,13 +298,20 @@ def test_received_header_ips_ipv4_and_ipv6(mx, dns):
 
 def test_settings_are_checked(mx):
     p = mx(start=False)
-    for key, bad in (("dnsbl.zones", "bl.test:lots"),
-                     ("dnsbl.zones", "not a zone"),
-                     ("spam.spamd", "spamd.example.test"),
-                     ("spam.tag_score", "five"),
-                     ("spam.reject_score", "1.2345")):
+    number = "expected a number (like 5 or -1.5, at most 3 decimals)"
+    for key, bad, why in (
+            ("dnsbl.zones", "bl.test:lots",
+             "DNSBL weight: expected a number from -1000 to 1000"),
+            ("dnsbl.zones", "not a zone",
+             "expected zone:weight:message (the zone a domain name)"),
+            ("spam.spamd", "spamd.example.test",
+             "expected IP:PORT or [IPv6]:PORT"),
+            ("spam.tag_score", "five", number),
+            ("spam.reject_score", "1.2345", number)):
         r = p.ctl.run("set", key, bad)
         assert r.returncode != 0, (key, bad)
+        assert r.stderr.startswith(f"petrelctl: {key}: {why}"), \
+            (key, bad, r.stderr)
     assert p.ctl.ok("set", "spam.tag_score", "4.5").strip() == \
         "spam.tag_score = 4.5"
     assert p.ctl.ok("set", "dnsbl.zones", "a.test:2:Listed, see x, b.test") \
