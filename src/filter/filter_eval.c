@@ -337,10 +337,7 @@ static int filter_msg_mime(struct filter_msg *m)
 	}
 	m->mime_done = 1;
 	if (m->mime.limit_hit) {
-		snprintf(m->error, sizeof(m->error),
-			 "MIME structure deeper than %d levels or more than %d "
-			 "parts",
-			 FILTER_MIME_DEPTH_MAX, FILTER_MIME_PARTS_MAX);
+		snprintf(m->error, sizeof(m->error), "%s", m->mime.limit_why);
 		return -1;
 	}
 	return 0;

@@ -19,7 +19,16 @@
 #include "lib/addrlist.h"
 #include "lib/header.h"
 
-#define FILTER_MIME_HEADER_MAX 8192
+#define FILTER_MIME_HEADER_MAX 8192 /* an unfolded MIME header field */
+#define FILTER_XSTR(x) FILTER_STR(x)
+#define FILTER_STR(x) #x
+#define FILTER_MIME_BOUNDARY_WHY                                               \
+	"MIME boundary too long to read whole (Content-Type field "            \
+	"over " FILTER_XSTR(FILTER_MIME_HEADER_MAX) " bytes or an RFC 2231 "   \
+						    "piece over 1023)"
+#define FILTER_MIME_DEPTH_WHY                                                  \
+	"MIME structure deeper than " FILTER_XSTR(                             \
+		FILTER_MIME_DEPTH_MAX) " levels"
 
 struct filter_mime_walk {
 	const char *msg;
@@ -174,10 +183,12 @@ int filter_mime_to_utf8(const char *in, size_t len, const char *charset,
 
 /* --- header parameters --- */
 
-/* Copies an unfolded header value into out (size bytes). */
-static void filter_unfold(const struct header_field *f, char *out, size_t size)
+/* Copies an unfolded header value into out (size bytes). Returns its
+ * length: size - 1 when it may have been cut. */
+static size_t filter_unfold(const struct header_field *f, char *out,
+			    size_t size)
 {
-	header_unfold(f, out, size);
+	return header_unfold(f, out, size);
 }
 
 /* Skips white space and RFC 5322 comments. */
@@ -213,9 +224,10 @@ static void filter_main_value(const char *v, char *out, size_t size)
 	out[n] = '\0';
 }
 
-/* Reads one parameter value (token or quoted string) at s into out.
- * Returns the position after it. */
-static const char *filter_param_value(const char *s, char *out, size_t size)
+/* Reads one parameter value (token or quoted string) at s into out; sets
+ * *cut_r when it did not fit. Returns the position after it. */
+static const char *filter_param_value(const char *s, char *out, size_t size,
+				      int *cut_r)
 {
 	size_t n = 0;
 
@@ -226,6 +238,8 @@ static const char *filter_param_value(const char *s, char *out, size_t size)
 				s++;
 			if (n + 1 < size)
 				out[n++] = *s;
+			else
+				*cut_r = 1;
 		}
 		if (*s == '"')
 			s++;
@@ -233,6 +247,8 @@ static const char *filter_param_value(const char *s, char *out, size_t size)
 		while (*s != '\0' && *s != ';' && *s != ' ' && *s != '\t') {
 			if (n + 1 < size)
 				out[n++] = *s;
+			else
+				*cut_r = 1;
 			s++;
 		}
 	}
@@ -246,21 +262,26 @@ static const char *filter_param_value(const char *s, char *out, size_t size)
  * Finds parameter attr of a header value (after its first word), with
  * RFC 2231 continuations (attr*0, attr*1*, ...) and charsets (attr*=
  * utf-8''%E2%82%AC), and RFC 2047 words in a plain value (which RFC 2047
- * 5 forbids but mailers write). Writes UTF-8 into out. Returns 1 if
+ * 5 forbids but mailers write). Writes UTF-8 into out. A value as long
+ * as the header field fits the buffers here; *cut_r (may be NULL) is set
+ * when some of it did not fit in them or in out, so that a caller to whom
+ * a cut value means something else (a boundary) can tell. Returns 1 if
  * found, else 0.
  */
-static int filter_param(const char *v, const char *attr, char *out, size_t size)
+static int filter_param(const char *v, const char *attr, char *out, size_t size,
+			int *cut_r)
 {
 	char seg[FILTER_PARAM_SEGMENTS][1024];
 	int have[FILTER_PARAM_SEGMENTS] = {0}, ext[FILTER_PARAM_SEGMENTS] = {0};
-	char plain[1024] = "";
-	int found_plain = 0, found_ext = 0;
+	char plain[FILTER_MIME_HEADER_MAX] = "";
+	int found_plain = 0, found_ext = 0, cut = 0, seg_cut = 0;
 	size_t alen = strlen(attr);
 	const char *s = strchr(v, ';');
 
 	while (s != NULL && *s == ';') {
-		char name[80], val[1024];
+		char name[80], val[FILTER_MIME_HEADER_MAX];
 		size_t n = 0;
+		int val_cut = 0;
 
 		s = filter_skip_cfws(s + 1);
 		while (*s != '\0' && *s != '=' && *s != ';' &&
@@ -273,7 +294,7 @@ static int filter_param(const char *v, const char *attr, char *out, size_t size)
 			s = strchr(s, ';');
 			continue;
 		}
-		s = filter_param_value(s + 1, val, sizeof(val));
+		s = filter_param_value(s + 1, val, sizeof(val), &val_cut);
 		s = filter_skip_cfws(s);
 		if (*s != ';')
 			s = strchr(s, ';');
@@ -282,6 +303,7 @@ static int filter_param(const char *v, const char *attr, char *out, size_t size)
 		if (n == alen) {
 			snprintf(plain, sizeof(plain), "%s", val);
 			found_plain = 1;
+			cut = val_cut;
 		} else if (name[alen] == '*') {
 			const char *rest = name + alen + 1;
 			int idx = 0, star = 0;
@@ -297,9 +319,14 @@ static int filter_param(const char *v, const char *attr, char *out, size_t size)
 				if (*rest != '\0')
 					continue;
 			}
-			if (idx < 0 || idx >= FILTER_PARAM_SEGMENTS)
+			if (idx < 0 || idx >= FILTER_PARAM_SEGMENTS) {
+				seg_cut = 1;
 				continue;
-			snprintf(seg[idx], sizeof(seg[idx]), "%s", val);
+			}
+			if ((size_t)snprintf(seg[idx], sizeof(seg[idx]), "%s",
+					     val) >= sizeof(seg[idx]) ||
+			    val_cut)
+				seg_cut = 1;
 			have[idx] = 1;
 			ext[idx] = star;
 			found_ext = 1;
@@ -339,17 +366,23 @@ static int filter_param(const char *v, const char *attr, char *out, size_t size)
 					c = (char)(h1 * 16 + h2);
 					p += 2;
 				}
-				buf_append(&raw, &c, 1);
+				if (buf_append(&raw, &c, 1) < 0)
+					seg_cut = 1;
 			}
 		}
 		r = filter_mime_to_utf8(raw.data != NULL ? raw.data : "",
 					raw.len, charset, &conv);
-		(void)r;
-		snprintf(out, size, "%s", buf_cstr(&conv));
+		if (r < 0 ||
+		    (size_t)snprintf(out, size, "%s", buf_cstr(&conv)) >= size)
+			seg_cut = 1;
+		cut = seg_cut;
 		buf_deinit(&raw);
 		buf_deinit(&conv);
 	} else if (found_plain) {
-		addrlist_decode_words(plain, strlen(plain), out, size);
+		if (addrlist_decode_words(plain, strlen(plain), out, size) +
+			    1 >=
+		    size)
+			cut = 1;
 	} else {
 		return 0;
 	}
@@ -357,6 +390,8 @@ static int filter_param(const char *v, const char *attr, char *out, size_t size)
 	for (char *p = out; *p != '\0'; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
+	if (cut_r != NULL)
+		*cut_r = cut;
 	return 1;
 }
 
@@ -461,32 +496,51 @@ out:
 	return r;
 }
 
+/* Marks the walk as stopped short at a limit; the first reason stays. */
+static void filter_limit(struct filter_mime_walk *w, const char *why)
+{
+	if (!w->m->limit_hit)
+		w->m->limit_why = why;
+	w->m->limit_hit = 1;
+}
+
 static int filter_walk(struct filter_mime_walk *w, size_t start, size_t end,
 		       int depth, const char *default_type)
 {
-	char value[FILTER_MIME_HEADER_MAX];
+	/* A boundary may be as long as its header field: RFC 2046 5.1.1
+	 * allows 70 characters, but mail clients accept longer ones, and a
+	 * boundary cut here would match no line and hide every part. */
+	char value[FILTER_MIME_HEADER_MAX], boundary[FILTER_MIME_HEADER_MAX];
 	char ctype[128], cte[64] = "7bit", disp[64] = "", charset[64] = "";
-	char filename[256] = "", boundary[256] = "";
+	char filename[256] = "";
 	struct header_field f;
 	size_t pos = 0, body;
-	int have_type = 0;
+	int have_type = 0, boundary_cut = 0, cut = 0;
+
+	boundary[0] = '\0';
 
 	snprintf(ctype, sizeof(ctype), "%s", default_type);
 	while (header_next(w->msg + start, end - start, &pos, &f) == 1) {
 		if (header_is(&f, "Content-Type") && !have_type) {
-			filter_unfold(&f, value, sizeof(value));
+			/* A field that fills value may have lost the end of
+			 * its boundary, or the boundary itself. */
+			boundary_cut =
+				filter_unfold(&f, value, sizeof(value)) + 1 >=
+				sizeof(value);
 			filter_main_value(value, ctype, sizeof(ctype));
 			if (strchr(ctype, '/') == NULL)
 				snprintf(ctype, sizeof(ctype), "%s",
 					 "text/plain");
 			have_type = 1;
-			filter_param(value, "boundary", boundary,
-				     sizeof(boundary));
-			filter_param(value, "charset", charset,
-				     sizeof(charset));
+			if (filter_param(value, "boundary", boundary,
+					 sizeof(boundary), &cut) == 1 &&
+			    cut)
+				boundary_cut = 1;
+			filter_param(value, "charset", charset, sizeof(charset),
+				     NULL);
 			if (filename[0] == '\0')
 				filter_param(value, "name", filename,
-					     sizeof(filename));
+					     sizeof(filename), NULL);
 		} else if (header_is(&f, "Content-Transfer-Encoding")) {
 			filter_unfold(&f, value, sizeof(value));
 			filter_main_value(value, cte, sizeof(cte));
@@ -495,17 +549,24 @@ static int filter_walk(struct filter_mime_walk *w, size_t start, size_t end,
 
 			filter_unfold(&f, value, sizeof(value));
 			filter_main_value(value, disp, sizeof(disp));
-			if (filter_param(value, "filename", fn, sizeof(fn)))
+			if (filter_param(value, "filename", fn, sizeof(fn),
+					 NULL))
 				snprintf(filename, sizeof(filename), "%s", fn);
 		}
 	}
 	body = start + pos;
+	if (strncmp(ctype, "multipart/", 10) == 0 && boundary_cut) {
+		/* Held rather than read as one opaque part: its attachments
+		 * would go unseen. */
+		filter_limit(w, FILTER_MIME_BOUNDARY_WHY);
+		return 0;
+	}
 	if (strncmp(ctype, "multipart/", 10) == 0 && boundary[0] != '\0') {
 		size_t blen = strlen(boundary), p, after;
 		int last = 0;
 
 		if (depth >= FILTER_MIME_DEPTH_MAX) {
-			w->m->limit_hit = 1;
+			filter_limit(w, FILTER_MIME_DEPTH_WHY);
 			return 0;
 		}
 		/* The preamble before the first boundary is skipped. */
@@ -536,13 +597,14 @@ static int filter_walk(struct filter_mime_walk *w, size_t start, size_t end,
 	    (strcmp(cte, "7bit") == 0 || strcmp(cte, "8bit") == 0 ||
 	     strcmp(cte, "binary") == 0)) {
 		if (depth >= FILTER_MIME_DEPTH_MAX) {
-			w->m->limit_hit = 1;
+			filter_limit(w, FILTER_MIME_DEPTH_WHY);
 			return 0;
 		}
 		return filter_walk(w, body, end, depth + 1, "text/plain");
 	}
 	if (w->m->nparts >= FILTER_MIME_PARTS_MAX) {
-		w->m->limit_hit = 1;
+		filter_limit(w, "MIME structure with more than " FILTER_XSTR(
+					FILTER_MIME_PARTS_MAX) " parts");
 		return 0;
 	}
 	if (w->m->nparts == w->cap) {

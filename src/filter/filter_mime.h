@@ -27,9 +27,11 @@ struct filter_mime {
 	 * that are not UTF-8 become '?'), HTML tags dropped; parts are
 	 * separated by a newline. */
 	struct buf text;
-	/* Set when a limit was reached (depth, parts): what lies past it
-	 * was not looked at. */
+	/* Set when a limit was reached (depth, parts, a boundary in a
+	 * Content-Type field too long to read whole): what lies past it was
+	 * not looked at. limit_why names the first one (static text). */
 	int limit_hit;
+	const char *limit_why;
 };
 
 /*

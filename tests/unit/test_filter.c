@@ -667,6 +667,100 @@ static void test_action_skip_stop(void **state)
 /* A hostile regular expression on a hostile message stops at the PCRE2
  * match limit: the evaluation fails (the message is held) at once instead
  * of backtracking for ages. */
+/* A multipart message whose boundary is n bytes of 'L' (quoted), with
+ * a text part and an evil.exe attachment; pad adds a parameter of pad
+ * bytes after the boundary, continuation splits the boundary into RFC 2231
+ * pieces of that many bytes (0: one plain value). */
+static void long_boundary_msg(struct buf *b, size_t n, size_t pad,
+			      size_t continuation)
+{
+	char bd[10000];
+
+	assert_true(n < sizeof(bd));
+	memset(bd, 'L', n);
+	bd[n] = '\0';
+	buf_init(b, 1024 * 1024);
+	assert_int_equal(buf_append_str(b, "Subject: a\r\nMIME-Version: 1.0\r\n"
+					   "Content-Type: multipart/mixed;"),
+			 0);
+	if (continuation == 0) {
+		assert_int_equal(buf_printf(b, " boundary=\"%s\"", bd), 0);
+	} else {
+		for (size_t i = 0, k = 0; i < n; i += continuation, k++)
+			assert_int_equal(
+				buf_printf(b, "\r\n boundary*%zu=\"%.*s\";", k,
+					   (int)continuation, bd + i),
+				0);
+	}
+	for (size_t i = 0; i < pad; i++)
+		assert_int_equal(buf_append_str(b, i == 0 ? ";\r\n x=" : "x"),
+				 0);
+	assert_int_equal(
+		buf_printf(b,
+			   "\r\n\r\n--%s\r\nContent-Type: text/plain\r\n\r\n"
+			   "see the file\r\n--%s\r\n"
+			   "Content-Type: application/x-msdownload; "
+			   "name=evil.exe\r\n"
+			   "Content-Disposition: attachment\r\n\r\nMZ\r\n"
+			   "--%s--\r\n",
+			   bd, bd, bd),
+		0);
+}
+
+/* RFC 2046 5.1.1 allows boundaries of 70 characters, but mail clients
+ * accept longer ones and show the parts: the walker must find them too,
+ * or hold the message, never see one opaque part. */
+static void test_mime_long_boundary(void **state)
+{
+	static const struct {
+		const char *name;
+		size_t n, pad, continuation;
+		int want_parts; /* 0: held (limit_hit) */
+	} cases[] = {
+		{"70, the RFC's limit", 70, 0, 0, 2},
+		{"255", 255, 0, 0, 2},
+		{"256", 256, 0, 0, 2},
+		{"300", 300, 0, 0, 2},
+		{"1023", 1023, 0, 0, 2},
+		{"1024", 1024, 0, 0, 2},
+		{"5000", 5000, 0, 0, 2},
+		{"300 in RFC 2231 pieces of 100", 300, 0, 100, 2},
+		{"3000 in RFC 2231 pieces of 1000", 3000, 0, 1000, 2},
+		{"an RFC 2231 piece too long to keep", 3000, 0, 1500, 0},
+		{"300 in a field past 8 KB", 300, 9000, 0, 0},
+		{"9000, the field past 8 KB", 9000, 0, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct filter_mime m;
+		struct buf b;
+
+		long_boundary_msg(&b, cases[i].n, cases[i].pad,
+				  cases[i].continuation);
+		assert_int_equal(filter_mime_parse(b.data, b.len, &m), 0);
+		if (cases[i].want_parts == 0) {
+			if (!m.limit_hit)
+				fail_msg("%s: not held", cases[i].name);
+			assert_non_null(strstr(m.limit_why, "boundary"));
+		} else {
+			if (m.limit_hit || m.nparts != 2)
+				fail_msg("%s: %zu parts, limit %d",
+					 cases[i].name, m.nparts, m.limit_hit);
+			assert_string_equal(buf_cstr(&m.text), "see the file");
+			assert_int_equal(m.parts[1].attachment, 1);
+			assert_string_equal(m.parts[1].filename, "evil.exe");
+		}
+		/* The rules see it: they fire, or the message is held. */
+		assert_int_equal(fires("attachment-name is \"*.exe\"", 0,
+				       buf_cstr(&b), NULL),
+				 cases[i].want_parts ? 1 : -1);
+		assert_int_equal(fires("body contains \"the file\"", 0,
+				       buf_cstr(&b), NULL),
+				 cases[i].want_parts ? 1 : -1);
+		filter_mime_deinit(&m);
+		buf_deinit(&b);
+	}
+}
+
 static void test_regex_limit(void **state)
 {
 	char msg[256];
@@ -703,6 +797,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_mime),
+		cmocka_unit_test(test_mime_long_boundary),
 		cmocka_unit_test(test_macros_hostile),
 		cmocka_unit_test(test_eval_recipe),
 		cmocka_unit_test(test_wildcard),
