@@ -97,23 +97,26 @@ enum queue_rec {
 	QUEUE_REC_SUBJECT = 11,
 };
 
-/* The plain string records: type, field, cap. */
+/* The plain string records: type, field, cap, and whether it is free text
+ * that queue_text_clean() wrote (its control bytes read as spaces). */
 static const struct queue_str_rec {
 	uint16_t type;
 	size_t offset;
 	size_t max;
+	int text;
 } queue_str_recs[] = {
-	{QUEUE_REC_CLIENT_IP, offsetof(struct queue_envelope, client_ip), 64},
-	{QUEUE_REC_HELO, offsetof(struct queue_envelope, helo),
-	 QUEUE_FIELD_MAX},
-	{QUEUE_REC_LISTENER, offsetof(struct queue_envelope, listener), 64},
-	{QUEUE_REC_PROTOCOL, offsetof(struct queue_envelope, protocol), 64},
+	{QUEUE_REC_CLIENT_IP, offsetof(struct queue_envelope, client_ip), 64,
+	 0},
+	{QUEUE_REC_HELO, offsetof(struct queue_envelope, helo), QUEUE_FIELD_MAX,
+	 0},
+	{QUEUE_REC_LISTENER, offsetof(struct queue_envelope, listener), 64, 0},
+	{QUEUE_REC_PROTOCOL, offsetof(struct queue_envelope, protocol), 64, 0},
 	{QUEUE_REC_AUTH, offsetof(struct queue_envelope, auth_account),
-	 QUEUE_ADDR_MAX},
+	 QUEUE_ADDR_MAX, 0},
 	{QUEUE_REC_MESSAGE_ID, offsetof(struct queue_envelope, message_id),
-	 QUEUE_FIELD_MAX},
+	 QUEUE_FIELD_MAX, 0},
 	{QUEUE_REC_SUBJECT, offsetof(struct queue_envelope, subject),
-	 QUEUE_SUBJECT_MAX},
+	 QUEUE_SUBJECT_MAX, 1},
 };
 
 static const char *const queue_names[QUEUE_COUNT] = {
@@ -1321,8 +1324,13 @@ static int queue_tail_parse(const struct queue_trailer *tr,
 			if (sr->type != type)
 				continue;
 			field = (const char **)((char *)env + sr->offset);
+			/* Like every record string it holds no NUL, CR or LF;
+			 * the subject's other control bytes (ESC, ...) read
+			 * as the spaces its writer made of them. */
 			if (len > sr->max || !queue_rec_str_ok(v, len) ||
-			    (*field = queue_arena_str(p, v, len)) == NULL)
+			    (*field = sr->text ? queue_arena_text(p, v, len)
+					       : queue_arena_str(p, v, len)) ==
+				    NULL)
 				goto fail;
 			break;
 		}

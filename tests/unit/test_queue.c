@@ -819,6 +819,89 @@ static void test_parse(void **state)
 	free(data);
 }
 
+static uint32_t crc32_ieee(const unsigned char *p, size_t len)
+{
+	uint32_t crc = 0xffffffffu;
+
+	while (len-- > 0) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1)));
+	}
+	return ~crc;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A subject record forged with a control byte (checksums made valid, as
+ * a forger or a writer bug would) reads back as its writer would have
+ * written it: NUL, CR and LF, which no record string holds, make the
+ * envelope damaged; the other control bytes read as spaces, as queue.h
+ * promises for the subject. */
+static void test_parse_subject_controls(void **state)
+{
+	static const struct {
+		unsigned char c;
+		const char *want; /* NULL: refused */
+	} cases[] = {
+		{0x1b, "Hello there"}, {0x01, "Hello there"},
+		{0x7f, "Hello there"}, {'\t', "Hello there"},
+		{0x1f, "Hello there"}, {'\r', NULL},
+		{'\n', NULL},	       {'\0', NULL},
+	};
+	struct fixture *f = *state;
+	struct queue_envelope env;
+	char id[QUEUE_ID_SIZE], path[256];
+	size_t body = sizeof(test_body) - 1, size;
+	unsigned char *data, *t, *at;
+	struct stat st;
+	int fd;
+
+	test_envelope(&env);
+	commit(f, test_body, body, &env, id);
+	spool_path(f, "active", id, path, sizeof(path));
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	size = (size_t)st.st_size;
+	data = malloc(size);
+	assert_non_null(data);
+	assert_int_equal(read(fd, data, size), st.st_size);
+	close(fd);
+	t = data + size - 48;
+	/* The envelope records follow the body; the subject's is there. */
+	at = memmem(data + body, size - body, "Hello there", 11);
+	assert_non_null(at);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct queue_envelope *got = NULL;
+		const char *error = NULL;
+		uint32_t env_len = (uint32_t)t[16] | (uint32_t)t[17] << 8 |
+				   (uint32_t)t[18] << 16 |
+				   (uint32_t)t[19] << 24;
+
+		at[5] = cases[i].c;
+		put_le32(t + 24, crc32_ieee(data + body, env_len));
+		put_le32(t + 32, crc32_ieee(t, 32));
+		if (cases[i].want == NULL) {
+			assert_int_equal(
+				queue_envelope_parse(data, size, &got, &error),
+				-1);
+			assert_non_null(strstr(error, "damaged"));
+			assert_null(got);
+			continue;
+		}
+		if (queue_envelope_parse(data, size, &got, &error) != 1)
+			fail_msg("byte 0x%02x: %s", cases[i].c, error);
+		assert_string_equal(got->subject, cases[i].want);
+		queue_envelope_free(got);
+	}
+	free(data);
+}
+
 /* ---- recovery ---- */
 
 static void test_recover(void **state)
@@ -1664,6 +1747,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parse_subject_controls,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_to, setup,
