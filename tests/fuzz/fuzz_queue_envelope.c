@@ -41,6 +41,15 @@ static void put_le32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+static int has_control(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+			return 1;
+	}
+	return 0;
+}
+
 static void check(const struct queue_envelope *env)
 {
 	const char *s[] = {env->sender,	    env->client_ip, env->helo,
@@ -56,11 +65,15 @@ static void check(const struct queue_envelope *env)
 	if (strlen(env->subject) > QUEUE_SUBJECT_MAX ||
 	    strlen(env->reason) > QUEUE_REASON_MAX)
 		__builtin_trap();
+	/* Free text reads back as its writer made it: control characters
+	 * as spaces. */
+	if (has_control(env->subject) || has_control(env->reason))
+		__builtin_trap();
 	for (size_t i = 0; i < env->rcpt_count; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
 		if (r->address == NULL || r->address[0] == '\0' ||
 		    r->mailbox == NULL || r->error == NULL ||
-		    strlen(r->error) > QUEUE_ERROR_MAX)
+		    strlen(r->error) > QUEUE_ERROR_MAX || has_control(r->error))
 			__builtin_trap();
 		if (r->kind == QUEUE_RCPT_LOCAL && r->mailbox[0] == '\0')
 			__builtin_trap();
