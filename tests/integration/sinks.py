@@ -188,8 +188,9 @@ class SmtpSink:
     """An SMTP server on host:port. Knobs (attributes, change any time):
     greeting (a reply line, or "hang" / "drop"), ehlo_ok, extensions,
     rcpt(addr) -> reply, mail_reply, data_reply (or "hang" / "drop"),
-    data_delay (both read when the dot comes), tls (a server context:
-    offers STARTTLS), auth {user: password}."""
+    data_delay, data_gate (a threading.Event the reply also waits for;
+    all three read when the dot comes), tls (a server context: offers
+    STARTTLS), auth {user: password}."""
 
     def __init__(self, host="127.0.0.2", port=0, tls=None):
         self.host = host
@@ -199,6 +200,7 @@ class SmtpSink:
         self.mail_reply = "250 2.1.0 Ok"
         self.data_reply = "250 2.0.0 Ok: queued"
         self.data_delay = 0  # seconds before the reply to the dot
+        self.data_gate = None  # an Event to wait for (30 s at most) too
         self.on_quit = None  # called when QUIT comes, before the 221
         self.rcpt = self.default_rcpt
         self.tls = tls
@@ -348,10 +350,13 @@ class SmtpSink:
                 # may change them for the next session while this one
                 # waits.
                 reply, delay = self.data_reply, self.data_delay
+                gate = self.data_gate
                 with self.lock:
                     self.in_data += 1
                     self.most_in_data = max(self.most_in_data, self.in_data)
                 time.sleep(delay)
+                if gate is not None:
+                    gate.wait(30)
                 with self.lock:
                     self.in_data -= 1
                 if reply == "hang":

@@ -9,6 +9,7 @@ import re
 import signal
 import smtplib
 import ssl
+import threading
 import time
 
 import pytest
@@ -329,12 +330,18 @@ def test_active_limit_bounds_attempts_and_the_rest_follow(remote, sinks):
     many connections are allowed; what waits in active/ goes out after,
     oldest first, without a retry delay."""
     s = sinks["127.0.0.2"]
-    s.data_delay = 0.5
+    # The first attempts are held at the dot until all six are queued, so
+    # that four must wait in active/ whatever the machine's speed.
+    s.data_gate = threading.Event()
     p = remote({"queue.active_limit": "2",
                 "queue.max_per_destination": "5",
-                "queue.timeout_data_done": "10"})
-    for i in range(6):
-        send(p, [f"r{i}@remote.test"], subject=f"m{i}")
+                "queue.timeout_data_done": "40"})
+    try:
+        for i in range(6):
+            send(p, [f"r{i}@remote.test"], subject=f"m{i}")
+        assert wait_for(lambda: s.in_data == 2, timeout=20), s.in_data
+    finally:
+        s.data_gate.set()
     assert len(s.wait(6, timeout=40)) == 6
     assert wait_for(lambda: empty(p))
     assert s.most_in_data == 2, s.most_in_data
