@@ -6,8 +6,6 @@ the queue verbs of petrelctl."""
 import email
 import json
 import re
-import signal
-import smtplib
 import ssl
 import threading
 import time
