@@ -84,6 +84,7 @@ static void screening_note_work(void *thread_state, void *arg)
 	const char *domain = strrchr(j->account, '@'), *err = NULL;
 	char pm[DIRECTORY_ADDRESS_MAX + 1], subject[512], text[2048];
 	struct notice n;
+	int r;
 
 	/* Only for accounts of our domains: never mail a stranger's
 	 * postmaster about a name an attacker typed. */
@@ -112,10 +113,16 @@ static void screening_note_work(void *thread_state, void *arg)
 	n.text = text;
 	n.listener = "notice";
 	n.now = j->now;
-	if (notice_queue(j->q, t->dir, &n, j->id, &err) == 1)
+	r = notice_queue(j->q, t->dir, &n, j->id, &err);
+	if (r == 1)
 		j->queued = 1;
-	else if (err != NULL)
-		log_error("cannot queue the screening note: %s", err);
+	else if (r < 0)
+		log_error("cannot queue the screening note: %s",
+			  err != NULL ? err : "unknown error");
+	else
+		log_error("cannot queue the screening note for %s: %s has no "
+			  "mailbox",
+			  j->account, pm);
 }
 
 static void screening_note_done(void *arg)
