@@ -59,8 +59,8 @@ int smtp_hijack_rcpt(struct smtp_session *s, const struct addr *to)
 			  s->ip, s->auth[0] != '\0' ? s->auth : "(none)",
 			  domain);
 		smtp_session_reply(s,
-				   "550 5.7.1 Only the postmaster of %s may "
-				   "re-activate its accounts",
+				   "550 5.7.1 Only the postmaster or an admin "
+				   "of %s may re-activate its accounts",
 				   domain);
 		sodium_memzero(token, sizeof(token));
 		return 1;

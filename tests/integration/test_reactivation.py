@@ -114,8 +114,8 @@ def test_admin_of_the_domain_reactivates_by_reply(petrel_factory):
     for user in (BOB, DAVE):
         code, text = reply(p, to, "release", user)
         assert code == 550, text
-        assert "5.7.1 Only the postmaster of example.test may " \
-               "re-activate" in text
+        assert "5.7.1 Only the postmaster or an admin of example.test " \
+               "may re-activate its accounts" in text
         assert f"reply to a hijack alert refused: ip=127.0.0.1 " \
                f"account={user} domain=example.test" in p.log("security")
     assert account(p, ALICE)["state"] == "frozen"
