@@ -323,8 +323,9 @@ def test_raw_utf8_display_name_in_from(petrel):
                        "From: <\u00e4lice@example.test>\r\n"
                        "Subject: g\r\n\r\nx\r\n".encode())
         assert e.value.smtp_code == 550
-        # Refused by the From: rule (today as an unparsable From:).
-        assert e.value.smtp_error in (
-            b"5.7.1 Message needs one valid From: header",
-            b"5.7.1 From: header does not match authenticated account")
+        # Refused by the From: rule: without SMTPUTF8 the address parser
+        # takes no UTF-8 local part, so the From: has no valid address.
+        # (Once it does, this becomes "From: header does not match".)
+        assert e.value.smtp_error == \
+            b"5.7.1 Message needs one valid From: header"
     assert petrel.messages("bob@example.test")
