@@ -19,22 +19,13 @@ import pytest
 
 from sinks import DnsServer, SmtpSink, make_cert
 from smtputil import AuthSession, wait_for
+from test_remote import FAST as REMOTE_FAST
 
 PW = "correct horse battery staple"
 ALICE = "alice@example.test"
 
-FAST = {
-    "auth.allow_plaintext": "on",
-    "queue.retry_first": "1",
-    "queue.retry_max": "1",
-    "queue.delay_warning": "off",
-    "queue.timeout_connect": "2",
-    "queue.timeout_greeting": "2",
-    "queue.timeout_command": "2",
-    "queue.timeout_data_init": "2",
-    "queue.timeout_data_block": "2",
-    "queue.timeout_data_done": "2",
-}
+FAST = dict(REMOTE_FAST, **{"auth.allow_plaintext": "on",
+                            "queue.retry_max": "1"})
 
 
 def server_ctx(crt, key):

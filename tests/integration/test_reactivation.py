@@ -12,6 +12,8 @@ import pytest
 
 from sinks import DnsServer, SmtpSink
 from smtputil import AuthSession, wait_for
+from test_hijack import reply
+from test_remote import FAST
 
 PW = "correct horse battery staple"
 ALICE = "alice@example.test"
@@ -20,14 +22,6 @@ PM = "postmaster@example.test"
 CAROL = "carol@example.test"  # made an admin here
 DAVE = "dave@other.test"  # an admin of another domain
 
-FAST = {
-    "queue.retry_first": "1",
-    "queue.retry_max": "2",
-    "queue.delay_warning": "off",
-    "queue.timeout_connect": "2",
-    "queue.timeout_greeting": "2",
-    "queue.timeout_command": "2",
-}
 
 
 def hijack_petrel(petrel_factory, settings=None, **conf):
@@ -80,23 +74,6 @@ def freeze(p, subjects, rcpt="x@remote.test"):
     assert account(p, ALICE)["state"] == "frozen"
     want = sorted(("hold", x) for x in subjects)
     assert wait_for(lambda: queued(p) == want), queued(p)
-
-
-def reply(p, to, word, user):
-    """user replies `word` to the alert's Reply-To: (code, text) of the
-    reply to RCPT (when refused) or to the end of DATA."""
-    s = session(p, user)
-    assert s.r.cmd(f"MAIL FROM:<{user}>")[0] == 250
-    code, text = s.r.cmd(f"RCPT TO:<{to}>")
-    if code != 250:
-        s.close()
-        return code, " ".join(text)
-    assert s.r.cmd("DATA")[0] == 354
-    code, text = s.r.cmd(f"From: <{user}>\r\nTo: <{to}>\r\n"
-                         f"Subject: Re: alert\r\n\r\n{word}\r\n\r\n"
-                         f"> The account was frozen\r\n.")
-    s.close()
-    return code, " ".join(text)
 
 
 def test_admin_of_the_domain_reactivates_by_reply(petrel_factory):
