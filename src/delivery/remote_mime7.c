@@ -230,8 +230,13 @@ typedef int mime7_field_cb(struct remote_mime7 *m, const char *name,
 static int mime7_fields_walk(struct remote_mime7 *m, mime7_field_cb *cb,
 			     void *ctx)
 {
-	const char *p = m->hdr.data, *end = p + m->hdr.len;
+	const char *p = m->hdr.data, *end;
 
+	/* An empty header block has no storage yet: data is NULL, and even
+	 * NULL + 0 is undefined (C11 6.5.6). */
+	if (m->hdr.len == 0)
+		return 0;
+	end = p + m->hdr.len;
 	while (p < end) {
 		const char *f = p, *colon;
 
