@@ -181,7 +181,12 @@ static int petreld_chown_cb(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
-/* Started as root: hand data and logs to `user`, then become it. */
+/*
+ * Started as root: hand data and logs to `user`, then become it. A user
+ * name that resolves to uid 0 runs as root only when it is "root" itself:
+ * a second account with uid 0 (or a name that now points there) would
+ * otherwise keep every privilege without anyone having asked for it.
+ */
 static void petreld_drop_privileges(const struct config *cfg)
 {
 	struct passwd *pw;
@@ -192,8 +197,15 @@ static void petreld_drop_privileges(const struct config *cfg)
 	if (pw == NULL)
 		fatal("user \"%s\" does not exist (config key user)",
 		      cfg->user);
-	if (pw->pw_uid == 0)
+	if (pw->pw_uid == 0) {
+		if (strcmp(cfg->user, "root") != 0)
+			fatal("user \"%s\" has uid 0: petreld would run as "
+			      "root; name an unprivileged user, or write "
+			      "user = root to mean it",
+			      cfg->user);
+		log_warn("running as root (user = root): no privilege drop");
 		return;
+	}
 	petreld.uid = pw->pw_uid;
 	petreld.gid = pw->pw_gid;
 	nftw(cfg->data_dir, petreld_chown_cb, 32, FTW_PHYS);
@@ -205,6 +217,59 @@ static void petreld_drop_privileges(const struct config *cfg)
 	if (setuid(0) == 0)
 		fatal("privileges were not dropped");
 	log_info("running as user %s", cfg->user);
+}
+
+/* Fails start-up when the user petreld now runs as lacks `mode` on path;
+ * a path that does not exist yet is skipped when `optional`. */
+static void petreld_check_path(const char *path, int mode, int optional)
+{
+	struct passwd *pw;
+	char uid[32];
+	int e;
+
+	if (access(path, mode) == 0 || (optional && errno == ENOENT))
+		return;
+	e = errno;
+	pw = getpwuid(geteuid());
+	snprintf(uid, sizeof(uid), "uid %ld", (long)geteuid());
+	fatal("user %s cannot open %s: %s (check its mode and owner, and "
+	      "those of the directories above it)",
+	      pw != NULL ? pw->pw_name : uid, path, strerror(e));
+}
+
+/*
+ * After the privilege drop, before anything says "ready": every path the
+ * daemon needs, checked as the user it now is. Without this, a data_dir
+ * below a folder that user cannot enter starts "fine" and fails every
+ * AUTH and every delivery.
+ */
+static void petreld_check_paths(const struct config *cfg)
+{
+	static const char *const db_files[] = {"", "-wal", "-shm"};
+	char path[CONFIG_PATH_MAX + 64];
+
+	petreld_check_path(cfg->data_dir, R_OK | W_OK | X_OK, 0);
+	/* access(), not open(): closing any descriptor of the database would
+	 * drop the POSIX locks SQLite holds on it in this process. */
+	for (size_t i = 0; i < sizeof(db_files) / sizeof(db_files[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", petreld.db_path,
+			 db_files[i]);
+		petreld_check_path(path, R_OK | W_OK, i > 0);
+	}
+	snprintf(path, sizeof(path), "%s/queue", cfg->data_dir);
+	petreld_check_path(path, R_OK | W_OK | X_OK, 0);
+	for (int q = 0; q < QUEUE_COUNT; q++) {
+		snprintf(path, sizeof(path), "%s/queue/%s", cfg->data_dir,
+			 queue_name_str((enum queue_name)q));
+		petreld_check_path(path, R_OK | W_OK | X_OK, 0);
+	}
+	snprintf(path, sizeof(path), "%s/queue/free", cfg->data_dir);
+	petreld_check_path(path, R_OK | W_OK | X_OK, 0);
+	/* Made at the first local delivery. */
+	snprintf(path, sizeof(path), "%s/mail", cfg->data_dir);
+	petreld_check_path(path, R_OK | W_OK | X_OK, 1);
+	/* A new file each day, and on SIGHUP. */
+	petreld_check_path(cfg->log_dir, W_OK | X_OK, 0);
 }
 
 /*
@@ -730,6 +795,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 1; i < petreld.nloops; i++)
 		petreld_loop_new(i);
 	petreld_drop_privileges(cfg);
+	petreld_check_paths(cfg);
 
 	petreld.env.workers = io_workers_new(petreld.env.loop, cfg->workers,
 					     petreld_thread_init,

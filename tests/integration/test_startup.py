@@ -1,0 +1,113 @@
+"""petreld's start-up as root: the privilege drop and the paths the dropped
+user must reach. The tests run as root (they skip otherwise) and
+use the existing unprivileged account `nobody`."""
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import Petrel, binary
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="start-up as root")
+
+NOBODY = pwd.getpwnam("nobody")
+
+
+@pytest.fixture
+def open_dir():
+    """A directory that any user may traverse (pytest's tmp_path sits
+    under a 0700 folder of root's, which `nobody` cannot enter)."""
+    d = tempfile.mkdtemp(prefix="petrel-startup-")
+    os.chmod(d, 0o755)
+    yield __import__("pathlib").Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def run(p, argv=None, timeout=20):
+    """Starts petreld for p and waits until it is ready or has exited.
+    Returns (returncode or None when ready, stderr text); a ready daemon
+    is stopped again."""
+    before = p.ready_count()
+    err = p.tmp / "petreld.stderr"
+    with open(err, "ab") as f:
+        proc = subprocess.Popen(argv or [binary("petreld"), "-c",
+                                         str(p.config)],
+                                stdout=f, stderr=f)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return proc.returncode, err.read_text(errors="replace")
+            if p.ready_count() > before:
+                proc.terminate()
+                proc.wait(timeout=30)
+                return None, err.read_text(errors="replace")
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+    raise AssertionError("petreld neither started nor exited: " +
+                         err.read_text(errors="replace"))
+
+
+def error_lines(text, word):
+    return [ln for ln in text.splitlines() if word in ln]
+
+
+# --- defect 7: a start that cannot work must not say "ready" --------------
+
+def test_unreachable_data_dir_exits_with_one_line(tmp_path):
+    """data_dir below a 0700 folder of root's: user nobody cannot reach
+    it. petreld exits 1 naming the path and the user, never "ready"."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o700)
+    p = Petrel(locked, user="nobody")
+    rc, err = run(p)
+    assert rc == 1, err
+    lines = error_lines(err, "cannot")
+    assert len(lines) == 1, err
+    assert "nobody" in lines[0] and str(p.data_dir) in lines[0], lines
+    assert "worker cannot open" not in err
+    assert p.ready_count() == 0
+
+
+def test_unprivileged_user_starts(open_dir):
+    p = Petrel(open_dir, user="nobody")
+    rc, err = run(p)
+    assert rc is None, err
+    assert "running as user nobody" in p.log("system")
+    assert "worker cannot open" not in p.log("system")
+
+
+def test_user_root_runs_as_root_with_a_warning(tmp_path):
+    p = Petrel(tmp_path, user="root")
+    rc, err = run(p)
+    assert rc is None, err
+    assert "warning: running as root" in p.log("system")
+
+
+def test_another_name_for_uid_0_is_refused(tmp_path):
+    """A user name other than root that resolves to uid 0 (a second
+    account with uid 0) is refused: it would run as root unnoticed. The
+    account exists only inside a private mount namespace, over a copy of
+    /etc/passwd."""
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-m", "true"]).returncode != 0:
+        pytest.fail("unshare -m is needed (root in a namespace-capable "
+                    "system)")
+    passwd = tmp_path / "passwd"
+    passwd.write_text(open("/etc/passwd").read() +
+                      "toor:x:0:0:alias of root:/root:/bin/sh\n")
+    p = Petrel(tmp_path, user="toor")
+    argv = ["unshare", "-m", "sh", "-c",
+            'mount --bind "$1" /etc/passwd && exec "$2" -c "$3"', "sh",
+            str(passwd), binary("petreld"), str(p.config)]
+    rc, err = run(p, argv)
+    assert rc == 1, err
+    lines = error_lines(err, "uid 0")
+    assert len(lines) == 1 and "toor" in lines[0], err
+    assert p.ready_count() == 0
