@@ -1476,6 +1476,8 @@ static void smtp_process(struct smtp_session *s)
 			      ? SMTP_AUTH_LINE_MAX
 			      : (size_t)smtp_session_setting(
 					s, SETTING_SMTP_MAX_LINE);
+		if (max > SMTP_LINE_LIMIT)
+			max = SMTP_LINE_LIMIT; /* the size of text below */
 		/* The cap holds before a whole line has arrived (STYLE.md). */
 		lf = io_input_find_lf(s->io, s->skip_line ? avail : max);
 		if (lf < 0) {
@@ -1526,7 +1528,9 @@ static void smtp_process(struct smtp_session *s)
 					   "or NUL in command");
 				smtp_enter_state(s, SMTP_STATE_COMMAND);
 			} else {
-				char text[SMTP_AUTH_LINE_MAX + 1];
+				/* n < max: the line fits, whatever the
+				 * setting (it once overflowed here). */
+				char text[SMTP_LINE_LIMIT + 1];
 				memcpy(text, line, n - 1);
 				text[n - 1] = '\0';
 				io_input_drain(s->io, n + 1);

@@ -44,6 +44,10 @@ enum smtp_stage {
 
 /* RFC 4954 4: a SASL response line may be 12288 octets long. */
 #define SMTP_AUTH_LINE_MAX 12288
+/* The largest smtp.max_line the settings accept (settings.h): a command
+ * line is copied into a buffer of this size, so a longer setting is
+ * clamped to it (a unit test keeps the two equal). */
+#define SMTP_LINE_LIMIT 65536
 #define SMTP_REPLY_MAX 1024
 
 enum smtp_state {
