@@ -16,7 +16,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -173,12 +173,104 @@ static int petreld_mkdir(const char *path, mode_t mode)
 	return 0;
 }
 
-static int petreld_chown_cb(const char *path, const struct stat *st, int flag,
-			    struct FTW *ftw)
+/*
+ * The hand-over of data_dir and log_dir to `user`, done as root on a tree
+ * that user already owns, and so may change while it is walked. Walked by
+ * descriptors: each directory is opened relative to its parent's descriptor
+ * with O_NOFOLLOW and changed with fchown(), so a component swapped for a
+ * symbolic link never leads the walk (or a chown) outside the tree.
+ * Symbolic links are not followed nor changed; a regular file is opened
+ * without following links and changed only when it has one link, since a
+ * hard link planted in the tree could name a file outside it (root's own,
+ * say) and fchown() would hand that file over.
+ */
+#define PETRELD_CHOWN_DEPTH 32
+
+static void petreld_chown_fd(int fd, const char *path)
 {
-	if (lchown(path, petreld.uid, petreld.gid) < 0)
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
 		log_warn("chown %s: %s", path, strerror(errno));
-	return 0;
+		return;
+	}
+	if (st.st_uid == petreld.uid && st.st_gid == petreld.gid)
+		return;
+	if (S_ISREG(st.st_mode) && st.st_nlink != 1) {
+		log_warn("chown %s: not done, the file has %lu links (one "
+			 "may be outside %s)",
+			 path, (unsigned long)st.st_nlink,
+			 petreld.cfg.data_dir);
+		return;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return;
+	if (fchown(fd, petreld.uid, petreld.gid) < 0)
+		log_warn("chown %s: %s", path, strerror(errno));
+}
+
+/* Hands directory dfd (closed here) and all below it to the user. */
+static void petreld_chown_tree(int dfd, const char *path, int depth)
+{
+	char sub[PATH_MAX];
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	int fd;
+
+	petreld_chown_fd(dfd, path);
+	if (depth >= PETRELD_CHOWN_DEPTH) {
+		log_warn("chown %s: more than %d levels deep, not walked", path,
+			 PETRELD_CHOWN_DEPTH);
+		close(dfd);
+		return;
+	}
+	d = fdopendir(dfd);
+	if (d == NULL) {
+		log_warn("chown %s: %s", path, strerror(errno));
+		close(dfd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			fd = openat(dirfd(d), e->d_name,
+				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					    O_CLOEXEC);
+			if (fd >= 0)
+				petreld_chown_tree(fd, sub, depth + 1);
+			continue;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		/* O_NONBLOCK: a FIFO swapped in never blocks the open. */
+		fd = openat(dirfd(d), e->d_name,
+			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+				    O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		petreld_chown_fd(fd, sub);
+		close(fd);
+	}
+	closedir(d);
+}
+
+/* The top, `path`, is the config's: the directories above it are the
+ * administrator's, but it must not itself be a symbolic link. */
+static void petreld_chown(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_warn("chown %s: %s (not handed over to the user)", path,
+			 strerror(errno));
+		return;
+	}
+	petreld_chown_tree(fd, path, 0);
 }
 
 /*
@@ -190,6 +282,7 @@ static int petreld_chown_cb(const char *path, const struct stat *st, int flag,
 static void petreld_drop_privileges(const struct config *cfg)
 {
 	struct passwd *pw;
+	size_t n;
 
 	if (geteuid() != 0)
 		return;
@@ -208,8 +301,13 @@ static void petreld_drop_privileges(const struct config *cfg)
 	}
 	petreld.uid = pw->pw_uid;
 	petreld.gid = pw->pw_gid;
-	nftw(cfg->data_dir, petreld_chown_cb, 32, FTW_PHYS);
-	nftw(cfg->log_dir, petreld_chown_cb, 32, FTW_PHYS);
+	petreld_chown(cfg->data_dir);
+	/* Inside data_dir it was done; walking it again from its path
+	 * would follow a link planted in a component between the two. */
+	n = strlen(cfg->data_dir);
+	if (strncmp(cfg->log_dir, cfg->data_dir, n) != 0 ||
+	    cfg->log_dir[n] != '/')
+		petreld_chown(cfg->log_dir);
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0)
 		fatal("cannot drop privileges to %s: %s", cfg->user,

@@ -1,5 +1,5 @@
-"""petreld's start-up as root: the privilege drop and the paths the dropped
-user must reach. The tests run as root (they skip otherwise) and
+"""petreld's start-up as root: the privilege drop, the paths the dropped
+user must reach and the hand-over of data_dir to that user. The tests run as root (they skip otherwise) and
 use the existing unprivileged account `nobody`."""
 import os
 import pwd
@@ -111,3 +111,36 @@ def test_another_name_for_uid_0_is_refused(tmp_path):
     lines = error_lines(err, "uid 0")
     assert len(lines) == 1 and "toor" in lines[0], err
     assert p.ready_count() == 0
+
+
+# --- defect 8: the hand-over of data_dir never leaves it -----------------
+
+def test_chown_of_data_dir_stays_inside(open_dir):
+    """data_dir holds a symlink to a file outside, a symlink to a folder
+    outside and a hard link to a file outside (what the unprivileged user
+    could plant there): none of the outside files changes owner, while
+    data_dir's own files go to the user."""
+    outside = open_dir / "outside"
+    outside.write_text("root's\n")
+    outdir = open_dir / "outdir"
+    outdir.mkdir()
+    (outdir / "inner").write_text("root's too\n")
+    hard_target = open_dir / "hard-target"
+    hard_target.write_text("root's as well\n")
+    p = Petrel(open_dir, user="nobody")
+    (p.data_dir / "link-file").symlink_to(outside)
+    (p.data_dir / "link-dir").symlink_to(outdir)
+    sub = p.data_dir / "sub" / "deeper"
+    sub.mkdir(parents=True)
+    os.link(hard_target, sub / "hard")
+    (sub / "own").write_text("data_dir's\n")
+    rc, err = run(p)
+    assert rc is None, err
+    for path in (outside, outdir, outdir / "inner", hard_target):
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid) == (0, 0), path
+    for path in (p.data_dir, p.data_dir / "petrel.db", p.data_dir / "sub",
+                 sub, sub / "own"):
+        assert os.stat(path).st_uid == NOBODY.pw_uid, path
+    assert "sub/deeper/hard: not done, the file has 2 links" in \
+        p.log("system")
