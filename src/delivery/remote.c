@@ -1781,9 +1781,14 @@ void remote_submit(struct remote *r, struct remote_job *job)
 
 /* ---- the whole ---- */
 
-/* Reads "user password" from the smarthost_auth file, which must not be
- * readable or writable by others (credentials never sit in a
- * world-readable file). Returns 0, or -1 with *error_r. */
+/*
+ * Reads "user password" from the smarthost_auth file. Credentials never
+ * sit where someone else may read or change them: the file must belong to
+ * root or to the user petreld runs as, give nothing to others, and give
+ * its group at most read, and that only when the group is petreld's own
+ * (root:petrel 0640, as packages lay such files out). Returns 0, or -1
+ * with *error_r.
+ */
 static int remote_auth_load(struct remote *r, const char *path,
 			    const char **error_r)
 {
@@ -1802,12 +1807,32 @@ static int remote_auth_load(struct remote *r, const char *path,
 		*error_r = err;
 		return -1;
 	}
-	if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0 || !S_ISREG(st.st_mode)) {
+	if ((st.st_mode & S_IRWXO) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		snprintf(err, sizeof(err),
 			 "smarthost_auth %s must be a file that others can "
 			 "not read (chmod 600)",
 			 path);
+		*error_r = err;
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		close(fd);
+		snprintf(err, sizeof(err),
+			 "smarthost_auth %s is owned by uid %ld: it must "
+			 "belong to root or to the user petreld runs as",
+			 path, (long)st.st_uid);
+		*error_r = err;
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IXGRP)) != 0 ||
+	    ((st.st_mode & S_IRGRP) != 0 && st.st_gid != getegid())) {
+		close(fd);
+		snprintf(err, sizeof(err),
+			 "smarthost_auth %s: its group (gid %ld, mode %03o) "
+			 "may read it: chmod 600, or give it to petreld's own "
+			 "group with mode 640",
+			 path, (long)st.st_gid, (unsigned)(st.st_mode & 0777));
 		*error_r = err;
 		return -1;
 	}

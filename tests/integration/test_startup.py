@@ -1,8 +1,10 @@
 """petreld's start-up as root: the privilege drop, the paths the dropped
-user must reach and the hand-over of data_dir to that user. The tests run as root (they skip otherwise) and
+user must reach, the hand-over of data_dir to that user, and the checks on
+the smarthost_auth file. The tests run as root (they skip otherwise) and
 use the existing unprivileged account `nobody`."""
 import os
 import pwd
+import grp
 import shutil
 import subprocess
 import tempfile
@@ -68,9 +70,10 @@ def test_unreachable_data_dir_exits_with_one_line(tmp_path):
     p = Petrel(locked, user="nobody")
     rc, err = run(p)
     assert rc == 1, err
-    lines = error_lines(err, "cannot")
+    lines = error_lines(err, "fatal:")
     assert len(lines) == 1, err
-    assert "nobody" in lines[0] and str(p.data_dir) in lines[0], lines
+    assert "user nobody cannot open" in lines[0], lines
+    assert str(p.data_dir) in lines[0], lines
     assert "worker cannot open" not in err
     assert p.ready_count() == 0
 
@@ -108,8 +111,9 @@ def test_another_name_for_uid_0_is_refused(tmp_path):
             str(passwd), binary("petreld"), str(p.config)]
     rc, err = run(p, argv)
     assert rc == 1, err
-    lines = error_lines(err, "uid 0")
-    assert len(lines) == 1 and "toor" in lines[0], err
+    lines = error_lines(err, "fatal:")
+    assert len(lines) == 1, err
+    assert '"toor" has uid 0' in lines[0], lines
     assert p.ready_count() == 0
 
 
@@ -144,3 +148,49 @@ def test_chown_of_data_dir_stays_inside(open_dir):
         assert os.stat(path).st_uid == NOBODY.pw_uid, path
     assert "sub/deeper/hard: not done, the file has 2 links" in \
         p.log("system")
+
+
+# --- 9: the smarthost_auth file ------------------------------------------
+
+def smarthost(p_dir, mode, uid=0, gid=0, user="root"):
+    secret = p_dir / "relay.auth"
+    secret.write_text("petrel Xk7-secret-9\n")
+    os.chown(secret, uid, gid)
+    secret.chmod(mode)
+    return Petrel(p_dir, user=user, smarthost="127.0.0.4:25",
+                  smarthost_auth=str(secret))
+
+
+def test_smarthost_auth_0600_is_accepted(tmp_path):
+    rc, err = run(smarthost(tmp_path, 0o600))
+    assert rc is None, err
+
+
+def test_smarthost_auth_readable_by_another_group_is_refused(tmp_path):
+    """0640 with a group that is not petreld's own: its members could read
+    the password."""
+    p = smarthost(tmp_path, 0o640, gid=grp.getgrnam("nogroup").gr_gid)
+    rc, err = run(p)
+    assert rc == 1, err
+    lines = error_lines(err, "fatal:")
+    assert len(lines) == 1, err
+    assert "smarthost_auth" in lines[0] and "relay.auth" in lines[0], lines
+    assert "may read it" in lines[0], lines
+    assert "Xk7-secret-9" not in err
+
+
+def test_smarthost_auth_owned_by_another_user_is_refused(tmp_path):
+    p = smarthost(tmp_path, 0o600, uid=NOBODY.pw_uid)
+    rc, err = run(p)
+    assert rc == 1, err
+    lines = error_lines(err, "fatal:")
+    assert len(lines) == 1, err
+    assert "smarthost_auth" in lines[0] and "owned by" in lines[0], lines
+
+
+def test_smarthost_auth_root_and_petreld_group_is_accepted(open_dir):
+    """The packaged layout: root:<petreld's group> 0640, read by the
+    dropped user through its group."""
+    p = smarthost(open_dir, 0o640, gid=NOBODY.pw_gid, user="nobody")
+    rc, err = run(p)
+    assert rc is None, err
