@@ -10,11 +10,14 @@
 #include "policy/policy.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "directory/settings.h"
 #include "lib/addr.h"
+#include "lib/addrlist.h"
 
 static int policy_on(const struct policy_facts *f, enum settings_id id)
 {
@@ -183,4 +186,286 @@ const char *policy_check_from(const struct policy_facts *f, int parsed,
 		}
 	}
 	return NULL;
+}
+
+/* ---- From: fields as written ---- */
+
+#define POLICY_DOMAIN_MAX 255	    /* RFC 1035 2.3.4 */
+#define POLICY_DOMAIN_WINDOW 1024   /* bytes read after an "@" */
+#define POLICY_FROM_ATS 1024	    /* "@"s looked at in all From: fields */
+#define POLICY_FROM_VALUE_MAX 65536 /* bytes of one From: field */
+
+enum policy_scan_verdict {
+	POLICY_SCAN_CLEAN,
+	POLICY_SCAN_LOCAL,    /* a local domain appears */
+	POLICY_SCAN_TOO_MUCH, /* more than we look at: fail closed */
+	POLICY_SCAN_LOOKUP,   /* is_local failed */
+	POLICY_SCAN_NOMEM,
+};
+
+struct policy_scan {
+	policy_local_domain_fn *is_local;
+	void *ctx;
+	char seen[POLICY_FROM_DOMAINS][POLICY_DOMAIN_MAX + 1];
+	size_t nseen, nats;
+	enum policy_scan_verdict verdict;
+};
+
+static int policy_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Skips white space, line ends and comments (nested, with quoted pairs):
+ * RFC 5322 4.4 (obs-domain) lets CFWS stand around "@" and the dots of a
+ * domain, and mail readers take it. */
+static const char *policy_skip_cfws(const char *p, const char *end)
+{
+	size_t depth = 0;
+
+	while (p < end) {
+		if (*p == '(')
+			depth++;
+		else if (*p == ')' && depth > 0)
+			depth--;
+		else if (*p == '\\' && depth > 0 && p + 1 < end)
+			p++;
+		else if (depth == 0 && !policy_ws(*p))
+			break;
+		p++;
+	}
+	return p;
+}
+
+static int policy_label_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '_' || c >= 0x80;
+}
+
+/*
+ * Reads the domain that follows an "@" (p is just after it) into out, lower
+ * case: labels of letters, digits, "-", "_", 8-bit bytes and quoted pairs,
+ * dots between them with CFWS around, trailing dots dropped; or a domain
+ * literal. Returns its length: 0 when there is none or it is too long.
+ */
+static size_t policy_domain_at(const char *p, const char *end, char *out)
+{
+	size_t k = 0;
+
+	if (end - p > POLICY_DOMAIN_WINDOW)
+		end = p + POLICY_DOMAIN_WINDOW;
+	p = policy_skip_cfws(p, end);
+	if (p < end && *p == '[') {
+		while (p < end && *p != ']' && k < POLICY_DOMAIN_MAX - 1)
+			out[k++] = *p++;
+		if (p == end || *p != ']')
+			return 0;
+		out[k++] = ']';
+		out[k] = '\0';
+		return k;
+	}
+	for (;;) {
+		const char *q;
+
+		while (p < end) {
+			unsigned char c = (unsigned char)*p;
+
+			if (c == '\\' && p + 1 < end &&
+			    policy_label_char((unsigned char)p[1]))
+				c = (unsigned char)*++p;
+			if (!policy_label_char(c))
+				break;
+			if (k == POLICY_DOMAIN_MAX)
+				return 0;
+			out[k++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+			p++;
+		}
+		q = policy_skip_cfws(p, end);
+		if (q == end || *q != '.')
+			break;
+		if (k == POLICY_DOMAIN_MAX)
+			return 0;
+		out[k++] = '.';
+		p = policy_skip_cfws(q + 1, end);
+	}
+	while (k > 0 && out[k - 1] == '.')
+		k--;
+	out[k] = '\0';
+	return k;
+}
+
+/* Looks the domain up once; sets the verdict when it is ours. */
+static void policy_scan_domain(struct policy_scan *sc, const char *domain)
+{
+	int r;
+
+	for (size_t i = 0; i < sc->nseen; i++)
+		if (strcmp(sc->seen[i], domain) == 0)
+			return;
+	if (sc->nseen == POLICY_FROM_DOMAINS) {
+		sc->verdict = POLICY_SCAN_TOO_MUCH;
+		return;
+	}
+	snprintf(sc->seen[sc->nseen++], POLICY_DOMAIN_MAX + 1, "%s", domain);
+	r = sc->is_local(sc->ctx, domain);
+	if (r < 0)
+		sc->verdict = POLICY_SCAN_LOOKUP;
+	else if (r > 0)
+		sc->verdict = POLICY_SCAN_LOCAL;
+}
+
+/* Every "@" of the text, wherever it is: address, quoted display name,
+ * comment, group. */
+static void policy_scan_text(struct policy_scan *sc, const char *p, size_t n)
+{
+	const char *end = p + n, *at = p;
+	char domain[POLICY_DOMAIN_MAX + 1];
+
+	while (sc->verdict == POLICY_SCAN_CLEAN && at < end &&
+	       (at = memchr(at, '@', (size_t)(end - at))) != NULL) {
+		if (++sc->nats > POLICY_FROM_ATS) {
+			sc->verdict = POLICY_SCAN_TOO_MUCH;
+			return;
+		}
+		at++;
+		if (policy_domain_at(at, end, domain) > 0)
+			policy_scan_domain(sc, domain);
+	}
+}
+
+/* One From: field value: as written, then with its RFC 2047 encoded-words
+ * decoded ("=?utf-8?q?postmaster=40example.test?="), which some readers
+ * decode even where RFC 2047 5 forbids them. */
+static void policy_scan_field(struct policy_scan *sc, const char *p, size_t n)
+{
+	size_t size;
+	char *text;
+
+	if (n > POLICY_FROM_VALUE_MAX) {
+		sc->verdict = POLICY_SCAN_TOO_MUCH;
+		return;
+	}
+	policy_scan_text(sc, p, n);
+	if (sc->verdict != POLICY_SCAN_CLEAN || memchr(p, '=', n) == NULL)
+		return;
+	/* A B word of 4 characters gives 3 bytes, each at most 3 in UTF-8
+	 * (ISO-8859-1, Windows-1252). */
+	size = 3 * n + 1;
+	text = malloc(size);
+	if (text == NULL) {
+		sc->verdict = POLICY_SCAN_NOMEM;
+		return;
+	}
+	policy_scan_text(sc, text, addrlist_decode_words(p, n, text, size));
+	free(text);
+}
+
+/*
+ * Walks the header section of msg (up to the first empty line) as a
+ * lenient reader would: a field is a line that does not start with white
+ * space, with its continuation lines; its name ends at the colon, white
+ * space before the colon allowed (RFC 5322 4.5.3). Scans each From field
+ * when sc is not NULL. Returns the number of From fields.
+ */
+static size_t policy_from_fields(const char *msg, size_t len,
+				 struct policy_scan *sc)
+{
+	const char *p = msg, *end = msg + len, *value = NULL, *vend = NULL;
+	size_t nfrom = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl != NULL ? nl : end, *next = eol;
+		const char *colon, *ne;
+
+		if (nl != NULL)
+			next = nl + 1;
+		if (eol > p && eol[-1] == '\r')
+			eol--;
+		if (eol == p)
+			break; /* the empty line: the body follows */
+		if (*p == ' ' || *p == '\t') {
+			if (value != NULL)
+				vend = eol;
+			p = next;
+			continue;
+		}
+		if (value != NULL && sc != NULL &&
+		    sc->verdict == POLICY_SCAN_CLEAN)
+			policy_scan_field(sc, value, (size_t)(vend - value));
+		value = NULL;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon != NULL) {
+			ne = colon;
+			while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+				ne--;
+			if (ne - p == 4 && strncasecmp(p, "from", 4) == 0) {
+				nfrom++;
+				value = colon + 1;
+				vend = eol;
+			}
+		}
+		p = next;
+	}
+	if (value != NULL && sc != NULL && sc->verdict == POLICY_SCAN_CLEAN)
+		policy_scan_field(sc, value, (size_t)(vend - value));
+	return nfrom;
+}
+
+const char *policy_check_from_raw(const struct policy_facts *f, int parsed,
+				  const char *msg, size_t len,
+				  policy_local_domain_fn *is_local, void *ctx,
+				  const char **reason_r)
+{
+	struct policy_scan *sc;
+	size_t nfrom = policy_from_fields(msg, len, NULL);
+	enum policy_scan_verdict v;
+
+	if (f->auth != NULL) {
+		/* policy_check_from has seen one From:, but a reader may
+		 * show a second one written "From :". */
+		if (nfrom <= 1 ||
+		    !policy_on(f, SETTING_AUTH_MATCH_FROM_HEADER) ||
+		    policy_exempt(f, "auth.match_from_header"))
+			return NULL;
+		*reason_r = "auth.match_from_header: more than one From: field";
+		return "550 5.7.1 Message needs one valid From: header";
+	}
+	if (!policy_on(f, SETTING_AUTH_REQUIRE_FOR_ROLE_SENDERS) ||
+	    policy_exempt(f, "auth.require_for_role_senders") ||
+	    (parsed && nfrom <= 1))
+		return NULL;
+	sc = calloc(1, sizeof(*sc));
+	if (sc == NULL) {
+		*reason_r = "out of memory";
+		return "451 4.3.1 Insufficient system storage";
+	}
+	sc->is_local = is_local;
+	sc->ctx = ctx;
+	policy_from_fields(msg, len, sc);
+	v = sc->verdict;
+	free(sc);
+	switch (v) {
+	case POLICY_SCAN_CLEAN:
+		return NULL;
+	case POLICY_SCAN_LOCAL:
+		*reason_r = "auth.require_for_role_senders: a local domain "
+			    "in a From: that does not parse, without AUTH";
+		return "550 5.7.1 Authentication required for this From: "
+		       "address";
+	case POLICY_SCAN_TOO_MUCH:
+		*reason_r = "auth.require_for_role_senders: a From: that "
+			    "does not parse and is too large to check, "
+			    "without AUTH";
+		return "550 5.7.1 Authentication required for this From: "
+		       "address";
+	case POLICY_SCAN_LOOKUP:
+		*reason_r = "directory lookup failed";
+		return "451 4.3.0 Temporary lookup failure";
+	case POLICY_SCAN_NOMEM:
+		break;
+	}
+	*reason_r = "out of memory";
+	return "451 4.3.1 Insufficient system storage";
 }

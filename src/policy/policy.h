@@ -74,6 +74,32 @@ const char *policy_check_from(const struct policy_facts *f, int parsed,
 			      const struct policy_from *from, size_t n,
 			      const char **reason_r);
 
+/* Is domain (lower case) one of ours? 1 yes, 0 no, -1 the lookup failed. */
+typedef int policy_local_domain_fn(void *ctx, const char *domain);
+
+/*
+ * After DATA, when policy_check_from accepted: the From: fields as
+ * written. msg is the message (len bytes; its header section is read up
+ * to the first empty line); parsed as for policy_check_from. With AUTH,
+ * a second From-like field is refused under auth.match_from_header.
+ * Without AUTH, a From: that the address parser could not read as one
+ * field (two From: fields, a group, bad syntax), or a second From-like
+ * field ("From :", which the header parser does not count), is refused
+ * under auth.require_for_role_senders when a local domain appears in any
+ * of them after an "@": in an address, a display name, a comment, a group
+ * or an RFC 2047 encoded-word. Which address a mail reader shows for such
+ * a header is anyone's guess, so its local part is not trusted either.
+ * is_local is asked about each distinct domain (at most
+ * POLICY_FROM_DOMAINS of them; past that, or past 1,024 "@"s or a field
+ * of 64 KiB, the From: is refused: fail closed).
+ * Returns NULL to accept, or the whole reply (static) with *reason_r set.
+ */
+#define POLICY_FROM_DOMAINS 32
+const char *policy_check_from_raw(const struct policy_facts *f, int parsed,
+				  const char *msg, size_t len,
+				  policy_local_domain_fn *is_local, void *ctx,
+				  const char **reason_r);
+
 /* 1 when local is a role name whose mail must be authenticated. */
 int policy_role_local_part(const char *local);
 

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -555,6 +557,14 @@ static const struct from_case from_cases[] = {
 	 1,
 	 {{"postmaster@example.test", 1, ALICE}},
 	 NULL},
+	{"no auth, local role second of two",
+	 {NULL},
+	 NULL,
+	 0,
+	 1,
+	 2,
+	 {{"x@remote.test", 0, NULL}, {"postmaster@example.test", 1, NULL}},
+	 "550 5.7.1"},
 	{"no auth, remote role From",
 	 {NULL},
 	 NULL,
@@ -596,6 +606,333 @@ static void test_from_table(void **state)
 	}
 }
 
+/* Our domains for policy_check_from_raw; "fail.test" fails the lookup. */
+static size_t raw_lookups;
+
+static int raw_is_local(void *ctx, const char *domain)
+{
+	(void)ctx;
+	raw_lookups++;
+	if (strcmp(domain, "fail.test") == 0)
+		return -1;
+	return strcmp(domain, "example.test") == 0 ||
+	       strcmp(domain, "example.org") == 0;
+}
+
+struct raw_case {
+	const char *name;
+	const char *settings[3];
+	const char *auth;
+	int trusted, parsed;
+	const char *msg;
+	const char *want;
+};
+
+#define RAW_REFUSED "550 5.7.1 Authentication required for this From: address"
+
+static const struct raw_case raw_cases[] = {
+	/* Without AUTH: where a local domain appears in a From: that the
+	 * address parser did not take, the From: is refused. */
+	{"two From: fields",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x@remote.test\r\nFrom: postmaster@example.test\r\n\r\nb\r\n",
+	 RAW_REFUSED},
+	{"two From: fields, the same role",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: postmaster@example.test\r\nFrom: postmaster@example.test\r\n"
+	 "\r\n",
+	 RAW_REFUSED},
+	{"group",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x: postmaster@example.test;\r\n",
+	 RAW_REFUSED},
+	{"group, upper case",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x: Postmaster@EXAMPLE.Test;\r\n",
+	 RAW_REFUSED},
+	{"group, trailing dot",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x: postmaster@example.test.;\r\n",
+	 RAW_REFUSED},
+	{"group, folded",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "Subject: s\r\nFrom: x: a@remote.test,\r\n\tpostmaster@example.test;"
+	 "\r\nTo: y@example.org\r\n\r\n",
+	 RAW_REFUSED},
+	{"group, local non-role account",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x: alice@example.test;\r\n",
+	 RAW_REFUSED},
+	{"in a comment",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: <x@remote.test (postmaster@example.test)\r\n",
+	 RAW_REFUSED},
+	{"in a quoted display name",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: \"postmaster@example.test\" <x@remote.test>, (\r\n",
+	 RAW_REFUSED},
+	{"quoted pair in the domain",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: \"postmaster@exam\\ple.test\" <x@remote.test>>\r\n",
+	 RAW_REFUSED},
+	{"CFWS around @ and dots",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: postmaster @ (c) example ( x ) . test, (\r\n",
+	 RAW_REFUSED},
+	{"Q encoded-word",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: =?utf-8?q?postmaster=40example=2Etest?= <x@remote.test>>\r\n",
+	 RAW_REFUSED},
+	{"B encoded-word in a group",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: g: =?utf-8?b?cG9zdG1hc3RlckBleGFtcGxlLnRlc3Q=?= "
+	 "<x@remote.test>;\r\n",
+	 RAW_REFUSED},
+	{"second field written From :",
+	 {NULL},
+	 NULL,
+	 0,
+	 1,
+	 "From: x@remote.test\r\nFrom : postmaster@example.test\r\n\r\n",
+	 RAW_REFUSED},
+	{"From: after a line that is not a field",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "Subject: s\r\nnot a field\r\nFrom: postmaster@example.test\r\n\r\n",
+	 RAW_REFUSED},
+	{"trusted, not exempt",
+	 {NULL},
+	 NULL,
+	 1,
+	 0,
+	 "From: x: postmaster@example.test;\r\n",
+	 RAW_REFUSED},
+	/* Fail closed when there is more than we look at. */
+	{"too many domains",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: g: a@d1.test, a@d2.test, a@d3.test, a@d4.test, a@d5.test, "
+	 "a@d6.test, a@d7.test, a@d8.test, a@d9.test, a@d10.test, a@d11.test, "
+	 "a@d12.test, a@d13.test, a@d14.test, a@d15.test, a@d16.test, "
+	 "a@d17.test, a@d18.test, a@d19.test, a@d20.test, a@d21.test, "
+	 "a@d22.test, a@d23.test, a@d24.test, a@d25.test, a@d26.test, "
+	 "a@d27.test, a@d28.test, a@d29.test, a@d30.test, a@d31.test, "
+	 "a@d32.test, a@d33.test;\r\n",
+	 RAW_REFUSED},
+	{"lookup failure",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: g: a@fail.test;\r\n",
+	 "451 4.3.0"},
+	/* Accepted as before. */
+	{"remote group",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x: postmaster@remote.test;\r\n",
+	 NULL},
+	{"two remote From: fields",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: a@remote.test\r\nFrom: b@remote.test\r\n\r\n",
+	 NULL},
+	{"not an address, no @",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: postmaster example.test\r\n",
+	 NULL},
+	{"a subdomain is not ours",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x: a@mail.example.test, b@example.test.evil.test;\r\n",
+	 NULL},
+	{"domain literal",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x: a@[192.0.2.1];\r\n",
+	 NULL},
+	{"no From:", {NULL}, NULL, 0, 0, "Subject: s\r\n\r\nb\r\n", NULL},
+	{"From: in the body",
+	 {NULL},
+	 NULL,
+	 0,
+	 0,
+	 "Subject: s\r\n\r\nFrom: postmaster@example.test\r\n",
+	 NULL},
+	{"parsed: policy_check_from decides",
+	 {NULL},
+	 NULL,
+	 0,
+	 1,
+	 "From: postmaster@example.test\r\n\r\n",
+	 NULL},
+	{"rule off",
+	 {"auth.require_for_role_senders=off", NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x: postmaster@example.test;\r\n",
+	 NULL},
+	{"trusted, exempt",
+	 {"trusted.exempt_from=auth.require_for_role_senders", NULL},
+	 NULL,
+	 1,
+	 0,
+	 "From: x: postmaster@example.test;\r\n",
+	 NULL},
+	{"local senders rule off too",
+	 {"auth.require_for_local_senders=off", NULL},
+	 NULL,
+	 0,
+	 0,
+	 "From: x: postmaster@example.test;\r\n",
+	 RAW_REFUSED},
+	/* With AUTH: one From: field, "From :" counted. */
+	{"auth, second field written From :",
+	 {NULL},
+	 ALICE,
+	 0,
+	 1,
+	 "From: alice@example.test\r\nFrom : bob@example.test\r\n\r\n",
+	 "550 5.7.1 Message needs one valid From: header"},
+	{"auth, one field",
+	 {NULL},
+	 ALICE,
+	 0,
+	 1,
+	 "From: alice@example.test\r\nSubject: s\r\n\r\n",
+	 NULL},
+	{"auth, From : counted, rule off",
+	 {"auth.match_from_header=off", NULL},
+	 ALICE,
+	 0,
+	 1,
+	 "From: alice@example.test\r\nFrom : bob@example.test\r\n\r\n",
+	 NULL},
+};
+
+static void test_from_raw_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(raw_cases) / sizeof(raw_cases[0]); i++) {
+		const struct raw_case *c = &raw_cases[i];
+		struct settings *set = settings_with(c->settings);
+		const char *reason = NULL, *got;
+		struct policy_facts f = {.settings = set,
+					 .client_ip = "192.0.2.1",
+					 .auth = c->auth,
+					 .trusted = c->trusted,
+					 .now = 1700000000};
+
+		got = policy_check_from_raw(&f, c->parsed, c->msg,
+					    strlen(c->msg), raw_is_local, NULL,
+					    &reason);
+		check_verdict(c->name, got, c->want, reason);
+		settings_unref(set);
+	}
+}
+
+/* A From: past the bounds is refused without looking at every "@". */
+static void test_from_raw_bounds(void **state)
+{
+	struct settings *set = settings_new();
+	struct policy_facts f = {.settings = set, .client_ip = "192.0.2.1"};
+	const char *reason = NULL, *got;
+	char *msg = malloc(70000);
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(set);
+	assert_non_null(msg);
+	/* 1,025 "@"s of one remote domain in a group: one lookup. */
+	n = (size_t)snprintf(msg, 70000, "From: g: ");
+	for (int i = 0; i < 1025; i++)
+		n += (size_t)snprintf(msg + n, 70000 - n, "a@r.test,");
+	n += (size_t)snprintf(msg + n, 70000 - n, ";\r\n\r\n");
+	raw_lookups = 0;
+	got = policy_check_from_raw(&f, 0, msg, n, raw_is_local, NULL, &reason);
+	check_verdict("too many @", got, RAW_REFUSED, reason);
+	assert_int_equal(raw_lookups, 1);
+	/* 1,024 are looked at. */
+	n = (size_t)snprintf(msg, 70000, "From: g: ");
+	for (int i = 0; i < 1024; i++)
+		n += (size_t)snprintf(msg + n, 70000 - n, "a@r.test,");
+	n += (size_t)snprintf(msg + n, 70000 - n, ";\r\n\r\n");
+	got = policy_check_from_raw(&f, 0, msg, n, raw_is_local, NULL, &reason);
+	check_verdict("1024 @", got, NULL, reason);
+	/* A field over 64 KiB. */
+	n = (size_t)snprintf(msg, 70000, "From: g:");
+	memset(msg + n, ' ', 66000);
+	n += 66000;
+	n += (size_t)snprintf(msg + n, 70000 - n, ";\r\n\r\n");
+	got = policy_check_from_raw(&f, 0, msg, n, raw_is_local, NULL, &reason);
+	check_verdict("long field", got, RAW_REFUSED, reason);
+	/* Comments that never close after many "@": linear, one domain
+	 * window each. */
+	n = (size_t)snprintf(msg, 70000, "From: ");
+	for (int i = 0; i < 1000; i++)
+		n += (size_t)snprintf(msg + n, 70000 - n, "@(");
+	n += (size_t)snprintf(msg + n, 70000 - n, "\r\n\r\n");
+	got = policy_check_from_raw(&f, 0, msg, n, raw_is_local, NULL, &reason);
+	check_verdict("open comments", got, NULL, reason);
+	free(msg);
+	settings_unref(set);
+}
+
 static void test_role_names(void **state)
 {
 	(void)state;
@@ -613,6 +950,8 @@ int main(void)
 		cmocka_unit_test(test_mail_table),
 		cmocka_unit_test(test_rcpt_table),
 		cmocka_unit_test(test_from_table),
+		cmocka_unit_test(test_from_raw_table),
+		cmocka_unit_test(test_from_raw_bounds),
 		cmocka_unit_test(test_role_names),
 	};
 
