@@ -346,6 +346,7 @@ static void smtp_filter_work(void *thread_state, void *arg)
 	struct filter_facts f;
 	char primary[256] = "";
 
+	smtp_test_slow_job("FILTER");
 	if (d == NULL) {
 		j->failed = 1;
 		snprintf(j->error, sizeof(j->error), "no directory handle");
@@ -403,6 +404,7 @@ static void smtp_filter_done(void *arg)
 	const struct filter_rules *rules = filter_set_rules(j->set);
 	char mid[300];
 
+	s->jobs--;
 	if (smtp_stage_gone(s)) {
 		smtp_filter_job_free(j);
 		return;
@@ -551,8 +553,10 @@ void smtp_stage_filter(struct smtp_session *s)
 		return;
 	}
 	smtp_stage_wait(s);
+	s->jobs++;
 	if (io_workers_submit(s->env->workers, smtp_filter_work,
 			      smtp_filter_done, j) < 0) {
+		s->jobs--;
 		smtp_filter_job_free(j);
 		goto nomem;
 	}

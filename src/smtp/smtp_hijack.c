@@ -89,6 +89,7 @@ static void smtp_hijack_reply_done(void *arg, int ok, const char *text)
 {
 	struct smtp_session *s = arg;
 
+	s->jobs--;
 	if (smtp_stage_gone(s))
 		return;
 	if (!ok) {
@@ -152,14 +153,17 @@ void smtp_stage_hijack(struct smtp_session *s)
 		hijack_reply_word(buf_cstr(&s->msg), s->msg.len, word,
 				  sizeof(word));
 		smtp_stage_wait(s);
+		s->jobs++;
 		if (hijacking_reply(s->env, s->id, s->auth,
 				    s->hijack_reply->token,
 				    s->hijack_reply->domain, word,
-				    smtp_hijack_reply_done, s) < 0)
+				    smtp_hijack_reply_done, s) < 0) {
+			s->jobs--;
 			smtp_session_refuse(s,
 					    "451 4.3.1 Insufficient system "
 					    "storage",
 					    "out of memory");
+		}
 		return;
 	}
 	if (s->auth[0] == '\0') {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -303,12 +304,16 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 
 static void smtp_session_free(struct smtp_session *s)
 {
-	if (s->state == SMTP_STATE_BUSY && s->delay == NULL && !s->gone) {
-		/* A worker holds the session: finish when it returns. */
-		s->gone = 1;
-		io_free(s->io);
-		s->io = NULL;
-		smtp_server_session_closed(s->srv, s, s->ip);
+	if (s->jobs > 0) {
+		/* A worker holds the session: the job's end frees it. */
+		if (!s->gone) {
+			s->gone = 1;
+			io_free(s->io);
+			s->io = NULL;
+			io_timer_free(s->delay);
+			s->delay = NULL;
+			smtp_server_session_closed(s->srv, s, s->ip);
+		}
 		return;
 	}
 	if (!s->gone || s->io != NULL)
@@ -831,6 +836,7 @@ static void smtp_auth_work(void *thread_state, void *arg)
 {
 	struct smtp_auth_job *j = arg;
 
+	smtp_test_slow_job("AUTH");
 	j->result = screening_login_check(
 		thread_state, j->screen, j->user, j->pass, sizeof(j->pass),
 		j->ip, j->now, &j->account, &j->reason, j->fp);
@@ -841,12 +847,16 @@ static void smtp_auth_done(void *arg)
 	struct smtp_auth_job *j = arg;
 	struct smtp_session *s = j->s;
 	char safe_user[128];
-	int64_t delay = smtp_session_setting(s, SETTING_AUTH_FAIL_DELAY_MS);
+	int64_t delay;
 
+	s->jobs--;
 	if (s->gone) {
+		smtp_session_log(s, LOG_EVENT,
+				 "authentication check over, client gone");
 		smtp_session_free(s);
 		goto out;
 	}
+	delay = smtp_session_setting(s, SETTING_AUTH_FAIL_DELAY_MS);
 	/* Frozen by hijack detection a moment ago: the directory may not
 	 * know it yet. */
 	if (j->result == 1 && hijacking_frozen(s->env, j->account.address)) {
@@ -928,8 +938,10 @@ static void smtp_auth_verify(struct smtp_session *s, const char *user,
 	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
 	s->state = SMTP_STATE_BUSY;
 	io_pause(s->io);
+	s->jobs++;
 	if (io_workers_submit(s->env->workers, smtp_auth_work, smtp_auth_done,
 			      j) < 0) {
+		s->jobs--;
 		sodium_memzero(j, sizeof(*j));
 		free(j);
 		smtp_session_reply(
@@ -1203,6 +1215,7 @@ static void smtp_message_saved(void *arg)
 	struct smtp_session *s = x->s;
 	char mid[300];
 
+	s->jobs--;
 	if (x->c.ok) {
 		log_sanitize(mid, sizeof(mid), x->c.message_id,
 			     strlen(x->c.message_id));
@@ -1245,6 +1258,7 @@ static void smtp_commit_work_ctx(void *thread_state, void *arg)
 {
 	struct smtp_commit_ctx *x = arg;
 
+	smtp_test_slow_job("COMMIT");
 	smtp_commit_work(thread_state, &x->c);
 }
 
@@ -1368,8 +1382,10 @@ static void smtp_commit_message(struct smtp_session *s)
 			 c->msg.len, (size_t)s->reader.lines);
 	s->state = SMTP_STATE_BUSY;
 	io_pause(s->io);
+	s->jobs++;
 	if (io_workers_submit(s->env->commit_workers, smtp_commit_work_ctx,
 			      smtp_message_saved, x) < 0) {
+		s->jobs--;
 		smtp_commit_free(c);
 		free(x);
 		smtp_session_reply(s, "451 4.3.1 Insufficient system storage");
@@ -1443,9 +1459,31 @@ int smtp_stage_gone(struct smtp_session *s)
 {
 	if (!s->gone)
 		return 0;
+	smtp_session_log(s, LOG_EVENT, "message dropped, client gone");
 	smtp_session_free(s);
 	return 1;
 }
+
+#ifdef PETREL_SANITIZE
+void smtp_test_slow_job(const char *kind)
+{
+	char name[64];
+	const char *v;
+	char *end;
+	long ms;
+
+	snprintf(name, sizeof(name), "PETREL_TEST_SLOW_%s_MS", kind);
+	v = getenv(name);
+	if (v == NULL)
+		return;
+	ms = strtol(v, &end, 10);
+	if (*end == '\0' && ms > 0) {
+		struct timespec ts = {.tv_sec = ms / 1000,
+				      .tv_nsec = (ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+#endif
 
 /* ---- input ---- */
 

@@ -100,7 +100,11 @@ struct smtp_session {
 	unsigned messages;
 	int skip_line; /* discarding the rest of an over-long line */
 	int gone;      /* connection closed while a job was running */
-	int shutdown;  /* close at the end of the transaction */
+	/* Worker jobs that hold the session (AUTH, commit, filter, reply to
+	 * a hijack alert): it is freed only when none is left. Not "no
+	 * delay timer": a failed AUTH keeps one for the session's life. */
+	unsigned jobs;
+	int shutdown; /* close at the end of the transaction */
 	struct io_timer *delay;
 	char delayed_reply[SMTP_REPLY_MAX];
 
@@ -179,5 +183,15 @@ void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 /* Sends the greeting that waits for the connect-time lookups, once none
  * is left (smtp_session.c). */
 void smtp_session_greet_ready(struct smtp_session *s);
+
+#ifdef PETREL_SANITIZE
+/* Test builds only: a worker job of the given kind ("AUTH", "COMMIT",
+ * "FILTER") first sleeps PETREL_TEST_SLOW_<kind>_MS milliseconds when
+ * that variable is set, so that a test can end the session while the job
+ * runs. The release build has no such hook. */
+void smtp_test_slow_job(const char *kind);
+#else
+#define smtp_test_slow_job(kind) ((void)0)
+#endif
 
 #endif

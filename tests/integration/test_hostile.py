@@ -117,3 +117,121 @@ def test_largest_message_size(petrel_factory):
     assert r.cmd("Subject: s\r\n\r\n" + ("z" * 70 + "\r\n") * 1000 +
                  ".")[0] == 250
     alive(p)
+
+
+# ---- the connection ends while a worker job holds the session ----
+
+def test_rst_during_auth_job_after_failed_auth(petrel_factory, monkeypatch):
+    """A failed AUTH leaves the session a delay timer. The client then
+    pipelines a second AUTH and resets the connection: the server sees it
+    when it writes the delayed 535, while the second check runs on a
+    worker. The session must outlive that job (it was freed under it)."""
+    monkeypatch.setenv("PETREL_TEST_SLOW_AUTH_MS", "1000")
+    p = petrel_factory(settings={"auth.allow_plaintext": "on",
+                                 "auth.fail_delay_ms": "300",
+                                 "screening.auth_failures": "0"})
+    r = Raw(p.ports["submission"])
+    assert r.reply()[0] == 220
+    assert r.cmd("EHLO c")[0] == 250
+    r.send(f"AUTH PLAIN {BAD}\r\nAUTH PLAIN {BLOB}\r\n")
+    # Both lines are read (they came in one segment) before the reset.
+    assert wait_for(lambda: "AUTH PLAIN <redacted>" in p.log("smtp-in"))
+    rst(r.sock)
+    assert wait_for(lambda: "authentication check over, client gone" in
+                    p.log("smtp-in") or p.proc.poll() is not None,
+                    timeout=15)
+    alive(p)
+    assert wait_for(lambda: "disconnected:" in p.log("smtp-in"))
+    alive(p)
+
+
+class SilentSpamd:
+    """A spamd that takes the connection and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def failed_auth(port, then_login):
+    """A session that failed one AUTH (and logged in after it when
+    then_login): it keeps its delay timer from then on."""
+    r = Raw(port, timeout=60)
+    assert r.reply()[0] == 220
+    assert r.cmd("EHLO c")[0] == 250
+    assert r.cmd(f"AUTH PLAIN {BAD}")[0] == 535
+    if then_login:
+        assert r.cmd(f"AUTH PLAIN {BLOB}")[0] == 235
+    return r
+
+
+def send_until_dot(r, sender, rcpt, body):
+    assert r.cmd(f"MAIL FROM:<{sender}>")[0] == 250
+    assert r.cmd(f"RCPT TO:<{rcpt}>")[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    r.send(f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: s\r\n\r\n"
+           f"{body}\r\n.\r\n")
+
+
+def test_forced_close_during_each_job_after_failed_auth(petrel_factory,
+                                                        monkeypatch):
+    """Sessions that failed an AUTH wait on the commit, on the content
+    filter and on spamd when the daemon's shutdown grace ends and every
+    session is closed by force. Each is freed only once its job is over:
+    the daemon exits 0 with no ASan report (it freed them under the
+    worker)."""
+    monkeypatch.setenv("PETREL_TEST_SLOW_COMMIT_MS", "15000")
+    monkeypatch.setenv("PETREL_TEST_SLOW_FILTER_MS", "15000")
+    spamd = SilentSpamd()
+    try:
+        p = petrel_factory(settings={
+            "auth.allow_plaintext": "on", "screening.auth_failures": "0",
+            "spam.spamd": f"127.0.0.1:{spamd.port}",
+            "spam.timeout_ms": "60000"})
+        # On spamd: an unauthenticated session's message is scored.
+        c = failed_auth(p.ports["smtp"], False)
+        send_until_dot(c, "x@remote.test", "alice@example.test", "spam?")
+        # On the commit (no filter rule yet).
+        a = failed_auth(p.ports["submission"], True)
+        send_until_dot(a, "alice@example.test", "bob@example.test", "commit")
+        assert wait_for(lambda: "[message:" in p.log("smtp-in"))
+        # On the content filter.
+        path = p.tmp / "rules.txt"
+        path.write_text('rule "Body"\n\tif body contains "FILTERME"\n'
+                        '\tthen move-to hold\nend\n')
+        p.ctl.ok("filter", "import", str(path))
+        assert wait_for(lambda: "filter rules reloaded (1 rules)" in
+                        p.log("system"), timeout=5)
+        b = failed_auth(p.ports["submission"], True)
+        send_until_dot(b, "alice@example.test", "bob@example.test",
+                       "FILTERME")
+        t = time.monotonic()
+        rc = p.stop()
+        took = time.monotonic() - t
+        assert rc == 0, p.stderr_text()[-4000:]
+        log = p.log("smtp-in")
+        assert log.count("disconnected:") >= 3
+        assert re.search(r"message saved as \w+, client gone", log)
+        assert "message dropped, client gone" in log  # the filter's
+        assert took < 30
+        for r in (a, b, c):
+            r.close()
+    finally:
+        spamd.close()
