@@ -1571,15 +1571,20 @@ static void smtp_process(struct smtp_session *s)
 				char text[SMTP_LINE_LIMIT + 1];
 				memcpy(text, line, n - 1);
 				text[n - 1] = '\0';
+				/* A line may carry credentials (a SASL response,
+				 * or AUTH PLAIN's initial response in a command):
+				 * wiped in the input buffer, whose memory the
+				 * drain frees, and in the copy once used. */
+				sodium_memzero((void *)line, n + 1);
 				io_input_drain(s->io, n + 1);
 				if (s->state == SMTP_STATE_AUTH) {
 					smtp_session_log(s, LOG_FROM_PEER,
 							 "<redacted>");
 					smtp_auth_step(s, text, n - 1);
-					sodium_memzero(text, n);
 				} else {
 					smtp_command(s, text, n - 1);
 				}
+				sodium_memzero(text, n);
 			}
 		}
 		if (s->state != SMTP_STATE_QUIT &&

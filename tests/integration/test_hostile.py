@@ -235,3 +235,41 @@ def test_forced_close_during_each_job_after_failed_auth(petrel_factory,
             r.close()
     finally:
         spamd.close()
+
+
+# ---- credentials in memory ----
+
+def memory_holds(pid, needles):
+    """The needles found in the writable memory of process pid (the
+    daemon is our child: /proc/PID/mem may be read). ASan's shadow and
+    other huge reservations are skipped."""
+    found = set()
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read().splitlines()
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            if not perms.startswith("rw") or hi - lo > 256 << 20:
+                continue
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except (OSError, ValueError):
+                continue
+            found.update(n for n in needles if n in data)
+    return found
+
+
+def test_auth_plain_initial_response_is_wiped(petrel_factory):
+    """`AUTH PLAIN <initial-response>` is a command line: once it has been
+    checked, neither the line's copy nor the input buffer it came from
+    still holds the credentials (POP3 wipes its lines the same way)."""
+    p = petrel_factory(settings={"auth.allow_plaintext": "on"})
+    r = Raw(p.ports["submission"])
+    r.reply()
+    r.cmd("EHLO c")
+    assert r.cmd(f"AUTH PLAIN {BLOB}")[0] == 235
+    assert r.cmd("NOOP")[0] == 250
+    assert memory_holds(p.proc.pid, [BLOB.encode(), PW.encode()]) == set()
+    assert r.cmd("QUIT")[0] == 221
