@@ -25,7 +25,6 @@
 #include "delivery/local.h"
 #include "directory/directory.h"
 #include "directory/settings.h"
-#include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/env.h"
@@ -49,8 +48,13 @@
 #define POP3_XFER_CHUNK 131072
 /* Output queued before the next read of a message waits for the socket. */
 #define POP3_XFER_HIGH (256 * 1024)
-/* A listing of a big mailbox is one reply: 10,000 lines are ~400 KB. */
-#define POP3_LISTING_MAX (64 * 1024 * 1024)
+/*
+ * Replies queued for a client before its commands are read no more, and
+ * the slice of a LIST or UIDL listing queued at a time (OpenSMTPD pauses
+ * at 64 KB too): a client that sends and never reads fills its socket
+ * buffers, not the daemon.
+ */
+#define POP3_OUTPUT_HIGH (64 * 1024)
 /* Failed logins in one session before it is closed. */
 #define POP3_AUTH_FAILURES_MAX 3
 
@@ -61,6 +65,8 @@ enum pop3_state {
 	POP3_STATE_SASL,	  /* reading a SASL response line */
 	POP3_STATE_TRANSACTION,	  /* logged in, reading commands */
 	POP3_STATE_BUSY,	  /* a worker job, a delay or a transfer */
+	POP3_STATE_DRAIN,	  /* replies over the bound: waiting for them */
+	POP3_STATE_LISTING,	  /* a listing waits for output to drain */
 	POP3_STATE_QUIT,	  /* last reply sent, close once flushed */
 };
 
@@ -104,6 +110,11 @@ struct pop3_session {
 	struct pop3_msg *msgs; /* the snapshot taken at login */
 	size_t count;
 	struct pop3_xfer *xfer;
+	/* LIST or UIDL without an argument, sent as the output drains: the
+	 * kind (POP3_LISTING_*), the next index and the lines sent. */
+	int listing;
+	size_t list_next;
+	size_t list_lines;
 
 	unsigned errors;
 	unsigned auth_failures;
@@ -117,7 +128,7 @@ struct pop3_session {
 	int close_after_delay;
 	int blocked; /* failed-login screening blocked the IP */
 	struct io_timer *delay;
-	struct io_timer *stall;
+	struct io_timer *stall; /* the write timeout */
 	char delayed_reply[POP3_REPLY_MAX];
 };
 
@@ -158,6 +169,7 @@ static void pop3_io_cb(struct io *io, enum io_event ev, void *arg);
 static void pop3_process(struct pop3_session *s);
 static void pop3_free(struct pop3_session *s);
 static void pop3_xfer_next(struct pop3_session *s);
+static void pop3_wait_output(struct pop3_session *s);
 
 static int64_t pop3_setting(const struct pop3_session *s, enum settings_id id)
 {
@@ -226,6 +238,9 @@ static void pop3_close(struct pop3_session *s, const char *fmt, ...)
 	pop3_reply(s, "%s", line);
 	s->state = POP3_STATE_QUIT;
 	io_pause(s->io);
+	/* The close timer: a client that never reads this line does not
+	 * keep its descriptor. */
+	pop3_wait_output(s);
 	/* A client that reconnects as soon as it has read this line finds
 	 * its slot free (the per-IP limits). */
 	pop3_server_session_closing(s->srv, s);
@@ -342,6 +357,8 @@ static void pop3_free(struct pop3_session *s)
 		s->closed = 1;
 		pop3_server_session_closed(srv, s);
 	}
+	if (s->stall != NULL)
+		io_timer_del(s->stall);
 	if (s->job) {
 		/* A worker holds the session: end when it returns. */
 		s->gone = 1;
@@ -372,6 +389,7 @@ void pop3_session_shutdown(struct pop3_session *s, int force)
 	case POP3_STATE_AUTHORIZATION:
 	case POP3_STATE_TRANSACTION:
 	case POP3_STATE_SASL:
+	case POP3_STATE_DRAIN:
 		/* RFC 1939 6: no UPDATE state without QUIT. */
 		pop3_close(s, "-ERR [SYS/TEMP] Server shutting down");
 		break;
@@ -380,6 +398,7 @@ void pop3_session_shutdown(struct pop3_session *s, int force)
 		pop3_free(s);
 		break;
 	case POP3_STATE_BUSY:
+	case POP3_STATE_LISTING:
 	case POP3_STATE_QUIT:
 		break;
 	}
@@ -716,8 +735,13 @@ static void pop3_proceed_stls(struct pop3_session *s, const char *args,
 {
 	pop3_reply(s, "+OK Begin TLS negotiation");
 	/* RFC 2595 4: what the client sent after STLS in the clear is never
-	 * read as commands; io_starttls discards it once this is flushed. */
+	 * read as commands; io_starttls discards it once this is flushed.
+	 * Until then nothing is read: a client that never reads the +OK
+	 * cannot stream plaintext into memory or keep resetting the idle
+	 * timeout. */
 	s->state = POP3_STATE_STLS;
+	io_pause(s->io);
+	pop3_wait_output(s);
 }
 
 static int pop3_check_user(struct pop3_session *s, const char *args, size_t len)
@@ -900,44 +924,95 @@ static void pop3_proceed_stat(struct pop3_session *s, const char *args,
 	pop3_reply(s, "+OK %zu %llu", count, (unsigned long long)size);
 }
 
-/* LIST and UIDL without an argument: one reply for the whole snapshot,
- * built at once (10,000 messages are ~400 KB). */
+enum {
+	POP3_LISTING_LIST = 1,
+	POP3_LISTING_UIDL = 2,
+};
+
+/* Queues head (the +OK line, or NULL) and the next lines of the listing,
+ * up to POP3_OUTPUT_HIGH of output. Returns 1 when the whole listing (with
+ * its "." line) is queued, 0 when the rest waits for the output to
+ * drain. */
+static int pop3_listing_next(struct pop3_session *s, const char *head)
+{
+	char chunk[8192];
+	size_t len = 0;
+	int done;
+
+	/* The +OK line goes out with the first lines (one TLS record). */
+	if (head != NULL) {
+		len = strlen(head);
+		memcpy(chunk, head, len);
+	}
+
+	while (s->list_next < s->count &&
+	       io_output_len(s->io) + len < POP3_OUTPUT_HIGH) {
+		const struct pop3_msg *m = &s->msgs[s->list_next++];
+		char line[POP3_UIDL_MAX + 48];
+		int n;
+
+		if (m->deleted)
+			continue;
+		if (s->listing == POP3_LISTING_UIDL)
+			n = snprintf(line, sizeof(line), "%zu %s\r\n",
+				     s->list_next, m->uidl);
+		else
+			n = snprintf(line, sizeof(line), "%zu %llu\r\n",
+				     s->list_next, (unsigned long long)m->size);
+		if (n < 0 || (size_t)n >= sizeof(line))
+			continue; /* cannot happen: the sizes are bounded */
+		if (len + (size_t)n > sizeof(chunk)) {
+			io_write(s->io, chunk, len);
+			len = 0;
+		}
+		memcpy(chunk + len, line, (size_t)n);
+		len += (size_t)n;
+		s->list_lines++;
+	}
+	done = s->list_next >= s->count;
+	if (done) {
+		if (len + 3 > sizeof(chunk)) {
+			io_write(s->io, chunk, len);
+			len = 0;
+		}
+		memcpy(chunk + len, ".\r\n", 3);
+		len += 3;
+	}
+	if (len > 0)
+		io_write(s->io, chunk, len);
+	if (done) {
+		pop3_log(s, LOG_EVENT, "[%zu lines]", s->list_lines);
+		s->listing = 0;
+	}
+	return done;
+}
+
+/* LIST and UIDL without an argument. A listing of 10,000 messages is
+ * ~400 KB, and a client may ask for it again and again without reading:
+ * it is queued a slice at a time, as the client reads (like RETR). */
 static void pop3_listing(struct pop3_session *s, int uidl)
 {
-	struct buf b;
-	size_t count, head = 2;
+	size_t count;
 	uint64_t size;
-	int ok = 1;
+	char head[96]; /* fits "+OK <20 digits> messages (<20> octets)" */
 
 	pop3_totals(s, &count, &size);
-	buf_init(&b, POP3_LISTING_MAX);
-	/* The +OK line and the listing in one write (one TLS record). */
 	if (uidl)
-		ok = buf_printf(&b, "+OK Unique-ID listing follows\r\n") == 0;
+		snprintf(head, sizeof(head), "+OK Unique-ID listing follows");
 	else
-		ok = buf_printf(&b, "+OK %zu messages (%llu octets)\r\n", count,
-				(unsigned long long)size) == 0;
-	head = b.len;
-	for (size_t i = 0; i < s->count && ok; i++) {
-		if (s->msgs[i].deleted)
-			continue;
-		if (uidl)
-			ok = buf_printf(&b, "%zu %s\r\n", i + 1,
-					s->msgs[i].uidl) == 0;
-		else
-			ok = buf_printf(&b, "%zu %llu\r\n", i + 1,
-					(unsigned long long)s->msgs[i].size) ==
-			     0;
-	}
-	if (!ok || buf_append(&b, ".\r\n", 3) < 0) {
-		buf_deinit(&b);
-		pop3_reply(s, "-ERR [SYS/TEMP] Listing too large");
+		snprintf(head, sizeof(head), "+OK %zu messages (%llu octets)",
+			 count, (unsigned long long)size);
+	pop3_log(s, LOG_TO_PEER, "%s", head);
+	memcpy(head + strlen(head), "\r\n", 3);
+	s->listing = uidl ? POP3_LISTING_UIDL : POP3_LISTING_LIST;
+	s->list_next = 0;
+	s->list_lines = 0;
+	if (pop3_listing_next(s, head))
 		return;
-	}
-	pop3_log(s, LOG_TO_PEER, "%.*s", (int)(head - 2), b.data);
-	io_write(s->io, b.data, b.len);
-	pop3_log(s, LOG_EVENT, "[%zu lines]", count);
-	buf_deinit(&b);
+	/* IO_EV_FLUSHED sends the next slice. */
+	s->state = POP3_STATE_LISTING;
+	io_pause(s->io);
+	pop3_wait_output(s);
 }
 
 static void pop3_proceed_list(struct pop3_session *s, const char *args,
@@ -1006,8 +1081,22 @@ static void pop3_stall_cb(void *arg)
 {
 	struct pop3_session *s = arg;
 
-	pop3_log(s, LOG_EVENT, "timeout: the client stopped reading");
+	pop3_log(s, LOG_EVENT, "timeout: the client stopped reading%s",
+		 s->state == POP3_STATE_QUIT ? " (last reply)" : "");
 	pop3_free(s);
+}
+
+/* Output waits for the client (a slice of a listing or a message, replies
+ * over the bound, the STLS +OK, the last reply): the write timeout closes a
+ * client that does not read it within pop3.timeout_idle. IO_EV_FLUSHED
+ * stops the timer. */
+static void pop3_wait_output(struct pop3_session *s)
+{
+	if (s->stall == NULL)
+		s->stall = io_timer_new(s->env->loop, pop3_stall_cb, s);
+	if (s->stall != NULL)
+		io_timer_add(s->stall,
+			     pop3_setting(s, SETTING_POP3_TIMEOUT_IDLE) * 1000);
 }
 
 static void pop3_xfer_end(struct pop3_session *s)
@@ -1085,11 +1174,7 @@ static void pop3_read_done(struct pop3_session *s, struct pop3_job *j)
 	}
 	/* Wait for IO_EV_FLUSHED; a client that stops reading is closed. */
 	x->waiting = 1;
-	if (s->stall == NULL)
-		s->stall = io_timer_new(s->env->loop, pop3_stall_cb, s);
-	if (s->stall != NULL)
-		io_timer_add(s->stall,
-			     pop3_setting(s, SETTING_POP3_TIMEOUT_IDLE) * 1000);
+	pop3_wait_output(s);
 }
 
 static void pop3_xfer_next(struct pop3_session *s)
@@ -1435,8 +1520,17 @@ static void pop3_io_cb(struct io *io, enum io_event ev, void *arg)
 		pop3_process(s);
 		return;
 	case IO_EV_FLUSHED:
+		if (s->stall != NULL)
+			io_timer_del(s->stall);
 		if (s->state == POP3_STATE_QUIT) {
 			pop3_free(s);
+		} else if (s->state == POP3_STATE_DRAIN) {
+			pop3_ready(s);
+		} else if (s->state == POP3_STATE_LISTING) {
+			if (pop3_listing_next(s, NULL))
+				pop3_ready(s);
+			else
+				pop3_wait_output(s);
 		} else if (s->state == POP3_STATE_STLS) {
 			if (io_starttls(s->io, s->env->tls) < 0) {
 				pop3_log(s, LOG_EVENT, "cannot start TLS");
@@ -1446,7 +1540,6 @@ static void pop3_io_cb(struct io *io, enum io_event ev, void *arg)
 			s->state = POP3_STATE_HANDSHAKE;
 		} else if (s->xfer != NULL && s->xfer->waiting) {
 			s->xfer->waiting = 0;
-			io_timer_del(s->stall);
 			pop3_xfer_next(s);
 		}
 		return;
@@ -1486,6 +1579,15 @@ static void pop3_process(struct pop3_session *s)
 		const char *line;
 		long lf;
 
+		/* Replies the client has not read pass the bound: read no
+		 * more commands until they drain (IO_EV_FLUSHED). */
+		if (s->state != POP3_STATE_SASL &&
+		    io_output_len(s->io) >= POP3_OUTPUT_HIGH) {
+			s->state = POP3_STATE_DRAIN;
+			io_pause(s->io);
+			pop3_wait_output(s);
+			break;
+		}
 		if (avail == 0)
 			break;
 		/* The cap holds before a whole line has arrived (STYLE.md). */
