@@ -1,0 +1,261 @@
+"""Hostile POP3 clients against the real daemon: clients that send and never
+read (LIST, UIDL and NOOP floods), a plaintext flood behind STLS, a client
+that never reads its last reply. petreld's memory must stay bounded, such a
+session must be closed once the write timeout (pop3.timeout_idle) has
+passed, and a well-behaved client must still be served meanwhile."""
+import errno
+import re
+import socket
+import time
+
+import pytest
+
+from smtputil import wait_for
+
+PW = "correct horse battery staple"
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+TEXT = b"Subject: s\n\nbody\n"
+
+# Growth of petreld's RSS allowed while a hostile client runs (this
+# includes the sanitizer's bookkeeping; these tests measured 3.6 to 10.4 MB).
+# Before the bound on queued output, the LIST flood and the plaintext behind
+# STLS grew the daemon by 135 and 155 MB, and no such session was closed.
+RSS_GROWTH_MAX_KB = 30 * 1024
+TIMEOUT = 2  # pop3.timeout_idle in these tests, seconds
+
+
+def fill(p, address, n):
+    """n messages written straight into the Maildir (as a delivery would
+    name them): thousands in well under a second."""
+    local, domain = address.split("@")
+    md = p.data_dir / "mail" / domain / local / "Maildir"
+    for d in ("new", "cur", "tmp"):
+        (md / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        name = (f"{1700000000 + i}.M{i:06d}P1Q{i}.mx.example.test,"
+                f"S={len(TEXT)},W={len(TEXT) + 3}")
+        (md / "new" / name).write_bytes(TEXT)
+
+
+def rss_kb(p):
+    with open(f"/proc/{p.proc.pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def fds(p):
+    import os
+    return len(os.listdir(f"/proc/{p.proc.pid}/fd"))
+
+
+def disconnects(p):
+    return p.log("pop3").count("disconnected:")
+
+
+def start(petrel_factory):
+    return petrel_factory(settings={"auth.allow_plaintext": "on",
+                                    "pop3.timeout_idle": str(TIMEOUT),
+                                    "pop3.max_sessions_per_ip": "100"})
+
+
+class Client:
+    """A plaintext POP3 connection with a small receive buffer, so that a
+    client that stops reading makes the daemon's output wait at once."""
+
+    def __init__(self, p, rcvbuf=4096):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", p.ports["pop3"]))
+        self.buf = b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed; have %r" % self.buf[-200:])
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode(errors="replace")
+
+    def cmd(self, text):
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.line()
+
+    def login(self, user=ALICE):
+        assert self.line().startswith("+OK")
+        assert self.cmd(f"USER {user}").startswith("+OK")
+        reply = self.cmd(f"PASS {PW}")
+        assert reply.startswith("+OK"), reply
+
+    def flood(self, data, limit, seconds, p, peak):
+        """Sends data over and over without reading, up to `limit` bytes
+        for up to `seconds`, until the daemon stops taking it; records
+        the peak RSS. Returns the bytes sent."""
+        self.sock.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + seconds
+        stuck_since = None
+        while time.monotonic() < deadline and sent < limit:
+            try:
+                off = sent % len(data)
+                n = self.sock.send(data[off:off + limit - sent])
+                sent += n
+                stuck_since = None
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    break  # closed by the daemon
+                # The daemon stopped reading: once it has for a while,
+                # more sending only fills our own buffers.
+                if stuck_since is None:
+                    stuck_since = time.monotonic()
+                elif time.monotonic() - stuck_since > 0.5:
+                    break
+                time.sleep(0.01)
+            peak[0] = max(peak[0], rss_kb(p))
+        return sent
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def wait_closed(p, before, peak, timeout):
+    """Waits for one more "disconnected" line in the log, sampling the
+    RSS meanwhile. Returns the seconds it took, or None."""
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        peak[0] = max(peak[0], rss_kb(p))
+        if disconnects(p) > before:
+            return time.monotonic() - t
+        time.sleep(0.05)
+    return None
+
+
+def well_behaved(p):
+    """A normal client logs in and downloads a message."""
+    c = Client(p, rcvbuf=65536)
+    c.login(BOB)
+    assert c.cmd("RETR 1").startswith("+OK")
+    lines = []
+    while True:
+        ln = c.line()
+        if ln == ".":
+            break
+        lines.append(ln)
+    assert lines[-1] == "body"
+    assert c.cmd("QUIT").startswith("+OK")
+    c.close()
+
+
+# How many of each command a flood sends at most: enough that the old
+# daemon, which read them all, queued ~100 MB of replies or more than the
+# socket buffers hold (NOOP), and not so many that it took long.
+FLOODS = {"LIST": 2000, "UIDL": 400, "NOOP": 1200000}
+
+
+@pytest.mark.parametrize("command", sorted(FLOODS))
+def test_flood_without_reading(petrel_factory, command):
+    """A client sends a command thousands of times and reads nothing. The
+    daemon stops reading once the replies queued pass a bound, produces
+    LIST/UIDL as the output drains, and closes the session at the write
+    timeout."""
+    p = start(petrel_factory)
+    fill(p, ALICE, 5000)
+    fill(p, BOB, 1)
+    c = Client(p)
+    c.login()
+    base = rss_kb(p)
+    peak = [base]
+    before = disconnects(p)
+    line = (command + "\r\n").encode()
+    sent = c.flood(line * 10000, FLOODS[command] * len(line), 10, p, peak)
+    # The daemon is not stuck for others.
+    well_behaved(p)
+    before += 1
+    took = wait_closed(p, before, peak, TIMEOUT + 8)
+    growth = peak[0] - base
+    print(f"{command}: sent {sent} bytes, RSS {base} KB -> peak "
+          f"{peak[0]} KB (+{growth} KB), closed after {took}")
+    assert growth < RSS_GROWTH_MAX_KB, (base, peak[0])
+    assert took is not None, "the session was never closed"
+    assert "timeout: the client stopped reading" in p.log("pop3")
+    c.close()
+
+
+def test_listing_streams_to_a_reader(petrel_factory):
+    """A big listing still arrives whole and in order when the client
+    reads it slowly."""
+    p = start(petrel_factory)
+    fill(p, ALICE, 20000)
+    c = Client(p)
+    c.login()
+    for command in ("LIST", "UIDL"):
+        assert c.cmd(command).startswith("+OK")
+        n = 0
+        while True:
+            ln = c.line()
+            if ln == ".":
+                break
+            n += 1
+            assert ln.split()[0] == str(n)
+        assert n == 20000
+    assert c.cmd("NOOP") == "+OK"
+    assert c.cmd("QUIT").startswith("+OK")
+    c.close()
+
+
+def test_stls_plaintext_flood(petrel_factory):
+    """After STLS a client streams plaintext and never reads the +OK:
+    the plaintext is not read into memory (reading stops at STLS, or
+    earlier when the answers before it pass the bound), and the session is
+    closed at the write timeout."""
+    p = start(petrel_factory)
+    fill(p, BOB, 1)
+    c = Client(p)
+    assert c.line().startswith("+OK")
+    base = rss_kb(p)
+    peak = [base]
+    before = disconnects(p)
+    # ~6 MB of CAPA answers, more than the socket buffers hold, so that
+    # the +OK for STLS cannot be written; then plaintext, for 6 s.
+    c.sock.sendall(b"CAPA\r\n" * 40000 + b"STLS\r\n")
+    sent = c.flood(b"x" * 65536, 100 << 20, 6, p, peak)
+    well_behaved(p)
+    before += 1
+    took = wait_closed(p, before, peak, TIMEOUT + 8)
+    growth = peak[0] - base
+    print(f"STLS: sent {sent} bytes of plaintext, RSS {base} KB -> peak "
+          f"{peak[0]} KB (+{growth} KB), closed after {took}")
+    assert growth < RSS_GROWTH_MAX_KB, (base, peak[0])
+    assert took is not None, "the session was never closed"
+    c.close()
+
+
+def test_last_reply_never_read(petrel_factory):
+    """A client fills every buffer on the way and never reads again; the
+    daemon is told to stop and gives it its last reply, which is never
+    read: the close timer ends the session (and so lets the daemon exit)
+    instead of the 10 s shutdown grace, or never for a session that just
+    ended."""
+    p = petrel_factory(settings={"auth.allow_plaintext": "on",
+                                 "pop3.timeout_idle": "4"})
+    c = Client(p)
+    c.login(BOB)
+    peak = [rss_kb(p)]
+    c.flood(b"NOOP\r\n" * 10000, 1200000 * 6, 10, p, peak)
+    t = time.monotonic()
+    p.proc.terminate()
+    p.proc.wait(timeout=30)
+    took = time.monotonic() - t
+    log = p.log("pop3")
+    timer = "timeout: the client stopped reading (last reply)" in log
+    print(f"petreld exited {took:.1f} s after SIGTERM; close timer: {timer}")
+    assert "-ERR [SYS/TEMP] Server shutting down" in log
+    # The close timer (pop3.timeout_idle, 4 s), or sooner when the kernel
+    # let the last bytes out after all; not the 10 s grace.
+    assert took < 4 + 3, took
+    assert "disconnected:" in log
+    c.close()
