@@ -137,6 +137,7 @@ static void smtp_reset_transaction(struct smtp_session *s)
 	s->local_unauth = 0;
 	s->sender[0] = '\0';
 	s->nrcpt = 0;
+	smtp_rcpt_set_deinit(&s->rcpt_set);
 	buf_deinit(&s->msg);
 	smtp_filter_plan_free(s->filter_plan);
 	s->filter_plan = NULL;
@@ -327,6 +328,7 @@ static void smtp_session_free(struct smtp_session *s)
 	smtp_session_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
 			 s->messages, s->errors);
 	free(s->rcpts);
+	smtp_rcpt_set_deinit(&s->rcpt_set);
 	buf_deinit(&s->msg);
 	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
 	free(s);
@@ -610,6 +612,7 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 	s->local_unauth = local_unauth;
 	s->in_mail = 1;
 	s->nrcpt = 0;
+	smtp_rcpt_set_deinit(&s->rcpt_set);
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
 	smtp_session_reply(s, "250 2.1.0 Ok");
 }
@@ -724,11 +727,15 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 	rc->local = local;
 	memcpy(rc->account, account, sizeof(rc->account));
 	/* A recipient named twice gets the message once. */
-	for (size_t i = 0; i < s->nrcpt; i++) {
-		if (strcasecmp(s->rcpts[i].addr, rc->addr) == 0) {
-			smtp_session_reply(s, "250 2.1.5 Ok");
-			return;
-		}
+	switch (smtp_rcpt_set_add(&s->rcpt_set, s->rcpts, s->nrcpt)) {
+	case 1:
+		smtp_session_reply(s, "250 2.1.5 Ok");
+		return;
+	case 0:
+		break;
+	default:
+		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
+		return;
 	}
 	s->nrcpt++;
 	smtp_session_reply(s, "250 2.1.5 Ok");

@@ -18,6 +18,7 @@
 #include "lib/sasl.h"
 #include "smtp/smtp_commit.h"
 #include "smtp/smtp_data.h"
+#include "smtp/smtp_rcpt_set.h"
 #include "smtp/smtp_session.h"
 
 struct io_timer;
@@ -93,6 +94,7 @@ struct smtp_session {
 	char sender[ADDR_FORMAT_SIZE];
 	struct smtp_rcpt *rcpts;
 	size_t nrcpt, rcpt_cap;
+	struct smtp_rcpt_set rcpt_set; /* the addresses in rcpts */
 	struct smtp_data_reader reader;
 	struct buf msg;
 

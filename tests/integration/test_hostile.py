@@ -273,3 +273,53 @@ def test_auth_plain_initial_response_is_wiped(petrel_factory):
     assert r.cmd("NOOP")[0] == 250
     assert memory_holds(p.proc.pid, [BLOB.encode(), PW.encode()]) == set()
     assert r.cmd("QUIT")[0] == 221
+
+
+# ---- many recipients ----
+
+def test_hundred_thousand_pipelined_recipients(petrel_factory):
+    """smtp.max_recipients at its largest, filled by pipelined RCPTs in
+    batches of 1,000, with duplicates (another case) among them: each
+    duplicate is merged (250, not counted), the last allowed one is taken
+    and the one after it refused. The duplicate check compared each
+    address with all before it: quadratic, minutes at this size."""
+    p = petrel_factory(settings={"auth.allow_plaintext": "on"})
+    top = largest(p, "smtp.max_recipients")
+    p.set("smtp.max_recipients", str(top))
+    r = Raw(p.ports["submission"], timeout=120)
+    r.reply()
+    r.cmd("EHLO c")
+    assert r.cmd(f"AUTH PLAIN {BLOB}")[0] == 235
+    assert r.cmd("MAIL FROM:<alice@example.test>")[0] == 250
+    cmds = []
+    for i in range(top - 1):
+        cmds.append(f"RCPT TO:<r{i}@remote.test>")
+        if i % 100 == 99:
+            cmds.append(f"RCPT TO:<R{i // 2}@REMOTE.TEST>")
+    cmds.append(f"RCPT TO:<r{top - 1}@remote.test>")  # the last allowed
+    t = time.monotonic()
+    times = []
+    for k in range(0, len(cmds), 1000):
+        batch = cmds[k:k + 1000]
+        b = time.monotonic()
+        r.send("".join(c + "\r\n" for c in batch))
+        for c in batch:
+            code, lines = r.reply()
+            assert code == 250, (c, lines)
+        times.append(time.monotonic() - b)
+    took = time.monotonic() - t
+    code, lines = r.cmd(f"RCPT TO:<r{top}@remote.test>")
+    assert code == 452 and "4.5.3" in lines[0], lines
+    assert r.cmd("RSET")[0] == 250
+    # The set starts empty again with the next transaction.
+    assert r.cmd("MAIL FROM:<alice@example.test>")[0] == 250
+    assert r.cmd("RCPT TO:<r0@remote.test>")[0] == 250
+    assert r.cmd("RCPT TO:<r0@remote.test>")[0] == 250
+    assert r.cmd("QUIT")[0] == 221
+    first, last = sum(times[:10]), sum(times[-10:])
+    print(f"{len(cmds)} RCPTs ({top} recipients) in {took:.1f} s; "
+          f"first 10,000 {first:.2f} s, last 10,000 {last:.2f} s")
+    # A check that grows with the recipients named before makes the
+    # last batches slower than the first (12 times, quadratic).
+    assert last < 3 * first, (first, last)
+    alive(p)
