@@ -62,9 +62,17 @@ struct smtp_auth_job {
 static const char *const smtp_listener_names[] = {"smtp", "submission",
 						  "smtps"};
 
+/*
+ * Replies queued for a client before its commands are read no more, until
+ * they are written (OpenSMTPD pauses at 64 KB too): a client that sends
+ * and never reads fills its socket buffers, not the daemon.
+ */
+#define SMTP_OUTPUT_HIGH (64 * 1024)
+
 static void smtp_io_cb(struct io *io, enum io_event ev, void *arg);
 static void smtp_process(struct smtp_session *s);
 static void smtp_session_free(struct smtp_session *s);
+static void smtp_wait_output(struct smtp_session *s);
 
 const struct settings *smtp_session_settings(const struct smtp_session *s)
 {
@@ -156,6 +164,9 @@ void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 	smtp_session_reply(s, "%s", line);
 	s->state = SMTP_STATE_QUIT;
 	io_pause(s->io);
+	/* The close timer: a client that never reads this line does not
+	 * keep its descriptor. */
+	smtp_wait_output(s);
 	/* A client that reconnects as soon as it has read this line finds
 	 * its slot free (the per-IP limits). */
 	smtp_server_session_closing(s->srv, s);
@@ -313,6 +324,8 @@ static void smtp_session_free(struct smtp_session *s)
 			s->io = NULL;
 			io_timer_free(s->delay);
 			s->delay = NULL;
+			io_timer_free(s->stall);
+			s->stall = NULL;
 			smtp_server_session_closed(s->srv, s, s->ip);
 		}
 		return;
@@ -321,6 +334,7 @@ static void smtp_session_free(struct smtp_session *s)
 		smtp_server_session_closed(s->srv, s, s->ip);
 	io_free(s->io);
 	io_timer_free(s->delay);
+	io_timer_free(s->stall);
 	dns_cancel(s->rdns_q);
 	io_timer_free(s->rdns_timer);
 	smtp_spam_free(s);
@@ -344,6 +358,28 @@ void smtp_session_shutdown(struct smtp_session *s, int force)
 	if (s->state == SMTP_STATE_COMMAND && !s->in_mail)
 		smtp_session_close(s, "421 4.3.2 %s Service shutting down",
 				   s->env->cfg->hostname);
+}
+
+static void smtp_stall_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_session_log(s, LOG_EVENT, "timeout: the client stopped reading%s",
+			 s->state == SMTP_STATE_QUIT ? " (last reply)" : "");
+	smtp_session_free(s);
+}
+
+/* Output waits for the client (replies over the bound, the last reply,
+ * the 220 to STARTTLS): the write timeout closes a client that does not
+ * read it within smtp.timeout_idle. IO_EV_FLUSHED stops the timer. */
+static void smtp_wait_output(struct smtp_session *s)
+{
+	if (s->stall == NULL)
+		s->stall = io_timer_new(s->env->loop, smtp_stall_cb, s);
+	if (s->stall != NULL)
+		io_timer_add(s->stall, smtp_session_setting(
+					       s, SETTING_SMTP_TIMEOUT_IDLE) *
+					       1000);
 }
 
 /* After TLS starts the session begins anew (RFC 3207 4.2). */
@@ -375,8 +411,14 @@ static void smtp_io_cb(struct io *io, enum io_event ev, void *arg)
 		smtp_process(s);
 		return;
 	case IO_EV_FLUSHED:
+		if (s->stall != NULL)
+			io_timer_del(s->stall);
 		if (s->state == SMTP_STATE_QUIT) {
 			smtp_session_free(s);
+		} else if (s->draining) {
+			s->draining = 0;
+			io_resume(s->io);
+			smtp_process(s);
 		} else if (s->state == SMTP_STATE_STARTTLS) {
 			if (io_starttls(s->io, s->env->tls) < 0) {
 				smtp_session_log(s, LOG_EVENT,
@@ -1506,6 +1548,13 @@ static void smtp_process(struct smtp_session *s)
 
 		if (avail == 0)
 			break;
+		if (io_output_len(s->io) >= SMTP_OUTPUT_HIGH) {
+			/* IO_EV_FLUSHED reads on. */
+			s->draining = 1;
+			io_pause(s->io);
+			smtp_wait_output(s);
+			break;
+		}
 		if (s->state == SMTP_STATE_DATA) {
 			const char *in = io_input_pullup(s->io, avail);
 			int done = smtp_data_feed(&s->reader, in, avail, &used,

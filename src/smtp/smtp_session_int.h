@@ -109,6 +109,9 @@ struct smtp_session {
 	int shutdown; /* close at the end of the transaction */
 	struct io_timer *delay;
 	char delayed_reply[SMTP_REPLY_MAX];
+	/* Output over SMTP_OUTPUT_HIGH: input waits until it is written. */
+	int draining;
+	struct io_timer *stall; /* the write timeout */
 
 	/* The client's name (forward-confirmed reverse DNS), looked up
 	 * while the connection starts; the greeting waits for it. */

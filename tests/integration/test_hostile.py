@@ -323,3 +323,54 @@ def test_hundred_thousand_pipelined_recipients(petrel_factory):
     # last batches slower than the first (12 times, quadratic).
     assert last < 3 * first, (first, last)
     alive(p)
+
+
+# ---- clients that never read ----
+
+def flood_without_reading(port, data, limit):
+    """Sends data again and again, never reading, until `limit` bytes are
+    sent, the server stops taking them for a second, or it closes.
+    Returns the bytes sent."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    sent, stuck = 0, None
+    deadline = time.monotonic() + 60
+    while sent < limit and time.monotonic() < deadline:
+        try:
+            sent += s.send(data)
+            stuck = None
+        except BlockingIOError:
+            stuck = stuck or time.monotonic()
+            if time.monotonic() - stuck > 1:
+                break
+            time.sleep(0.01)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    return s, sent
+
+
+def test_noop_flood_without_reading(petrel_factory):
+    """A client sends NOOPs and never reads the replies. Once 64 KB of
+    replies wait, its commands are read no more; the write timeout
+    (smtp.timeout_idle) then closes the session and frees its slot.
+    Before, every command was read and its reply queued in memory, and
+    the session was never closed."""
+    p = petrel_factory(settings={"smtp.timeout_idle": "2"})
+    sock, sent = flood_without_reading(p.ports["smtp"], b"NOOP\r\n" * 10000,
+                                       3 << 20)
+    try:
+        assert wait_for(lambda: "timeout: the client stopped reading" in
+                        p.log("smtp-in"), timeout=20)
+        assert wait_for(lambda: "disconnected:" in p.log("smtp-in"))
+        read = p.log("smtp-in").count("<-- NOOP\n")
+        print(f"sent {sent} bytes ({sent // 6} NOOPs), {read} read")
+        assert 0 < read * 6 < sent
+    finally:
+        sock.close()
+    # Others are served.
+    r = Raw(p.ports["smtp"])
+    assert r.reply()[0] == 220
+    assert r.cmd("QUIT")[0] == 221
+    alive(p)
