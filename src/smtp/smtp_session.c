@@ -553,7 +553,14 @@ static void smtp_proceed_starttls(struct smtp_session *s, const char *args,
 				  size_t len)
 {
 	smtp_session_reply(s, "220 2.0.0 Ready to start TLS");
+	/* Nothing is read until the 220 is written and the handshake
+	 * starts: a client that never reads it cannot stream plaintext into
+	 * memory or keep resetting the idle timeout (the write timeout ends
+	 * it). */
 	s->state = SMTP_STATE_STARTTLS;
+	io_pause(s->io);
+	smtp_wait_output(s);
+	/* The handshake's read timeout. */
 	io_set_read_timeout(s->io,
 			    smtp_session_setting(s, SETTING_SMTP_TIMEOUT_IDLE) *
 				    1000);

@@ -374,3 +374,69 @@ def test_noop_flood_without_reading(petrel_factory):
     assert r.reply()[0] == 220
     assert r.cmd("QUIT")[0] == 221
     alive(p)
+
+
+def send_queue(local_port, peer_port):
+    """The bytes queued to send on the daemon's socket of a connection
+    (tx_queue in /proc/net/tcp), or None when it is not there."""
+    want = (f"0100007F:{local_port:04X}", f"0100007F:{peer_port:04X}")
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) == want:
+                tx, rx = fields[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
+def test_plaintext_flood_after_starttls(petrel_factory):
+    """The client sends STARTTLS while its earlier replies fill the
+    socket, so the 220 cannot be written; then it streams plaintext and
+    never reads. Reading pauses in that state: the plaintext stays in the
+    socket buffers, not in the daemon, and the write timeout ends the
+    session. Before, every byte was read into memory and each read reset
+    the idle timeout."""
+    p = petrel_factory(settings={"smtp.timeout_idle": "2"})
+    port = p.ports["smtp"]
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    me = s.getsockname()[1]
+    s.sendall(b"EHLO c\r\n")
+    # Replies until the daemon's send buffer is full: its queue stops
+    # growing. Less than 64 KB of them wait in the daemon then.
+    last = -1
+    for _ in range(1000):
+        s.sendall(b"NOOP\r\n" * 2000)
+        assert wait_for(lambda: send_queue(port, me) is not None and
+                        send_queue(port, me)[1] == 0, timeout=10)
+        time.sleep(0.05)
+        tx = send_queue(port, me)[0]
+        if tx == last:
+            break
+        last = tx
+    s.sendall(b"STARTTLS\r\n")
+    assert wait_for(lambda: "<-- STARTTLS" in p.log("smtp-in"))
+    s.setblocking(False)
+    sent, stuck, chunk = 0, None, b"x" * 65536
+    deadline = time.monotonic() + 30
+    while sent < 64 << 20 and time.monotonic() < deadline:
+        try:
+            sent += s.send(chunk)
+            stuck = None
+        except BlockingIOError:
+            stuck = stuck or time.monotonic()
+            if time.monotonic() - stuck > 1:
+                break
+            time.sleep(0.01)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    print(f"{sent} bytes of plaintext sent after STARTTLS")
+    try:
+        assert sent < 32 << 20
+        assert wait_for(lambda: "timeout: the client stopped reading" in
+                        p.log("smtp-in"), timeout=20)
+        assert wait_for(lambda: "disconnected:" in p.log("smtp-in"))
+    finally:
+        s.close()
+    alive(p)
