@@ -1320,6 +1320,12 @@ static void smtp_commit_work_ctx(void *thread_state, void *arg)
 
 #define SMTP_FROM_MAX 32 /* addresses of a From: header we check */
 
+/* policy_check_from_raw asks: is this domain one of ours? */
+static int smtp_local_domain(void *ctx, const char *domain)
+{
+	return directory_domain_exists(ctx, domain);
+}
+
 /*
  * The From: header against the sender rules (policy_check_from). The
  * header section is parsed here, on the loop: it is in memory, bounded,
@@ -1383,6 +1389,12 @@ static int smtp_check_from(struct smtp_session *s)
 		}
 	}
 	reply = policy_check_from(&f, parsed, from, parsed ? n : 0, &reason);
+	/* The From: as written: a local domain in one that did not parse,
+	 * or a second From field that header_next does not count. */
+	if (reply == NULL)
+		reply = policy_check_from_raw(&f, parsed, msg, s->msg.len,
+					      smtp_local_domain, s->env->dir,
+					      &reason);
 	free(list);
 	if (reply != NULL) {
 		smtp_session_refuse(s, reply, reason);
