@@ -276,31 +276,62 @@ def pop3_greeting(p, source):
         r.close()
 
 
-def unread_goodbye(port, source, line, n, quit):
-    """A client that sends n times line and then quit, and reads nothing:
-    the replies, goodbye included, stay in the server's buffers."""
+def _tx_queue(port, source, me):
+    """Bytes the daemon has queued in the kernel to send to source:me."""
+    def hexaddr(ip, prt):
+        return "%08X:%04X" % (int.from_bytes(socket.inet_aton(ip),
+                                             "little"), prt)
+    want = (hexaddr("127.0.0.1", port), hexaddr(source, me))
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) == want:
+                return int(fields[4].split(":")[0], 16)
+    return None
+
+
+def unread_goodbye(p, port, log, source, command):
+    """A client that reads nothing sends command until the daemon's
+    kernel buffer toward it is full and replies wait in the daemon itself
+    (below the bound past which it stops reading), then QUIT: the goodbye
+    is queued behind replies the client has not read. Returns the socket
+    once the daemon has read the QUIT."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.bind((source, 0))
     sock.connect(("127.0.0.1", port))
     sock.settimeout(30)
-    sock.sendall((line * n + quit).encode())
+    me = sock.getsockname()[1]
+    sent = 0
+    last = -1
+    while True:
+        assert sent < 30000, "the kernel buffer never filled"
+        # 150 replies are well below the 64 KB the daemon may hold.
+        sock.sendall((command + "\r\n").encode() * 150)
+        sent += 150
+        # Every command read: the daemon is below its output bound.
+        assert wait_for(lambda: p.log(log).count(f"<-- {command}") == sent,
+                        timeout=20), (sent, p.log(log).count(f"<-- {command}"))
+        tx = _tx_queue(port, source, me)
+        assert tx is not None
+        if tx == last:
+            break  # full: the last replies wait in the daemon
+        last = tx
+    sock.sendall(b"QUIT\r\n")
+    assert wait_for(lambda: "<-- QUIT" in p.log(log), timeout=20)
     return sock
 
 
 def test_slot_free_while_goodbye_unread(petrel_factory):
     """At the per-IP limit, a session that has said goodbye gives its slot
     to the next client at once, though its client has not read the
-    goodbye (nor anything before it) yet."""
+    goodbye (nor the replies before it) yet."""
     p = petrel_factory(settings={"pop3.max_sessions_per_ip": "1",
                                  "smtp.max_sessions_per_ip": "1"})
     ip = "127.0.0.89"
-    # About 8 MB of replies: more than the socket buffers hold.
-    a = unread_goodbye(p.ports["smtp"], ip, "HELP\r\n", 50000, "QUIT\r\n")
-    assert wait_for(lambda: "<-- QUIT" in p.log("smtp-in"), timeout=60)
+    a = unread_goodbye(p, p.ports["smtp"], "smtp-in", ip, "HELP")
     assert greeting(p, ip)[0] == 220
-    b = unread_goodbye(p.ports["pop3"], ip, "CAPA\r\n", 60000, "QUIT\r\n")
-    assert wait_for(lambda: "<-- QUIT" in p.log("pop3"), timeout=60)
+    b = unread_goodbye(p, p.ports["pop3"], "pop3", ip, "CAPA")
     assert pop3_greeting(p, ip).startswith("+OK")
     a.close()
     b.close()
