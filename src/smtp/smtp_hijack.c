@@ -109,6 +109,23 @@ static void smtp_hijack_reply_done(void *arg, int ok, const char *text)
 }
 
 /* The subject and recipient domains of the message, for the alert. */
+/* 1 when the domain d (n bytes) is in list, ", "-separated, len bytes. */
+static int smtp_hijack_listed(const char *list, size_t len, const char *d,
+			      size_t n)
+{
+	size_t start = 0;
+
+	while (start < len) {
+		const char *comma = memchr(list + start, ',', len - start);
+		size_t end = comma != NULL ? (size_t)(comma - list) : len;
+
+		if (end - start == n && strncasecmp(list + start, d, n) == 0)
+			return 1;
+		start = end + 2;
+	}
+	return 0;
+}
+
 static void smtp_hijack_describe(struct smtp_session *s,
 				 struct hijack_event *ev)
 {
@@ -125,17 +142,15 @@ static void smtp_hijack_describe(struct smtp_session *s,
 	for (size_t i = 0; i < s->nrcpt; i++) {
 		const char *d = strrchr(s->rcpts[i].addr, '@');
 		size_t n;
-		int seen = 0;
 
 		if (d == NULL)
 			continue;
 		d++;
 		n = strlen(d);
-		for (size_t k = 0; k < i && !seen; k++) {
-			const char *e = strrchr(s->rcpts[k].addr, '@');
-			seen = e != NULL && strcasecmp(e + 1, d) == 0;
-		}
-		if (seen || o + n + 3 > sizeof(ev->domains))
+		/* Looked up in the bounded list itself, not against every
+		 * earlier recipient: linear in the recipients. */
+		if (o + n + 3 > sizeof(ev->domains) ||
+		    smtp_hijack_listed(ev->domains, o, d, n))
 			continue;
 		o += (size_t)snprintf(ev->domains + o, sizeof(ev->domains) - o,
 				      "%s%s", o > 0 ? ", " : "", d);

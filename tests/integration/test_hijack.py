@@ -363,3 +363,18 @@ def test_petrelctl_release(petrel_factory):
     s.close()
     r = p.ctl.run("hijack", "release", ALICE)
     assert r.returncode == 1 and "not frozen" in r.stderr
+
+
+def test_alert_counts_each_recipient_domain_once_per_message(petrel_factory):
+    """Top recipient domains: a domain named by several recipients of one
+    message (in any case) counts once for that message."""
+    p = hijack_petrel(petrel_factory, **{"hijack.max_messages": "2"})
+    freeze(p, n=2, rcpts=("a@remote.test", "b@REMOTE.test", "c@other.test",
+                          "d@remote.test", "e@third.test"))
+    m = alert_for(p, ALICE)
+    part = m.get_payload(0) if m.is_multipart() else m
+    text = part.get_payload(decode=True).decode()
+    block = text.split("Top recipient domains:\n", 1)[1].split("\n\n", 1)[0]
+    assert sorted(block.splitlines()) == [
+        "  other.test: 2 messages", "  remote.test: 2 messages",
+        "  third.test: 2 messages"], block
