@@ -162,6 +162,11 @@ enum settings_type {
 	  NULL,                                                                \
 	  "longest wait for the client's reverse DNS name before the "         \
 	  "greeting; 0: no lookup (the name is \"unknown\")")                  \
+	X(LOG_MAX_LINES_PER_SESSION, "log.max_lines_per_session", INT, "1000", \
+	  0, 100000000, NULL,                                                  \
+	  "transcript lines an SMTP or POP3 session writes before only the "   \
+	  "lines that trace mail and errors are logged (the rest are counted " \
+	  "in one summary line)")                                              \
 	X(QUEUE_RETRY_FIRST, "queue.retry_first", INT, "300", 1, 86400, NULL,  \
 	  "seconds before the first retry of a deferred message")              \
 	X(QUEUE_RETRY_MAX, "queue.retry_max", INT, "3600", 1, 86400, NULL,     \

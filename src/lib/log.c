@@ -320,6 +320,44 @@ void log_write(enum log_file f, const char *session, const char *dir,
 	va_end(ap);
 }
 
+void log_budget_flush(struct log_budget *b, enum log_file f,
+		      const char *session)
+{
+	if (b->skipped_cmds == 0 && b->skipped_bytes == 0)
+		return;
+	log_write(f, session, LOG_EVENT,
+		  "%llu more commands, %llu bytes, not logged",
+		  (unsigned long long)b->skipped_cmds,
+		  (unsigned long long)b->skipped_bytes);
+	b->lines++;
+	b->skipped_cmds = 0;
+	b->skipped_bytes = 0;
+}
+
+int log_budget_admit(struct log_budget *b, enum log_file f, const char *session,
+		     int64_t max, const char *dir, int keep, size_t len)
+{
+	int command = dir != NULL && strcmp(dir, LOG_FROM_PEER) == 0;
+
+	if (keep || max < 0 || b->lines < (uint64_t)max) {
+		b->lines++;
+		return 1;
+	}
+	if (!b->over) {
+		b->over = 1;
+		b->lines++;
+		log_write(f, session, LOG_EVENT,
+			  "transcript limit of %lld lines reached: only "
+			  "the lines that trace mail and errors from now on",
+			  (long long)max);
+	}
+	b->skipped_cmds += command ? 1 : 0;
+	b->skipped_bytes += len;
+	if (command && b->skipped_cmds >= LOG_BUDGET_SUMMARY_EVERY)
+		log_budget_flush(b, f, session);
+	return 0;
+}
+
 #define LOG_LEVEL_FN(name, prefix)                                             \
 	void name(const char *fmt, ...)                                        \
 	{                                                                      \

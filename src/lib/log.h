@@ -3,6 +3,7 @@
 #define PETREL_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * The files, one per protocol and day, in log_dir: "<name>-YYYY-MM-DD.log".
@@ -37,6 +38,40 @@ const char *log_file_name(enum log_file f);
  * carries client bytes (log_sanitize). Safe from any thread. */
 void log_write(enum log_file f, const char *session, const char *dir,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * What one session may write to its transcript. Every command and reply
+ * is a line, so a client that sends NOOPs and reads the replies could make
+ * the logs grow faster than it sends, and fill the disk the spool needs.
+ * A session writes its first `max` lines; past them only the lines that
+ * trace mail and errors ("keep": connect, TLS, AUTH results, MAIL, RCPT,
+ * the DATA result, 4xx/5xx, disconnect), and counts the rest for one
+ * summary line.
+ */
+struct log_budget {
+	uint64_t lines;		/* lines written */
+	uint64_t skipped_cmds;	/* commands not written since the summary */
+	uint64_t skipped_bytes; /* bytes of lines not written, since then */
+	int over; /* the notice that the limit was reached is out */
+};
+
+/* A summary line once this many commands were not written (a long
+ * session still says, now and then, what it did). */
+#define LOG_BUDGET_SUMMARY_EVERY 10000
+
+/*
+ * Decides whether a transcript line of len bytes is written into f: yes
+ * when under max lines or when keep; otherwise it is counted (a command
+ * when dir is LOG_FROM_PEER). Writes the notice when the first line is
+ * dropped and a summary every LOG_BUDGET_SUMMARY_EVERY commands dropped.
+ * Returns 1 to write the line, 0 to drop it.
+ */
+int log_budget_admit(struct log_budget *b, enum log_file f, const char *session,
+		     int64_t max, const char *dir, int keep, size_t len);
+/* Writes the summary line ("N more commands, M bytes, not logged") when
+ * lines were dropped since the last one; for the end of a session. */
+void log_budget_flush(struct log_budget *b, enum log_file f,
+		      const char *session);
 
 /* Daemon events, into the system log. */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

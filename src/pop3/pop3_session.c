@@ -118,6 +118,11 @@ struct pop3_session {
 
 	unsigned errors;
 	unsigned auth_failures;
+	/* The transcript's share of the logs (log.max_lines_per_session),
+	 * and whether the last command traces mail or a login
+	 * (POP3_F_TRACE): its replies are logged past the limit too. */
+	struct log_budget log_budget;
+	int log_trace;
 	unsigned retrieved;
 	unsigned removed;
 	int skip_line; /* discarding the rest of an over-long line */
@@ -178,6 +183,25 @@ static int64_t pop3_setting(const struct pop3_session *s, enum settings_id id)
 
 static void pop3_log(struct pop3_session *s, const char *dir, const char *fmt,
 		     ...) __attribute__((format(printf, 3, 4)));
+/*
+ * Writes one transcript line, or counts it (log_budget_admit): past
+ * log.max_lines_per_session only the events that keep, the commands that
+ * trace mail or a login (POP3_F_TRACE) with their replies, and -ERR
+ * replies are written. The one place that decides what of a session
+ * reaches the log.
+ */
+static void pop3_log_line(struct pop3_session *s, const char *dir, int keep,
+			  const char *text)
+{
+	if (s->log_trace || (strcmp(dir, LOG_TO_PEER) == 0 && text[0] == '-'))
+		keep = 1;
+	if (log_budget_admit(&s->log_budget, LOG_POP3, s->id,
+			     pop3_setting(s, SETTING_LOG_MAX_LINES_PER_SESSION),
+			     dir, keep, strlen(text)))
+		log_write(LOG_POP3, s->id, dir, "%s", text);
+}
+
+/* Logs an event (always kept) or a reply line. */
 static void pop3_log(struct pop3_session *s, const char *dir, const char *fmt,
 		     ...)
 {
@@ -187,7 +211,24 @@ static void pop3_log(struct pop3_session *s, const char *dir, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_write(LOG_POP3, s->id, dir, "%s", text);
+	pop3_log_line(s, dir, strcmp(dir, LOG_EVENT) == 0, text);
+}
+
+/* Logs a line from the client: a command, which traces mail or a login
+ * when trace (its replies are then kept past the transcript limit). */
+static void pop3_log_peer(struct pop3_session *s, int trace, const char *fmt,
+			  ...) __attribute__((format(printf, 3, 4)));
+static void pop3_log_peer(struct pop3_session *s, int trace, const char *fmt,
+			  ...)
+{
+	char text[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	s->log_trace = trace;
+	pop3_log_line(s, LOG_FROM_PEER, 0, text);
 }
 
 /* Sends one reply line and logs it; -ERR replies count as client errors
@@ -211,7 +252,7 @@ static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	if ((size_t)n >= sizeof(line))
 		n = sizeof(line) - 1;
 	log_sanitize(safe, sizeof(safe), line, (size_t)n);
-	log_write(LOG_POP3, s->id, LOG_TO_PEER, "%s", safe);
+	pop3_log_line(s, LOG_TO_PEER, 0, safe);
 	if (line[0] == '-')
 		s->errors++;
 	io_write(s->io, line, (size_t)n);
@@ -369,6 +410,7 @@ static void pop3_free(struct pop3_session *s)
 	io_timer_free(s->stall);
 	if (s->locked)
 		pop3_server_unlock(srv, s->account);
+	log_budget_flush(&s->log_budget, LOG_POP3, s->id);
 	pop3_log(s, LOG_EVENT,
 		 "disconnected: %u retrieved, %u deleted, %u errors",
 		 s->retrieved, s->removed, s->errors);
@@ -678,6 +720,9 @@ enum {
 	POP3_F_TRANSACTION = 1 << 1,   /* after login */
 	POP3_F_NO_ARGS = 1 << 2,       /* takes no argument */
 	POP3_F_SECRET = 1 << 3,	       /* argument never logged */
+	/* Logged, with its replies, past log.max_lines_per_session: the
+	 * commands that trace a login or a message. */
+	POP3_F_TRACE = 1 << 4,
 };
 
 struct pop3_command {
@@ -692,6 +737,7 @@ static void pop3_proceed_capa(struct pop3_session *s, const char *args,
 			      size_t len)
 {
 	const char *lines[12];
+	char note[48];
 	size_t n = 0;
 	int auth = s->account[0] == '\0';
 
@@ -714,7 +760,8 @@ static void pop3_proceed_capa(struct pop3_session *s, const char *args,
 		io_write(s->io, "\r\n", 2);
 	}
 	io_write(s->io, ".\r\n", 3);
-	pop3_log(s, LOG_EVENT, "[%zu capability lines]", n);
+	snprintf(note, sizeof(note), "[%zu capability lines]", n);
+	pop3_log_line(s, LOG_EVENT, 0, note);
 }
 
 static int pop3_check_stls(struct pop3_session *s, const char *args, size_t len)
@@ -981,7 +1028,10 @@ static int pop3_listing_next(struct pop3_session *s, const char *head)
 	if (len > 0)
 		io_write(s->io, chunk, len);
 	if (done) {
-		pop3_log(s, LOG_EVENT, "[%zu lines]", s->list_lines);
+		char note[48];
+
+		snprintf(note, sizeof(note), "[%zu lines]", s->list_lines);
+		pop3_log_line(s, LOG_EVENT, 0, note);
 		s->listing = 0;
 	}
 	return done;
@@ -1392,31 +1442,34 @@ static const struct pop3_command pop3_commands[] = {
 	{POP3_CMD_CAPA,
 	 POP3_F_AUTHORIZATION | POP3_F_TRANSACTION | POP3_F_NO_ARGS, NULL,
 	 pop3_proceed_capa},
-	{POP3_CMD_STLS, POP3_F_AUTHORIZATION | POP3_F_NO_ARGS, pop3_check_stls,
-	 pop3_proceed_stls},
+	{POP3_CMD_STLS, POP3_F_AUTHORIZATION | POP3_F_NO_ARGS | POP3_F_TRACE,
+	 pop3_check_stls, pop3_proceed_stls},
 	{POP3_CMD_USER, POP3_F_AUTHORIZATION, pop3_check_user,
 	 pop3_proceed_user},
-	{POP3_CMD_PASS, POP3_F_AUTHORIZATION | POP3_F_SECRET, pop3_check_pass,
-	 pop3_proceed_pass},
-	{POP3_CMD_APOP, POP3_F_AUTHORIZATION | POP3_F_SECRET, NULL,
-	 pop3_proceed_apop},
-	{POP3_CMD_AUTH, POP3_F_AUTHORIZATION | POP3_F_SECRET, pop3_check_auth,
-	 pop3_proceed_auth},
+	{POP3_CMD_PASS, POP3_F_AUTHORIZATION | POP3_F_SECRET | POP3_F_TRACE,
+	 pop3_check_pass, pop3_proceed_pass},
+	{POP3_CMD_APOP, POP3_F_AUTHORIZATION | POP3_F_SECRET | POP3_F_TRACE,
+	 NULL, pop3_proceed_apop},
+	{POP3_CMD_AUTH, POP3_F_AUTHORIZATION | POP3_F_SECRET | POP3_F_TRACE,
+	 pop3_check_auth, pop3_proceed_auth},
 	{POP3_CMD_STAT, POP3_F_TRANSACTION | POP3_F_NO_ARGS, NULL,
 	 pop3_proceed_stat},
 	{POP3_CMD_LIST, POP3_F_TRANSACTION, NULL, pop3_proceed_list},
 	{POP3_CMD_UIDL, POP3_F_TRANSACTION, NULL, pop3_proceed_uidl},
-	{POP3_CMD_RETR, POP3_F_TRANSACTION, NULL, pop3_proceed_retr},
+	{POP3_CMD_RETR, POP3_F_TRANSACTION | POP3_F_TRACE, NULL,
+	 pop3_proceed_retr},
 	{POP3_CMD_TOP, POP3_F_TRANSACTION, NULL, pop3_proceed_top},
-	{POP3_CMD_DELE, POP3_F_TRANSACTION, NULL, pop3_proceed_dele},
+	{POP3_CMD_DELE, POP3_F_TRANSACTION | POP3_F_TRACE, NULL,
+	 pop3_proceed_dele},
 	{POP3_CMD_NOOP,
 	 POP3_F_AUTHORIZATION | POP3_F_TRANSACTION | POP3_F_NO_ARGS, NULL,
 	 pop3_proceed_noop},
 	{POP3_CMD_RSET, POP3_F_TRANSACTION | POP3_F_NO_ARGS, NULL,
 	 pop3_proceed_rset},
 	{POP3_CMD_QUIT,
-	 POP3_F_AUTHORIZATION | POP3_F_TRANSACTION | POP3_F_NO_ARGS, NULL,
-	 pop3_proceed_quit},
+	 POP3_F_AUTHORIZATION | POP3_F_TRANSACTION | POP3_F_NO_ARGS |
+		 POP3_F_TRACE,
+	 NULL, pop3_proceed_quit},
 };
 
 static const struct pop3_command *pop3_command_find(enum pop3_verb verb)
@@ -1437,6 +1490,7 @@ static void pop3_log_command(struct pop3_session *s,
 	char safe[600];
 	size_t keep = len;
 	int redact = 0;
+	int trace = c != NULL && (c->flags & POP3_F_TRACE);
 
 	if (c != NULL && (c->flags & POP3_F_SECRET) && cmd->args != NULL) {
 		const char *sp = NULL;
@@ -1452,15 +1506,15 @@ static void pop3_log_command(struct pop3_session *s,
 	} else if (c == NULL && len > POP3_KEYWORD_MAX + 4) {
 		/* An unknown line may be a SASL response or a password sent
 		 * out of turn (after a refused AUTH): only its start. */
-		pop3_log(s, LOG_FROM_PEER, "%s... [unknown, %zu bytes]",
-			 log_sanitize(safe, sizeof(safe), line,
-				      POP3_KEYWORD_MAX),
-			 len);
+		pop3_log_peer(s, 0, "%s... [unknown, %zu bytes]",
+			      log_sanitize(safe, sizeof(safe), line,
+					   POP3_KEYWORD_MAX),
+			      len);
 		return;
 	}
-	pop3_log(s, LOG_FROM_PEER, "%s%s",
-		 log_sanitize(safe, sizeof(safe), line, keep),
-		 redact ? " <redacted>" : "");
+	pop3_log_peer(s, trace, "%s%s",
+		      log_sanitize(safe, sizeof(safe), line, keep),
+		      redact ? " <redacted>" : "");
 }
 
 static void pop3_command(struct pop3_session *s, const char *line, size_t len)
@@ -1624,7 +1678,7 @@ static void pop3_process(struct pop3_session *s)
 			    memchr(line, '\r', n - 1) != NULL ||
 			    memchr(line, '\0', n) != NULL) {
 				io_input_drain(s->io, n + 1);
-				pop3_log(s, LOG_FROM_PEER, "[malformed line]");
+				pop3_log_peer(s, 0, "[malformed line]");
 				pop3_reply(s, "-ERR Lines must end with CRLF "
 					      "and hold no NUL");
 				if (s->state == POP3_STATE_SASL)
@@ -1636,8 +1690,7 @@ static void pop3_process(struct pop3_session *s)
 				text[n - 1] = '\0';
 				io_input_drain(s->io, n + 1);
 				if (s->state == POP3_STATE_SASL) {
-					pop3_log(s, LOG_FROM_PEER,
-						 "<redacted>");
+					pop3_log_peer(s, 0, "<redacted>");
 					pop3_sasl_step(s, text, n - 1);
 				} else {
 					pop3_command(s, text, n - 1);

@@ -84,6 +84,26 @@ int64_t smtp_session_setting(const struct smtp_session *s, enum settings_id id)
 	return settings_int(smtp_session_settings(s), id);
 }
 
+/*
+ * Writes one transcript line, or counts it (log_budget_admit): past
+ * log.max_lines_per_session only events, the commands that trace mail
+ * (SMTP_F_TRACE) with their replies, and 4xx/5xx replies are written.
+ * The one place that decides what of a session reaches the log.
+ */
+static void smtp_log_line(struct smtp_session *s, const char *dir,
+			  const char *text)
+{
+	int keep = strcmp(dir, LOG_EVENT) == 0 || s->log_trace;
+
+	if (strcmp(dir, LOG_TO_PEER) == 0 && (text[0] == '4' || text[0] == '5'))
+		keep = 1;
+	if (log_budget_admit(
+		    &s->log_budget, LOG_SMTP_IN, s->id,
+		    smtp_session_setting(s, SETTING_LOG_MAX_LINES_PER_SESSION),
+		    dir, keep, strlen(text)))
+		log_write(LOG_SMTP_IN, s->id, dir, "%s", text);
+}
+
 void smtp_session_log(struct smtp_session *s, const char *dir, const char *fmt,
 		      ...)
 {
@@ -93,7 +113,24 @@ void smtp_session_log(struct smtp_session *s, const char *dir, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_write(LOG_SMTP_IN, s->id, dir, "%s", text);
+	smtp_log_line(s, dir, text);
+}
+
+/* Logs a line from the client: a command, which traces mail when trace
+ * (its replies are then kept past the transcript limit too). */
+static void smtp_log_peer(struct smtp_session *s, int trace, const char *fmt,
+			  ...) __attribute__((format(printf, 3, 4)));
+static void smtp_log_peer(struct smtp_session *s, int trace, const char *fmt,
+			  ...)
+{
+	char text[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	s->log_trace = trace;
+	smtp_log_line(s, LOG_FROM_PEER, text);
 }
 
 /* Sends one reply line and logs it. Replies may quote client text, so the
@@ -112,7 +149,7 @@ void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
 	if ((size_t)n >= sizeof(line))
 		n = sizeof(line) - 1;
 	log_sanitize(safe, sizeof(safe), line, (size_t)n);
-	log_write(LOG_SMTP_IN, s->id, LOG_TO_PEER, "%s", safe);
+	smtp_log_line(s, LOG_TO_PEER, safe);
 	if ((line[0] == '4' || line[0] == '5') && strncmp(line, "421", 3) != 0)
 		s->errors++;
 	io_write(s->io, line, (size_t)n);
@@ -339,6 +376,7 @@ static void smtp_session_free(struct smtp_session *s)
 	io_timer_free(s->rdns_timer);
 	smtp_spam_free(s);
 	smtp_hijack_reset(s);
+	log_budget_flush(&s->log_budget, LOG_SMTP_IN, s->id);
 	smtp_session_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
 			 s->messages, s->errors);
 	free(s->rcpts);
@@ -463,6 +501,9 @@ enum {
 	SMTP_F_NO_ARGS = 1 << 1,   /* takes no argument */
 	SMTP_F_LAST = 1 << 2,	   /* must end a pipelined group (RFC 2920) */
 	SMTP_F_SECRET = 1 << 3,	   /* arguments never logged (AUTH) */
+	/* Logged, with its replies, past log.max_lines_per_session: the
+	 * commands that trace a message or a login. */
+	SMTP_F_TRACE = 1 << 4,
 };
 
 struct smtp_command {
@@ -1132,20 +1173,22 @@ static const struct smtp_command smtp_commands[] = {
 	{SMTP_CMD_EHLO, "EHLO", SMTP_F_LAST, smtp_check_helo,
 	 smtp_proceed_ehlo},
 	{SMTP_CMD_STARTTLS, "STARTTLS",
-	 SMTP_F_NEED_HELO | SMTP_F_NO_ARGS | SMTP_F_LAST, smtp_check_starttls,
-	 smtp_proceed_starttls},
-	{SMTP_CMD_AUTH, "AUTH", SMTP_F_NEED_HELO | SMTP_F_SECRET,
+	 SMTP_F_NEED_HELO | SMTP_F_NO_ARGS | SMTP_F_LAST | SMTP_F_TRACE,
+	 smtp_check_starttls, smtp_proceed_starttls},
+	{SMTP_CMD_AUTH, "AUTH", SMTP_F_NEED_HELO | SMTP_F_SECRET | SMTP_F_TRACE,
 	 smtp_check_auth, smtp_proceed_auth},
-	{SMTP_CMD_MAIL, "MAIL", SMTP_F_NEED_HELO, smtp_check_mail,
-	 smtp_proceed_mail},
-	{SMTP_CMD_RCPT, "RCPT", SMTP_F_NEED_HELO, smtp_check_rcpt,
-	 smtp_proceed_rcpt},
-	{SMTP_CMD_DATA, "DATA", SMTP_F_NEED_HELO | SMTP_F_NO_ARGS | SMTP_F_LAST,
+	{SMTP_CMD_MAIL, "MAIL", SMTP_F_NEED_HELO | SMTP_F_TRACE,
+	 smtp_check_mail, smtp_proceed_mail},
+	{SMTP_CMD_RCPT, "RCPT", SMTP_F_NEED_HELO | SMTP_F_TRACE,
+	 smtp_check_rcpt, smtp_proceed_rcpt},
+	{SMTP_CMD_DATA, "DATA",
+	 SMTP_F_NEED_HELO | SMTP_F_NO_ARGS | SMTP_F_LAST | SMTP_F_TRACE,
 	 smtp_check_data, smtp_proceed_data},
-	{SMTP_CMD_BDAT, "BDAT", 0, NULL, smtp_proceed_bdat},
+	{SMTP_CMD_BDAT, "BDAT", SMTP_F_TRACE, NULL, smtp_proceed_bdat},
 	{SMTP_CMD_RSET, "RSET", SMTP_F_NO_ARGS, NULL, smtp_proceed_rset},
 	{SMTP_CMD_NOOP, "NOOP", 0, NULL, smtp_proceed_noop},
-	{SMTP_CMD_QUIT, "QUIT", SMTP_F_NO_ARGS, NULL, smtp_proceed_quit},
+	{SMTP_CMD_QUIT, "QUIT", SMTP_F_NO_ARGS | SMTP_F_TRACE, NULL,
+	 smtp_proceed_quit},
 	{SMTP_CMD_VRFY, "VRFY", 0, NULL, smtp_proceed_vrfy},
 	{SMTP_CMD_EXPN, "EXPN", 0, NULL, smtp_proceed_expn},
 	{SMTP_CMD_HELP, "HELP", 0, NULL, smtp_proceed_help},
@@ -1168,8 +1211,8 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 
 	if (smtp_parse_command(line, len, &cmd) != 1 ||
 	    (c = smtp_command_find(cmd.verb)) == NULL) {
-		smtp_session_log(s, LOG_FROM_PEER, "%s",
-				 log_sanitize(safe, sizeof(safe), line, len));
+		smtp_log_peer(s, 0, "%s",
+			      log_sanitize(safe, sizeof(safe), line, len));
 		smtp_session_reply(s,
 				   "500 5.5.1 Error: command not recognized");
 		return;
@@ -1185,15 +1228,15 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 			keep = (size_t)(sp - line);
 		else if (cmd.args != NULL)
 			keep = len;
-		smtp_session_log(s, LOG_FROM_PEER, "%s%s",
-				 log_sanitize(safe, sizeof(safe), line, keep),
-				 sp != NULL ? " <redacted>" : "");
+		smtp_log_peer(s, (c->flags & SMTP_F_TRACE) != 0, "%s%s",
+			      log_sanitize(safe, sizeof(safe), line, keep),
+			      sp != NULL ? " <redacted>" : "");
 	} else {
 		log_sanitize(safe, sizeof(safe), line, len);
 		/* A re-activation token is a credential. */
 		if (cmd.verb == SMTP_CMD_RCPT)
 			hijack_token_redact(safe);
-		smtp_session_log(s, LOG_FROM_PEER, "%s", safe);
+		smtp_log_peer(s, (c->flags & SMTP_F_TRACE) != 0, "%s", safe);
 	}
 	if ((c->flags & SMTP_F_NEED_HELO) && !s->helo_seen) {
 		smtp_session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
@@ -1446,8 +1489,9 @@ static void smtp_commit_message(struct smtp_session *s)
 	s->filter_plan = NULL;
 	buf_init(&s->msg, 0);
 	c->now = clock_now();
-	smtp_session_log(s, LOG_FROM_PEER, "[message: %zu bytes, %zu lines]",
-			 c->msg.len, (size_t)s->reader.lines);
+	/* The DATA result that follows names the Message-ID. */
+	smtp_log_peer(s, 1, "[message: %zu bytes, %zu lines]", c->msg.len,
+		      (size_t)s->reader.lines);
 	s->state = SMTP_STATE_BUSY;
 	io_pause(s->io);
 	s->jobs++;
@@ -1630,10 +1674,9 @@ static void smtp_process(struct smtp_session *s)
 			    memchr(line, '\r', n - 1) != NULL ||
 			    memchr(line, '\0', n) != NULL) {
 				char safe[128];
-				smtp_session_log(s, LOG_FROM_PEER, "%s",
-						 log_sanitize(safe,
-							      sizeof(safe),
-							      line, n + 1));
+				smtp_log_peer(s, 0, "%s",
+					      log_sanitize(safe, sizeof(safe),
+							   line, n + 1));
 				io_input_drain(s->io, n + 1);
 				smtp_reset_transaction(s);
 				smtp_session_reply(
@@ -1653,8 +1696,7 @@ static void smtp_process(struct smtp_session *s)
 				sodium_memzero((void *)line, n + 1);
 				io_input_drain(s->io, n + 1);
 				if (s->state == SMTP_STATE_AUTH) {
-					smtp_session_log(s, LOG_FROM_PEER,
-							 "<redacted>");
+					smtp_log_peer(s, 0, "<redacted>");
 					smtp_auth_step(s, text, n - 1);
 				} else {
 					smtp_command(s, text, n - 1);

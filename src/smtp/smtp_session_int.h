@@ -15,6 +15,7 @@
 #include "lib/addr.h"
 #include "lib/buf.h"
 #include "lib/dns.h"
+#include "lib/log.h"
 #include "lib/sasl.h"
 #include "smtp/smtp_commit.h"
 #include "smtp/smtp_data.h"
@@ -100,6 +101,11 @@ struct smtp_session {
 
 	unsigned errors;
 	unsigned messages;
+	/* The transcript's share of the logs (log.max_lines_per_session),
+	 * and whether the last command traces mail (SMTP_F_TRACE): its
+	 * replies are logged past the limit too. */
+	struct log_budget log_budget;
+	int log_trace;
 	int skip_line; /* discarding the rest of an over-long line */
 	int gone;      /* connection closed while a job was running */
 	/* Worker jobs that hold the session (AUTH, commit, filter, reply to

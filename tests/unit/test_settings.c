@@ -57,6 +57,12 @@ static const struct normalize_case normalize_cases[] = {
 	{"int 512", "smtp.max_line", "512", "512"},
 	{"int 65536", "smtp.max_line", "65536", "65536"},
 	{"int 65537", "smtp.max_line", "65537", NULL},
+	/* log.max_lines_per_session [0, 100000000] */
+	{"log lines 0", "log.max_lines_per_session", "0", "0"},
+	{"log lines max", "log.max_lines_per_session", "100000000",
+	 "100000000"},
+	{"log lines above", "log.max_lines_per_session", "100000001", NULL},
+	{"log lines negative", "log.max_lines_per_session", "-1", NULL},
 	/* enum */
 	{"enum freeze", "hijack.action", "freeze", "freeze"},
 	{"enum throttle", "hijack.action", "throttle", "throttle"},

@@ -1,0 +1,152 @@
+"""What one client can make the daemon write to disk. Every command and
+reply is a transcript line, so a client that sends NOOPs and reads the
+replies made the logs grow faster than it sent (6 MB of NOOPs: 77 MB of
+logs). Past log.max_lines_per_session a session logs only the lines that
+trace mail and errors, and one summary line of what it left out."""
+import re
+
+from smtputil import Raw, wait_for
+
+PW = "correct horse battery staple"
+LIMIT = 100
+FLOOD = 5000
+SUMMARY = re.compile(r"\*\*\* (\d+) more commands, (\d+) bytes, not logged$")
+# Before the bound, 5,000 NOOPs and their replies were 10,000 lines
+# (about 700 KB of SMTP transcript).
+MAX_BYTES = 40 * 1024
+
+
+def log_size(p, name):
+    return sum(f.stat().st_size for f in p.log_dir.glob(f"{name}-*.log"))
+
+
+def transcript(p, name, offset):
+    """The (direction, text) of each line written after offset bytes."""
+    text = p.log(name)[offset:]
+    out = []
+    for line in text.splitlines():
+        parts = line.split(" ", 4)
+        if len(parts) == 5:
+            out.append((parts[3], parts[4]))
+    return out, len(text.encode())
+
+
+def flood(r, cmds, replies):
+    """Sends the commands in pipelined batches, reading every reply."""
+    got = []
+    for i in range(0, len(cmds), 100):
+        batch = cmds[i:i + 100]
+        r.send("".join(c + "\r\n" for c in batch))
+        for _ in batch:
+            got.append(replies(r))
+    return got
+
+
+def test_smtp_noop_flood_log_bounded(petrel_factory):
+    p = petrel_factory(settings={"log.max_lines_per_session": str(LIMIT)})
+    before = len(p.log("smtp-in"))
+    r = Raw(p.ports["smtp"])
+    assert r.code() == 220
+    assert r.cmd("EHLO client.test")[0] == 250
+    got = flood(r, ["NOOP"] * FLOOD, lambda r: r.reply()[1][-1])
+    assert got == ["250 2.0.0 Ok"] * FLOOD
+    mid = "<after-flood@x.test>"
+    assert r.cmd("MAIL FROM:<x@remote.test>")[0] == 250
+    assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+    assert r.cmd("RCPT TO:<nobody@example.test>")[0] == 550
+    assert r.cmd("DATA")[0] == 354
+    code, lines = r.cmd(f"Message-ID: {mid}\r\nSubject: s\r\n\r\nbody\r\n.")
+    assert code == 250 and mid in lines[-1], lines
+    assert r.cmd("QUIT")[0] == 221
+    r.close()
+    assert wait_for(lambda: "disconnected:" in p.log("smtp-in")[before:])
+
+    lines, nbytes = transcript(p, "smtp-in", before)
+    print(f"smtp-in grew by {len(lines)} lines, {nbytes} bytes")
+    assert len(lines) <= LIMIT + 20, lines[-30:]
+    assert nbytes <= MAX_BYTES
+    texts = [t for _, t in lines]
+    # The lines that trace the message, all after the flood.
+    assert any(t.startswith("MAIL FROM:<x@remote.test>") for t in texts)
+    assert "RCPT TO:<alice@example.test>" in texts
+    assert any(t.startswith("550") for t in texts)  # refusals too
+    assert any(f"saved <Message-ID: {mid}>" in t for t in texts)
+    assert any(t.startswith("221") for t in texts)
+    assert any(t.startswith("disconnected:") for t in texts)
+    # One summary, with the counts of what was left out: the NOOPs past
+    # the limit and their replies.
+    sums = [SUMMARY.search(d + " " + t) for d, t in lines]
+    sums = [m for m in sums if m]
+    assert len(sums) == 1, texts[-20:]
+    cmds = sum(1 for d, _ in lines if d == "<--")
+    sent = 1 + FLOOD + 5 + 1  # EHLO, NOOPs, MAIL RCPT RCPT DATA QUIT, [msg]
+    skipped_cmds = sent - cmds
+    skipped_replies = FLOOD - texts.count("250 2.0.0 Ok")
+    assert int(sums[0].group(1)) == skipped_cmds
+    assert int(sums[0].group(2)) == (4 * skipped_cmds +
+                                     len("250 2.0.0 Ok") * skipped_replies)
+    assert skipped_cmds > FLOOD - LIMIT
+    # The message can still be traced from its Message-ID.
+    out = p.ctl.ok("log", "search", mid)
+    assert "MAIL FROM:<x@remote.test>" in out, out
+    assert f"saved <Message-ID: {mid}>" in out, out
+
+
+def pop3_reply(r):
+    return r.line()
+
+
+def test_pop3_noop_stat_flood_log_bounded(petrel_factory):
+    p = petrel_factory(settings={"log.max_lines_per_session": str(LIMIT),
+                                 "auth.allow_plaintext": "on"})
+    r = Raw(p.ports["smtp"])
+    assert r.code() == 220
+    r.cmd("EHLO client.test")
+    assert r.cmd("MAIL FROM:<x@remote.test>")[0] == 250
+    assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    assert r.cmd("Subject: s\r\n\r\nbody\r\n.")[0] == 250
+    r.cmd("QUIT")
+    r.close()
+    assert p.messages("alice@example.test")
+
+    before = len(p.log("pop3"))
+    r = Raw(p.ports["pop3"])
+    assert r.line().startswith("+OK")
+    r.send("USER alice@example.test\r\n")
+    assert r.line().startswith("+OK")
+    r.send(f"PASS {PW}\r\n")
+    assert r.line().startswith("+OK Logged in")
+    cmds = ["NOOP", "STAT"] * (FLOOD // 2)
+    got = flood(r, cmds, pop3_reply)
+    stat = got[1]
+    assert re.fullmatch(r"\+OK 1 \d+", stat)
+    assert got == ["+OK", stat] * (FLOOD // 2)
+    r.send("RETR 9\r\n")
+    assert r.line().startswith("-ERR")
+    r.send("RETR 1\r\n")
+    assert r.line().startswith("+OK")
+    while r.line() != ".":
+        pass
+    r.send("QUIT\r\n")
+    assert r.line().startswith("+OK")
+    r.close()
+    assert wait_for(lambda: "disconnected:" in p.log("pop3")[before:])
+
+    lines, nbytes = transcript(p, "pop3", before)
+    print(f"pop3 grew by {len(lines)} lines, {nbytes} bytes")
+    assert len(lines) <= LIMIT + 20, lines[-30:]
+    assert nbytes <= MAX_BYTES
+    texts = [t for _, t in lines]
+    assert "RETR 9" in texts and "RETR 1" in texts and "QUIT" in texts
+    assert any(t.startswith("-ERR") for t in texts)
+    assert "PASS <redacted>" in texts and PW not in p.log("pop3")
+    sums = [m for m in (SUMMARY.search(d + " " + t) for d, t in lines) if m]
+    assert len(sums) == 1, texts[-20:]
+    sent = 2 + FLOOD + 3  # USER PASS, the flood, RETR RETR QUIT
+    skipped_cmds = sent - sum(1 for d, _ in lines if d == "<--")
+    noops = FLOOD // 2 - texts.count("+OK")
+    stats = FLOOD // 2 - texts.count(stat)
+    assert int(sums[0].group(1)) == skipped_cmds
+    assert int(sums[0].group(2)) == (4 * skipped_cmds + 3 * noops +
+                                     len(stat) * stats)
