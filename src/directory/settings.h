@@ -167,6 +167,10 @@ enum settings_type {
 	  "transcript lines an SMTP or POP3 session writes before only the "   \
 	  "lines that trace mail and errors are logged (the rest are counted " \
 	  "in one summary line)")                                              \
+	X(QUEUE_MIN_FREE_MB, "queue.min_free_mb", INT, "100", 0,               \
+	  1000000000000, NULL,                                                 \
+	  "free megabytes in data_dir below which new transactions get 452 "   \
+	  "4.3.1 (0: no check)")                                               \
 	X(QUEUE_RETRY_FIRST, "queue.retry_first", INT, "300", 1, 86400, NULL,  \
 	  "seconds before the first retry of a deferred message")              \
 	X(QUEUE_RETRY_MAX, "queue.retry_max", INT, "3600", 1, 86400, NULL,     \

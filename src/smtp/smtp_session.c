@@ -41,6 +41,7 @@
 #include "smtp/smtp_commit.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parse.h"
+#include "smtp/smtp_space.h"
 #include "smtp/smtp_spam.h"
 #include "lib/sasl.h"
 
@@ -657,6 +658,16 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 			s, "%s",
 			args == NULL ? "501 5.5.4 Syntax: MAIL FROM:<address>"
 				     : reply);
+		return;
+	}
+	/* A full spool would fail the message at the end of DATA, after
+	 * the client sent it all: refuse the transaction now (RFC 3463
+	 * 4.3.1), and the client retries later. */
+	if (!smtp_space_ok(s->env->cfg->data_dir,
+			   smtp_session_setting(s, SETTING_QUEUE_MIN_FREE_MB),
+			   clock_mono_ms())) {
+		smtp_refused(s, "MAIL", "452 4.3.1 Insufficient system storage",
+			     "free space in data_dir under queue.min_free_mb");
 		return;
 	}
 	/* RFC 1870: refuse a declared size over the limit at once. */

@@ -2,7 +2,10 @@
 reply is a transcript line, so a client that sends NOOPs and reads the
 replies made the logs grow faster than it sent (6 MB of NOOPs: 77 MB of
 logs). Past log.max_lines_per_session a session logs only the lines that
-trace mail and errors, and one summary line of what it left out."""
+trace mail and errors, and one summary line of what it left out. And when
+data_dir runs short of space (queue.min_free_mb), MAIL gets 452 4.3.1
+rather than a failure at the end of DATA, with one line in the system
+log."""
 import re
 
 from smtputil import Raw, wait_for
@@ -150,3 +153,36 @@ def test_pop3_noop_stat_flood_log_bounded(petrel_factory):
     assert int(sums[0].group(1)) == skipped_cmds
     assert int(sums[0].group(2)) == (4 * skipped_cmds + 3 * noops +
                                      len(stat) * stats)
+
+
+def test_free_space_threshold(petrel_factory):
+    p = petrel_factory()
+    top = "1000000000000"  # the largest queue.min_free_mb: 1 EB
+    assert p.ctl.run("set", "queue.min_free_mb",
+                     "1000000000001").returncode != 0
+    p.set("queue.min_free_mb", top)
+    for _ in range(3):
+        r = Raw(p.ports["smtp"])
+        assert r.code() == 220
+        r.cmd("EHLO client.test")
+        code, lines = r.cmd("MAIL FROM:<x@remote.test>")
+        assert code == 452 and lines[-1].startswith("452 4.3.1"), lines
+        r.cmd("QUIT")
+        r.close()
+    low = "under queue.min_free_mb"
+    assert p.log("system").count(low) == 1, p.log("system")
+
+    p.set("queue.min_free_mb", "1")
+    r = Raw(p.ports["smtp"])
+    assert r.code() == 220
+    r.cmd("EHLO client.test")
+    assert r.cmd("MAIL FROM:<x@remote.test>")[0] == 250
+    assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    assert r.cmd("Subject: s\r\n\r\nbody\r\n.")[0] == 250
+    r.cmd("QUIT")
+    r.close()
+    assert p.messages("alice@example.test")
+    system = p.log("system")
+    assert system.count(low) == 1
+    assert system.count("met again: new transactions accepted") == 1, system

@@ -63,6 +63,11 @@ static const struct normalize_case normalize_cases[] = {
 	 "100000000"},
 	{"log lines above", "log.max_lines_per_session", "100000001", NULL},
 	{"log lines negative", "log.max_lines_per_session", "-1", NULL},
+	/* queue.min_free_mb [0, 10^12]: past any disk, so a test can
+	 * make any data_dir look full */
+	{"min free 0", "queue.min_free_mb", "0", "0"},
+	{"min free max", "queue.min_free_mb", "1000000000000", "1000000000000"},
+	{"min free above", "queue.min_free_mb", "1000000000001", NULL},
 	/* enum */
 	{"enum freeze", "hijack.action", "freeze", "freeze"},
 	{"enum throttle", "hijack.action", "throttle", "throttle"},
