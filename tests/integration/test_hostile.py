@@ -1,7 +1,8 @@
 """Hostile SMTP clients against the real daemon: over-long lines at the
 largest value of every length setting, connections that vanish while a
-worker job holds the session, credentials left in memory, and a hundred
-thousand pipelined recipients. Teardown fails a test on any ASan report
+worker job holds the session, credentials left in memory, a hundred
+thousand pipelined recipients, floods that never read, and random bytes
+on every listener. Teardown fails a test on any ASan report
 (conftest.py)."""
 import base64
 import re
@@ -442,3 +443,62 @@ def test_plaintext_flood_after_starttls(petrel_factory):
     finally:
         s.close()
     alive(p)
+
+
+# ---- random bytes ----
+
+def _random_session(port, rng, tls=False):
+    """Connects, sends a few random chunks (bytes of every value, with
+    line ends now and then), reads what comes back; returns the bytes
+    read."""
+    import ssl
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s)
+    got = b""
+    try:
+        got += s.recv(4096)
+        for _ in range(rng.randrange(1, 6)):
+            chunk = bytes(rng.randrange(256)
+                          for _ in range(rng.randrange(1, 3000)))
+            if rng.random() < 0.7:
+                chunk += b"\r\n"
+            s.sendall(chunk)
+        s.settimeout(0.3)
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+    except (socket.timeout, ConnectionError, OSError):
+        pass
+    finally:
+        s.close()
+    return got
+
+
+@pytest.mark.parametrize("service", ["smtp", "smtps", "pop3", "pop3s"])
+def test_random_bytes(petrel_factory, service):
+    """Random bytes on every listener: every line the daemon answers is a
+    well-formed reply, it stays up, and a real client is served after."""
+    import random
+    import smtplib
+    p = petrel_factory()
+    rng = random.Random(f"random-bytes-{service}")
+    port = p.ports[service]
+    for _ in range(12):
+        got = _random_session(port, rng, tls=service.endswith("s"))
+        assert got, "no greeting"
+        for line in got.split(b"\r\n")[:-1]:  # the whole lines
+            if service.startswith("smtp"):
+                assert re.match(rb"^[2345]\d\d[ -]", line), line
+            else:
+                assert line[:3] in (b"+OK", b"-ER"), line
+        alive(p)
+    with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=30) as c:
+        c.sendmail("someone@remote.test", ["alice@example.test"],
+                   b"Subject: after the noise\r\n\r\nhello\r\n")
+    assert p.messages("alice@example.test")
