@@ -335,9 +335,16 @@ def flood_without_reading(port, data, limit):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", port))
+    return s, send_until_stuck(s, data, limit, 60)
+
+
+def send_until_stuck(s, data, limit, seconds):
+    """Sends data on s again and again, never reading, until `limit`
+    bytes are sent, `seconds` pass, the peer stops taking them for a
+    second, or it closes. Returns the bytes sent."""
     s.setblocking(False)
     sent, stuck = 0, None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + seconds
     while sent < limit and time.monotonic() < deadline:
         try:
             sent += s.send(data)
@@ -349,7 +356,7 @@ def flood_without_reading(port, data, limit):
             time.sleep(0.01)
         except (BrokenPipeError, ConnectionResetError):
             break
-    return s, sent
+    return sent
 
 
 def test_noop_flood_without_reading(petrel_factory):
@@ -420,20 +427,7 @@ def test_plaintext_flood_after_starttls(petrel_factory):
         last = tx
     s.sendall(b"STARTTLS\r\n")
     assert wait_for(lambda: "<-- STARTTLS" in p.log("smtp-in"))
-    s.setblocking(False)
-    sent, stuck, chunk = 0, None, b"x" * 65536
-    deadline = time.monotonic() + 30
-    while sent < 64 << 20 and time.monotonic() < deadline:
-        try:
-            sent += s.send(chunk)
-            stuck = None
-        except BlockingIOError:
-            stuck = stuck or time.monotonic()
-            if time.monotonic() - stuck > 1:
-                break
-            time.sleep(0.01)
-        except (BrokenPipeError, ConnectionResetError):
-            break
+    sent = send_until_stuck(s, b"x" * 65536, 64 << 20, 30)
     print(f"{sent} bytes of plaintext sent after STARTTLS")
     try:
         assert sent < 32 << 20

@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from smtputil import wait_for
 
 PW = "correct horse battery staple"
 ALICE = "alice@example.test"
@@ -156,6 +155,19 @@ def well_behaved(p):
 FLOODS = {"LIST": 2000, "UIDL": 400, "NOOP": 1200000}
 
 
+def bounded_and_closed(p, base, peak, before, what):
+    """After a flood: a well-behaved client is served (the daemon is not
+    stuck for others), the attacker's session is closed by the write
+    timeout, and petreld's RSS grew less than the bound meanwhile."""
+    well_behaved(p)
+    took = wait_closed(p, before + 1, peak, TIMEOUT + 8)
+    growth = peak[0] - base
+    print(f"{what}, RSS {base} KB -> peak {peak[0]} KB (+{growth} KB), "
+          f"closed after {took}")
+    assert growth < RSS_GROWTH_MAX_KB, (base, peak[0])
+    assert took is not None, "the session was never closed"
+
+
 @pytest.mark.parametrize("command", sorted(FLOODS))
 def test_flood_without_reading(petrel_factory, command):
     """A client sends a command thousands of times and reads nothing. The
@@ -172,15 +184,8 @@ def test_flood_without_reading(petrel_factory, command):
     before = disconnects(p)
     line = (command + "\r\n").encode()
     sent = c.flood(line * 10000, FLOODS[command] * len(line), 10, p, peak)
-    # The daemon is not stuck for others.
-    well_behaved(p)
-    before += 1
-    took = wait_closed(p, before, peak, TIMEOUT + 8)
-    growth = peak[0] - base
-    print(f"{command}: sent {sent} bytes, RSS {base} KB -> peak "
-          f"{peak[0]} KB (+{growth} KB), closed after {took}")
-    assert growth < RSS_GROWTH_MAX_KB, (base, peak[0])
-    assert took is not None, "the session was never closed"
+    bounded_and_closed(p, base, peak, before,
+                       f"{command}: sent {sent} bytes")
     assert "timeout: the client stopped reading" in p.log("pop3")
     c.close()
 
@@ -223,14 +228,8 @@ def test_stls_plaintext_flood(petrel_factory):
     # the +OK for STLS cannot be written; then plaintext, for 6 s.
     c.sock.sendall(b"CAPA\r\n" * 40000 + b"STLS\r\n")
     sent = c.flood(b"x" * 65536, 100 << 20, 6, p, peak)
-    well_behaved(p)
-    before += 1
-    took = wait_closed(p, before, peak, TIMEOUT + 8)
-    growth = peak[0] - base
-    print(f"STLS: sent {sent} bytes of plaintext, RSS {base} KB -> peak "
-          f"{peak[0]} KB (+{growth} KB), closed after {took}")
-    assert growth < RSS_GROWTH_MAX_KB, (base, peak[0])
-    assert took is not None, "the session was never closed"
+    bounded_and_closed(p, base, peak, before,
+                       f"STLS: sent {sent} bytes of plaintext")
     c.close()
 
 

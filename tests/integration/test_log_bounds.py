@@ -64,11 +64,7 @@ def test_smtp_noop_flood_log_bounded(petrel_factory):
     r.close()
     assert wait_for(lambda: "disconnected:" in p.log("smtp-in")[before:])
 
-    lines, nbytes = transcript(p, "smtp-in", before)
-    print(f"smtp-in grew by {len(lines)} lines, {nbytes} bytes")
-    assert len(lines) <= LIMIT + 20, lines[-30:]
-    assert nbytes <= MAX_BYTES
-    texts = [t for _, t in lines]
+    lines, texts = bounded_transcript(p, "smtp-in", before)
     # The lines that trace the message, all after the flood.
     assert any(t.startswith("MAIL FROM:<x@remote.test>") for t in texts)
     assert "RCPT TO:<alice@example.test>" in texts
@@ -93,6 +89,16 @@ def test_smtp_noop_flood_log_bounded(petrel_factory):
     out = p.ctl.ok("log", "search", mid)
     assert "MAIL FROM:<x@remote.test>" in out, out
     assert f"saved <Message-ID: {mid}>" in out, out
+
+
+def bounded_transcript(p, log, before):
+    """The transcript lines written since offset before, checked to stay
+    within the limit: (lines, their texts)."""
+    lines, nbytes = transcript(p, log, before)
+    print(f"{log} grew by {len(lines)} lines, {nbytes} bytes")
+    assert len(lines) <= LIMIT + 20, lines[-30:]
+    assert nbytes <= MAX_BYTES
+    return lines, [t for _, t in lines]
 
 
 def deliver_one(p):
@@ -141,11 +147,7 @@ def test_pop3_noop_stat_flood_log_bounded(petrel_factory):
     r.close()
     assert wait_for(lambda: "disconnected:" in p.log("pop3")[before:])
 
-    lines, nbytes = transcript(p, "pop3", before)
-    print(f"pop3 grew by {len(lines)} lines, {nbytes} bytes")
-    assert len(lines) <= LIMIT + 20, lines[-30:]
-    assert nbytes <= MAX_BYTES
-    texts = [t for _, t in lines]
+    lines, texts = bounded_transcript(p, "pop3", before)
     assert "RETR 9" in texts and "RETR 1" in texts and "QUIT" in texts
     assert any(t.startswith("-ERR") for t in texts)
     assert "PASS <redacted>" in texts and PW not in p.log("pop3")
