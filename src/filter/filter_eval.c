@@ -46,6 +46,20 @@ struct filter_set {
 
 /* --- compiling --- */
 
+/* A copy of n bytes and a NUL. Not strndup: message text may hold NUL
+ * bytes (DATA passes them, and so do encoded words), and every one of
+ * the n bytes is used. */
+static char *filter_memdup(const char *s, size_t n)
+{
+	char *c = malloc(n + 1);
+
+	if (c != NULL) {
+		memcpy(c, s, n);
+		c[n] = '\0';
+	}
+	return c;
+}
+
 static void filter_lower(char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -284,10 +298,11 @@ static int filter_msg_init(struct filter_msg *m, const struct filter_facts *f)
 		/* Without the white space after the colon. */
 		{
 			size_t sk = strspn(value, " \t");
-			h->value = strndup(value + sk, n - sk);
+			h->value = filter_memdup(value + sk, n - sk);
 			h->len = n - sk;
 		}
-		h->lower = h->value != NULL ? strndup(h->value, h->len) : NULL;
+		h->lower = h->value != NULL ? filter_memdup(h->value, h->len)
+					    : NULL;
 		if (h->value == NULL || h->lower == NULL) {
 			free(h->value);
 			free(h->lower);
@@ -444,8 +459,8 @@ static int filter_cond_holds(struct filter_msg *m, const struct filter_rule *r,
 			return memmem(buf_cstr(&m->mime.text), m->mime.text.len,
 				      cc->needle, cc->needle_len) != NULL;
 		if (m->lower_text == NULL) {
-			m->lower_text = strndup(buf_cstr(&m->mime.text),
-						m->mime.text.len);
+			m->lower_text = filter_memdup(buf_cstr(&m->mime.text),
+						      m->mime.text.len);
 			if (m->lower_text == NULL) {
 				snprintf(m->error, sizeof(m->error),
 					 "out of memory");

@@ -403,6 +403,43 @@ static void test_conditions(void **state)
 			 -1);
 }
 
+/* NUL bytes pass DATA, and an encoded word can decode to one: the text
+ * and header values the rules read are copied whole, past a NUL (they
+ * were strndup()ed and then lowered to their full length: a heap
+ * overflow in the filter's worker). */
+static void test_nul_bytes(void **state)
+{
+	static const char msg[] =
+		"Subject: =?utf-8?B?QQBCIE5FRURMRQ==?=\r\n\r\n"
+		"a\0b needle after the NUL\r\n";
+	static const struct filter_rcpt bob = {"bob@example.test", 1};
+	static const char *const conds[] = {
+		"body contains \"NEEDLE AFTER\"",
+		"header \"Subject\" contains \"b needle\"",
+	};
+
+	for (size_t i = 0; i < sizeof(conds) / sizeof(*conds); i++) {
+		char text[256];
+		struct filter_set *set;
+		struct filter_result res;
+		struct filter_facts f;
+
+		snprintf(text, sizeof(text),
+			 "rule \"t\"\n\tif %s\n\tthen add-header \"X-Hit\" "
+			 "\"1\"\nend\n",
+			 conds[i]);
+		set = compile(text);
+		facts(&f, msg, NULL);
+		f.len = sizeof(msg) - 1;
+		assert_int_equal(filter_eval(set, &f, &bob, 1, &res), 0);
+		if (res.out[0].edits.len == 0)
+			fail_msg("%s did not fire", conds[i]);
+		filter_result_deinit(&res);
+		filter_set_unref(set);
+	}
+	(void)state;
+}
+
 /* Every condition kind is written back as itself (client-ip was read as
  * all-messages once). */
 static void test_conditions_round_trip(void **state)
@@ -802,6 +839,7 @@ int main(void)
 		cmocka_unit_test(test_eval_recipe),
 		cmocka_unit_test(test_wildcard),
 		cmocka_unit_test(test_conditions),
+		cmocka_unit_test(test_nul_bytes),
 		cmocka_unit_test(test_conditions_round_trip),
 		cmocka_unit_test(test_match_any_all),
 		cmocka_unit_test(test_action_delete_reject),
