@@ -115,6 +115,14 @@ void buf_consume(struct buf *b, size_t n)
 	b->data[b->len] = '\0';
 }
 
+void buf_truncate(struct buf *b, size_t len)
+{
+	if (len >= b->len)
+		return;
+	b->len = len;
+	b->data[len] = '\0';
+}
+
 const char *buf_cstr(const struct buf *b)
 {
 	return b->data != NULL ? b->data : buf_empty;

@@ -40,6 +40,8 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 /* Removes the first n bytes (all if n >= len). */
 void buf_consume(struct buf *b, size_t n);
+/* Keeps the first len bytes (all when len >= the length). */
+void buf_truncate(struct buf *b, size_t len);
 /* Returns the content as a NUL-terminated string ("" when empty); the
  * pointer belongs to the buffer and is valid until the next change. */
 const char *buf_cstr(const struct buf *b);

@@ -1495,6 +1495,98 @@ int queue_writer_write(struct queue_writer *w, const void *data, size_t len)
 	return 0;
 }
 
+int queue_writer_copy(struct queue_writer *w, int fd, uint64_t len)
+{
+	uint64_t done = 0;
+	off_t in = 0;
+
+	if (w->failed || w->committed || w->fd < 0)
+		return -1;
+	if (queue_writer_flush(w) < 0)
+		return -1;
+	/* In the kernel where the file system can (no copy through user
+	 * memory; a reflink on some); by a bounce buffer otherwise. */
+	while (done < len) {
+		size_t want = len - done > (1u << 30) ? (1u << 30)
+						      : (size_t)(len - done);
+		ssize_t n = copy_file_range(fd, &in, w->fd, NULL, want, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 &&
+		    (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+		     errno == EOPNOTSUPP) &&
+		    done == 0)
+			break;
+		if (n == 0)
+			errno = ENODATA; /* the source ended early */
+		if (n <= 0) {
+			queue_writer_fail(w,
+					  "copy into %s/incoming/%s failed: %m",
+					  w->q->dir, w->id);
+			return -1;
+		}
+		done += (uint64_t)n;
+	}
+	while (done < len) {
+		size_t want = len - done > sizeof(w->buf)
+				      ? sizeof(w->buf)
+				      : (size_t)(len - done);
+		ssize_t n = pread(fd, w->buf, want, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = ENODATA; /* the source ended early */
+		if (n <= 0 || queue_write_all(w->fd, w->buf, (size_t)n) < 0) {
+			queue_writer_fail(w,
+					  "copy into %s/incoming/%s failed: %m",
+					  w->q->dir, w->id);
+			return -1;
+		}
+		done += (uint64_t)n;
+	}
+	w->body_len += len;
+	return 0;
+}
+
+int queue_scratch_open(struct queue *q, const char **error_r)
+{
+	char name[QUEUE_ID_SIZE + 16];
+	int fd;
+
+	/* Unnamed: nothing to clean up after a crash. */
+	fd = openat(q->fd[QUEUE_INCOMING], ".", O_TMPFILE | O_RDWR | O_CLOEXEC,
+		    0600);
+	if (fd >= 0)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+		*error_r = queue_errorf("cannot create a file in %s/incoming: "
+					"%m",
+					q->dir);
+		return -1;
+	}
+	for (int tries = 0; tries < 16; tries++) {
+		char id[QUEUE_ID_SIZE];
+
+		queue_id_make(id);
+		/* Not a queue id: queue_recover() removes it all the same. */
+		snprintf(name, sizeof(name), "scratch.%s", id);
+		fd = openat(q->fd[QUEUE_INCOMING], name,
+			    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			    0600);
+		if (fd >= 0) {
+			unlinkat(q->fd[QUEUE_INCOMING], name, 0);
+			return fd;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	*error_r =
+		queue_errorf("cannot create a file in %s/incoming: %m", q->dir);
+	return -1;
+}
+
 /* Removes the incoming file of a writer that will not be committed. */
 static void queue_writer_drop(struct queue_writer *w)
 {

@@ -151,6 +151,18 @@ const char *queue_writer_id(const struct queue_writer *w);
 /* Appends message bytes (buffered). Returns 0, or -1 once a write failed
  * (the commit then fails too). */
 int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
+/* Appends len bytes of file fd, from its offset 0, as message bytes (in
+ * the kernel where it can: copy_file_range). Returns 0, or -1 once a
+ * write failed. */
+int queue_writer_copy(struct queue_writer *w, int fd, uint64_t len);
+/*
+ * A scratch file on the spool's file system, for the part of a message
+ * being received that is not kept in memory: open for reading and
+ * writing, unnamed (O_TMPFILE, or unlinked at once), so that nothing is
+ * left after a crash. Returns the descriptor (the caller closes it), or
+ * -1 with *error_r set.
+ */
+int queue_scratch_open(struct queue *q, const char **error_r);
 /*
  * Makes the message durable: writes the envelope, fdatasync()s the file,
  * renames it into active/ and fsync()s active/ (one fsync() shared with

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "queue/queue.h"
 #include "smtp/smtp_filter.h"
@@ -63,7 +64,9 @@ void smtp_commit_work(void *thread_state, void *arg)
 	}
 	if (queue_writer_write(w, head.data, head.len) < 0 ||
 	    queue_writer_write(w, c->msg.data + body,
-			       c->msg.len - (size_t)body) < 0) {
+			       c->msg.len - (size_t)body) < 0 ||
+	    (c->body_fd >= 0 &&
+	     queue_writer_copy(w, c->body_fd, c->body_len) < 0)) {
 		snprintf(c->error, sizeof(c->error), "spool write failed");
 		goto out;
 	}
@@ -114,4 +117,7 @@ void smtp_commit_free(struct smtp_commit *c)
 	smtp_filter_plan_free(c->filter_plan);
 	c->filter_plan = NULL;
 	buf_deinit(&c->msg);
+	if (c->body_fd >= 0)
+		close(c->body_fd);
+	c->body_fd = -1;
 }

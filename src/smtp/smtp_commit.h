@@ -62,7 +62,12 @@ struct smtp_commit {
 	char sender[ADDR_FORMAT_SIZE];
 	struct smtp_rcpt *rcpts; /* owned */
 	size_t nrcpt;
-	struct buf msg; /* owned */
+	/* The message: msg, then body_len bytes of file body_fd from its
+	 * start when body_fd >= 0 (a large message, smtp_spill.h); both
+	 * owned. A commit that is not calloc()ed sets body_fd to -1. */
+	struct buf msg;
+	int body_fd;
+	uint64_t body_len;
 	int64_t now;
 	/* What the content filter decided (smtp_filter.h), owned; NULL:
 	 * spool the message as it is. */

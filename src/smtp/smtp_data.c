@@ -27,6 +27,11 @@ static void smtp_data_fail(struct smtp_data_reader *r, enum smtp_data_error e)
 		r->error = e;
 }
 
+void smtp_data_stop(struct smtp_data_reader *r)
+{
+	smtp_data_fail(r, SMTP_DATA_STOPPED);
+}
+
 /* n bytes of the message: counted, and appended while all is well. Cut
  * at the exact byte where max_size is passed, so that out is the same
  * however the input was split. */

@@ -12,7 +12,8 @@ enum smtp_data_error {
 	SMTP_DATA_OK,
 	SMTP_DATA_BARE_NEWLINE,	 /* a LF without CR, or a CR without LF */
 	SMTP_DATA_LINE_TOO_LONG, /* a line over max_line, CRLF counted */
-	SMTP_DATA_TOO_BIG	 /* over max_size, or out refused an append */
+	SMTP_DATA_TOO_BIG,	 /* over max_size, or out refused an append */
+	SMTP_DATA_STOPPED /* the caller stopped keeping it (smtp_data_stop) */
 };
 
 /* Where in a line the reader is; internal, but public so that the reader
@@ -40,6 +41,10 @@ struct smtp_data_reader {
 /* Starts a message: the initial state counts as the start of a line. */
 void smtp_data_init(struct smtp_data_reader *r, size_t max_line,
 		    size_t max_size);
+
+/* The caller can not keep the message: from now on the reader discards
+ * it up to the real end, as after any error (the first error stays). */
+void smtp_data_stop(struct smtp_data_reader *r);
 
 /*
  * Reads len bytes of DATA input (RFC 5321 4.1.1.4, 4.5.2), appending the

@@ -12,6 +12,7 @@
  */
 #include "smtp/smtp_filter.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +70,9 @@ struct smtp_filter_job {
 	char ip[64];
 	char hostname[256];
 	char message_id[256];
-	const char *msg;
+	const char *msg; /* the whole message: view */
 	size_t len;
+	struct smtp_view view;
 	double spam_score;
 	int spam_scored;
 	struct filter_result res;
@@ -372,6 +374,7 @@ static void smtp_filter_work(void *thread_state, void *arg)
 
 static void smtp_filter_job_free(struct smtp_filter_job *j)
 {
+	smtp_view_close(&j->view);
 	filter_result_deinit(&j->res);
 	filter_set_unref(j->set);
 	smtp_filter_plan_free(j->plan);
@@ -544,9 +547,20 @@ void smtp_stage_filter(struct smtp_session *s)
 			break;
 		}
 	}
-	/* The message stays in s->msg, untouched while the session waits. */
-	j->msg = buf_cstr(&s->msg);
-	j->len = s->msg.len;
+	/* The message stays in s->msg (and s->spill), untouched while the
+	 * session waits. */
+	if (smtp_view_open(&j->view, &s->msg, &s->spill) < 0) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "cannot map the message: %s",
+			 strerror(errno));
+		smtp_filter_job_free(j);
+		smtp_session_refuse(s, "451 4.3.0 Temporary filter failure",
+				    why);
+		return;
+	}
+	j->msg = j->view.data;
+	j->len = j->view.len;
 	if (smtp_filter_quick(j, s->env->dir)) {
 		smtp_filter_job_free(j);
 		smtp_stage_next(s);
@@ -607,11 +621,14 @@ static int smtp_filter_queue_note(struct smtp_commit *c,
 {
 	struct queue_rcpt qr[NOTICE_TO_MAX];
 	struct notice n;
+	struct smtp_view view;
 	char name[256], from[ADDR_FORMAT_SIZE];
 	const char *err;
+	int queued;
 
 	if (fn->n == 0)
 		return 0;
+	memset(&view, 0, sizeof(view));
 	memset(&n, 0, sizeof(n));
 	memset(qr, 0, sizeof(qr));
 	smtp_filter_from(fn->from, name, sizeof(name), from, sizeof(from));
@@ -631,17 +648,30 @@ static int smtp_filter_queue_note(struct smtp_commit *c,
 	n.subject = fn->subject;
 	n.text = fn->text;
 	if (fn->attach) {
-		n.attach = buf_cstr(&c->msg);
-		n.attach_len = c->msg.len;
+		struct smtp_spill sp;
+
+		/* The original, header and body (smtp_spill.h). */
+		smtp_spill_init(&sp);
+		sp.fd = c->body_fd;
+		sp.len = c->body_len;
+		if (smtp_view_open(&view, &c->msg, &sp) < 0) {
+			log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
+				  "filter: cannot queue a note: cannot map "
+				  "the message: %s",
+				  strerror(errno));
+			return -1;
+		}
+		n.attach = view.data;
+		n.attach_len = view.len;
 	}
 	n.listener = "filter-note";
 	n.now = c->now;
-	if (notice_queue_rcpts(c->queue, &n, qr, n.nto, id_r, &err) != 1) {
+	queued = notice_queue_rcpts(c->queue, &n, qr, n.nto, id_r, &err);
+	if (queued != 1)
 		log_write(LOG_SMTP_IN, c->session_id, LOG_EVENT,
 			  "filter: cannot queue a note: %s", err);
-		return -1;
-	}
-	return 1;
+	smtp_view_close(&view);
+	return queued == 1 ? 1 : -1;
 }
 
 void smtp_filter_commit(void *thread_state, struct smtp_commit *c)
@@ -659,8 +689,12 @@ void smtp_filter_commit(void *thread_state, struct smtp_commit *c)
 		one.nrcpt = cp->n;
 		one.into = cp->queue;
 		one.reason = cp->reason;
-		if (cp->modified)
+		if (cp->modified) {
+			/* The changed message is whole in memory. */
 			one.msg = cp->msg;
+			one.body_fd = -1;
+			one.body_len = 0;
+		}
 		if (cp->n == 0)
 			continue;
 		smtp_commit_work(thread_state, &one);

@@ -165,8 +165,18 @@ void smtp_stage_hijack(struct smtp_session *s)
 	char word[32];
 
 	if (s->hijack_reply != NULL) {
-		hijack_reply_word(buf_cstr(&s->msg), s->msg.len, word,
-				  sizeof(word));
+		struct smtp_view view;
+
+		/* A reply as large as a spilled message is read whole
+		 * (hijack_reply_word reads its first 256 KB). */
+		if (smtp_view_open(&view, &s->msg, &s->spill) == 0) {
+			hijack_reply_word(view.data, view.len, word,
+					  sizeof(word));
+			smtp_view_close(&view);
+		} else {
+			hijack_reply_word(buf_cstr(&s->msg), s->msg.len, word,
+					  sizeof(word));
+		}
 		smtp_stage_wait(s);
 		s->jobs++;
 		if (hijacking_reply(s->env, s->id, s->auth,

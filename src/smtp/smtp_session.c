@@ -185,6 +185,7 @@ static void smtp_reset_transaction(struct smtp_session *s)
 	s->nrcpt = 0;
 	smtp_rcpt_set_deinit(&s->rcpt_set);
 	buf_deinit(&s->msg);
+	smtp_spill_reset(&s->spill);
 	smtp_filter_plan_free(s->filter_plan);
 	s->filter_plan = NULL;
 	smtp_hijack_reset(s);
@@ -306,6 +307,7 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 		close(fd);
 		return;
 	}
+	smtp_spill_init(&s->spill);
 	s->srv = srv;
 	s->env = env;
 	s->listener = listener;
@@ -383,6 +385,7 @@ static void smtp_session_free(struct smtp_session *s)
 	free(s->rcpts);
 	smtp_rcpt_set_deinit(&s->rcpt_set);
 	buf_deinit(&s->msg);
+	smtp_spill_reset(&s->spill);
 	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
 	free(s);
 }
@@ -867,6 +870,7 @@ static void smtp_proceed_data(struct smtp_session *s, const char *args,
 		       max);
 	buf_deinit(&s->msg);
 	buf_init(&s->msg, max);
+	smtp_spill_reset(&s->spill);
 	smtp_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtp_enter_state(s, SMTP_STATE_DATA);
 }
@@ -1495,14 +1499,18 @@ static void smtp_commit_message(struct smtp_session *s)
 	}
 	memcpy(c->rcpts, s->rcpts, s->nrcpt * sizeof(*c->rcpts));
 	c->nrcpt = s->nrcpt;
-	c->msg = s->msg;		 /* moved */
+	c->msg = s->msg;	  /* moved */
+	c->body_fd = s->spill.fd; /* moved */
+	c->body_len = s->spill.len;
 	c->filter_plan = s->filter_plan; /* moved */
 	s->filter_plan = NULL;
-	buf_init(&s->msg, 0);
 	c->now = clock_now();
 	/* The DATA result that follows names the Message-ID. */
-	smtp_log_peer(s, 1, "[message: %zu bytes, %zu lines]", c->msg.len,
+	smtp_log_peer(s, 1, "[message: %llu bytes, %zu lines]",
+		      (unsigned long long)smtp_spill_size(&s->spill, &s->msg),
 		      (size_t)s->reader.lines);
+	buf_init(&s->msg, 0);
+	smtp_spill_init(&s->spill);
 	s->state = SMTP_STATE_BUSY;
 	io_pause(s->io);
 	s->jobs++;
@@ -1538,6 +1546,19 @@ static void smtp_data_complete(struct smtp_session *s)
 				    "552 5.3.4 Message size exceeds fixed "
 				    "maximum message size",
 				    "message too big");
+		return;
+	case SMTP_DATA_STOPPED:
+		if (s->spill.error == SMTP_SPILL_HEADER_TOO_BIG) {
+			smtp_session_refuse(s,
+					    "552 5.3.4 Message header size "
+					    "exceeds limit",
+					    "header section over "
+					    "128 KB");
+			return;
+		}
+		log_error("cannot keep a message: %s", s->spill.why);
+		smtp_session_refuse(s, "452 4.3.1 Insufficient system storage",
+				    s->spill.why);
 		return;
 	}
 	s->stage = SMTP_STAGE_FROM;
@@ -1634,6 +1655,12 @@ static void smtp_process(struct smtp_session *s)
 			int done = smtp_data_feed(&s->reader, in, avail, &used,
 						  &s->msg);
 			io_input_drain(s->io, used);
+			/* Memory stays bounded: past SMTP_SPILL_MEMORY, the
+			 * body goes to the spool as it comes. */
+			if (s->reader.error == SMTP_DATA_OK &&
+			    smtp_spill_step(&s->spill, &s->msg, s->env->queue,
+					    done == 1) < 0)
+				smtp_data_stop(&s->reader);
 			if (done == 1)
 				smtp_data_complete(s);
 			else

@@ -21,6 +21,7 @@
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_rcpt_set.h"
 #include "smtp/smtp_session.h"
+#include "smtp/smtp_spill.h"
 
 struct io_timer;
 struct smtp_filter_plan;
@@ -97,7 +98,11 @@ struct smtp_session {
 	size_t nrcpt, rcpt_cap;
 	struct smtp_rcpt_set rcpt_set; /* the addresses in rcpts */
 	struct smtp_data_reader reader;
+	/* The message: whole, or past SMTP_SPILL_MEMORY bytes its header
+	 * section, the rest in spill's scratch file (smtp_spill.h). The
+	 * stages read and change the header section here. */
 	struct buf msg;
+	struct smtp_spill spill;
 
 	unsigned errors;
 	unsigned messages;

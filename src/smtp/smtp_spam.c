@@ -11,6 +11,8 @@
  */
 #include "smtp/smtp_spam.h"
 
+#include <errno.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,19 +282,22 @@ static void smtp_spam_spamd(struct smtp_session *s)
 	const char *addr = settings_str(st, SETTING_SPAM_SPAMD);
 	struct smtp_spam *sp = s->spam;
 	struct sockaddr_storage ss;
+	struct smtp_view view;
 	socklen_t len;
 	size_t max = (size_t)settings_int(st, SETTING_SPAM_MAX_KB) * 1024;
+	uint64_t size = smtp_spill_size(&s->spill, &s->msg);
 
 	if (addr[0] == '\0') {
 		smtp_spam_finish(s);
 		return;
 	}
-	if (s->msg.len > max) {
+	if (size > max) {
 		smtp_session_log(s, LOG_EVENT,
-				 "spamd: not asked, the message (%zu KB) is "
+				 "spamd: not asked, the message (%llu KB) is "
 				 "over spam.max_kb (%zu KB); message not "
 				 "scored by spamd",
-				 (s->msg.len + 1023) / 1024, max / 1024);
+				 (unsigned long long)(size + 1023) / 1024,
+				 max / 1024);
 		smtp_spam_finish(s);
 		return;
 	}
@@ -303,10 +308,21 @@ static void smtp_spam_spamd(struct smtp_session *s)
 		smtp_spam_finish(s);
 		return;
 	}
+	/* spamd gets a copy of at most spam.max_kb: a large message is read
+	 * through a mapping (smtp_spill.h). */
+	if (smtp_view_open(&view, &s->msg, &s->spill) < 0) {
+		smtp_session_log(s, LOG_EVENT,
+				 "spamd: cannot map the message (%s); message "
+				 "not scored by spamd",
+				 strerror(errno));
+		smtp_spam_finish(s);
+		return;
+	}
 	sp->spamd_q = spamd_check_start(
-		s->env->loop, (const struct sockaddr *)&ss, len, s->msg.data,
-		s->msg.len, settings_int(st, SETTING_SPAM_TIMEOUT_MS),
+		s->env->loop, (const struct sockaddr *)&ss, len, view.data,
+		view.len, settings_int(st, SETTING_SPAM_TIMEOUT_MS),
 		smtp_spam_spamd_cb, s);
+	smtp_view_close(&view);
 	if (sp->spamd_q == NULL) {
 		smtp_session_log(s, LOG_EVENT,
 				 "spamd: out of memory; message not scored "

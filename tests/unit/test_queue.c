@@ -407,6 +407,60 @@ static void test_abort(void **state)
 	queue_writer_free(NULL);
 }
 
+/* A large message: its header written, its body copied from a scratch
+ * file (queue_writer_copy), byte for byte; the scratch file leaves no
+ * name in incoming/. */
+static void test_scratch_copy(void **state)
+{
+	struct fixture *f = *state;
+	const char *error = NULL, *head = "Subject: big\r\n\r\n";
+	size_t n = 3 * 65536 + 17, hl = strlen(head);
+	char *body = malloc(n), id[QUEUE_ID_SIZE], path[300], *got;
+	struct queue_envelope env;
+	struct queue_writer *w;
+	uint64_t len;
+	DIR *d;
+	struct dirent *e;
+	int fd, names = 0;
+
+	assert_non_null(body);
+	for (size_t i = 0; i < n; i++)
+		body[i] = (char)(i * 131 + i / 7);
+	fd = queue_scratch_open(f->q, &error);
+	if (fd < 0)
+		fail_msg("queue_scratch_open: %s", error);
+	snprintf(path, sizeof(path), "%s/queue/incoming", f->dir);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		names += e->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(names, 0);
+	assert_int_equal(write(fd, body, n), (ssize_t)n);
+	w = queue_writer_new(f->q, &error);
+	assert_non_null(w);
+	snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+	assert_int_equal(queue_writer_write(w, head, hl), 0);
+	assert_int_equal(queue_writer_copy(w, fd, n), 0);
+	test_envelope(&env);
+	if (queue_writer_commit(w, &env, &error) != 1)
+		fail_msg("commit: %s", error);
+	queue_writer_free(w);
+	got = read_body(f, id, &len);
+	assert_int_equal(len, hl + n);
+	assert_memory_equal(got, head, hl);
+	assert_memory_equal(got + hl, body, n);
+	free(got);
+	/* A source shorter than asked fails the message. */
+	w = queue_writer_new(f->q, &error);
+	assert_non_null(w);
+	assert_int_equal(queue_writer_copy(w, fd, n + 1), -1);
+	assert_int_equal(queue_writer_write(w, "x", 1), -1);
+	queue_writer_free(w);
+	close(fd);
+	free(body);
+}
+
 /* ---- status updates ---- */
 
 static void test_status_durable(void **state)
@@ -1739,6 +1793,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_envelopes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scratch_copy, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_status_durable, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_move_delete_scan, setup,
