@@ -134,6 +134,10 @@ struct pop3_session {
 	int blocked; /* failed-login screening blocked the IP */
 	struct io_timer *delay;
 	struct io_timer *stall; /* the write timeout */
+	/* pop3.timeout_idle counted from the last command (or the TLS
+	 * handshake's start): bytes that trickle in without ending a line
+	 * do not restart it, as they restart the read timeout. */
+	struct io_timer *deadline;
 	char delayed_reply[POP3_REPLY_MAX];
 };
 
@@ -259,10 +263,25 @@ static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	io_write(s->io, "\r\n", 2);
 }
 
+static void pop3_deadline_cb(void *arg);
+
+/* Starts the autologout timer again: RFC 1939 3 lets a command reset it,
+ * not a byte (a client that sends one byte at a time, and never ends the
+ * line, is closed all the same). */
+static void pop3_restart_deadline(struct pop3_session *s)
+{
+	if (s->deadline == NULL)
+		s->deadline = io_timer_new(s->env->loop, pop3_deadline_cb, s);
+	if (s->deadline != NULL)
+		io_timer_add(s->deadline,
+			     pop3_setting(s, SETTING_POP3_TIMEOUT_IDLE) * 1000);
+}
+
 static void pop3_set_timeout(struct pop3_session *s)
 {
 	io_set_read_timeout(s->io,
 			    pop3_setting(s, SETTING_POP3_TIMEOUT_IDLE) * 1000);
+	pop3_restart_deadline(s);
 }
 
 /* Sends a last reply and closes once it is written. */
@@ -400,6 +419,8 @@ static void pop3_free(struct pop3_session *s)
 	}
 	if (s->stall != NULL)
 		io_timer_del(s->stall);
+	if (s->deadline != NULL)
+		io_timer_del(s->deadline);
 	if (s->job) {
 		/* A worker holds the session: end when it returns. */
 		s->gone = 1;
@@ -408,6 +429,7 @@ static void pop3_free(struct pop3_session *s)
 	io_timer_free(s->delay);
 	pop3_xfer_free(s);
 	io_timer_free(s->stall);
+	io_timer_free(s->deadline);
 	if (s->locked)
 		pop3_server_unlock(srv, s->account);
 	log_budget_flush(&s->log_budget, LOG_POP3, s->id);
@@ -1565,6 +1587,34 @@ static void pop3_tls_ready(struct pop3_session *s)
 	pop3_process(s);
 }
 
+/* The deadline passed with no command (or no finished handshake). */
+static void pop3_deadline_cb(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	switch (s->state) {
+	case POP3_STATE_AUTHORIZATION:
+	case POP3_STATE_TRANSACTION:
+	case POP3_STATE_SASL:
+		/* RFC 1939 3: the autologout timer; no UPDATE state. */
+		pop3_log(s, LOG_EVENT, "timeout: idle too long");
+		pop3_close(s, "-ERR Autologout: idle for too long");
+		return;
+	case POP3_STATE_HANDSHAKE:
+	case POP3_STATE_STLS:
+		pop3_log(s, LOG_EVENT, "TLS handshake timed out");
+		pop3_free(s);
+		return;
+	case POP3_STATE_BUSY:
+	case POP3_STATE_DRAIN:
+	case POP3_STATE_LISTING:
+	case POP3_STATE_QUIT:
+		/* Their own timers (the write timeout) run; reading commands
+		 * again restarts this one. */
+		return;
+	}
+}
+
 static void pop3_io_cb(struct io *io, enum io_event ev, void *arg)
 {
 	struct pop3_session *s = arg;
@@ -1672,6 +1722,8 @@ static void pop3_process(struct pop3_session *s)
 				s->skip_line = 0;
 				continue;
 			}
+			/* A whole line: the autologout timer starts again. */
+			pop3_restart_deadline(s);
 			/* CRLF is the only line end (STYLE.md 4); a NUL
 			 * would cut what is logged from what is read. */
 			if (n == 0 || line[n - 1] != '\r' ||

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from hostile_util import Trickler, daemon_rss_bound  # noqa: F401
+
 
 PW = "correct horse battery staple"
 ALICE = "alice@example.test"
@@ -258,3 +260,72 @@ def test_last_reply_never_read(petrel_factory):
     assert took < 4 + 3, took
     assert "disconnected:" in log
     c.close()
+
+
+# ---- clients that trickle (slowloris) ----
+
+SLOW = 4  # trickling clients at once
+# How late after pop3.timeout_idle a trickling client may still be open:
+# the loop is idle, but the machine is shared.
+SLOW_MARGIN = 3
+
+
+@pytest.mark.parametrize("phase", ["authorization", "transaction"])
+def test_slowloris(petrel_factory, phase):
+    """Clients that send a byte every half second and never end a line,
+    before login or after it: each gets the autologout once
+    pop3.timeout_idle has passed since its last command, though bytes
+    keep arriving (RFC 1939 3: a command resets the timer, not a byte);
+    the slots they held are given back, and a well-behaved client is
+    served meanwhile. A timeout that each byte restarts would keep them
+    for as long as they like."""
+    import threading
+    # Logged in, each holds its own mailbox (bob's is the good client's).
+    users = [ALICE, "postmaster@example.test"] if phase == "transaction" \
+        else [None] * SLOW
+    p = petrel_factory(settings={
+        "auth.allow_plaintext": "on", "pop3.timeout_idle": str(TIMEOUT),
+        "pop3.max_sessions_per_ip": str(len(users) + 1)})
+    fill(p, BOB, 1)
+    clients = []
+    for user in users:
+        c = Client(p)
+        if user:
+            c.login(user)
+        else:
+            assert c.line().startswith("+OK")
+        clients.append(c)
+    slow = Trickler([c.sock for c in clients], b"NOOP " + b"x" * 2000, 0.5)
+    served = {}
+
+    def good():
+        t = time.monotonic()
+        well_behaved(p)
+        served["took"] = time.monotonic() - t
+
+    time.sleep(0.5)
+    g = threading.Thread(target=good)
+    g.start()
+    closed = slow.run(TIMEOUT + SLOW_MARGIN + 3)
+    g.join(30)
+    slow.close()
+    print(f"{phase}: trickling clients closed after {closed} s; "
+          f"{max(slow.sent)} bytes each; the good client took "
+          f"{served.get('took')} s")
+    assert served.get("took") is not None and served["took"] < 5, served
+    for i, c in enumerate(closed):
+        assert c is not None and c < TIMEOUT + SLOW_MARGIN, (
+            f"a client trickling in the {phase} state was still open "
+            f"after {c or TIMEOUT + SLOW_MARGIN + 3:.1f} s "
+            f"(pop3.timeout_idle {TIMEOUT} s)")
+        assert slow.got[i].endswith(
+            b"-ERR Autologout: idle for too long\r\n"), slow.got[i][-300:]
+    assert p.log("pop3").count("timeout: idle too long") >= len(users)
+    # Every slot is free again: the per-IP limit's worth of sessions.
+    again = [Client(p) for _ in range(len(users) + 1)]
+    try:
+        for c in again:
+            assert c.line().startswith("+OK")
+    finally:
+        for c in again:
+            c.close()
