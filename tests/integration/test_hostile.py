@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from hostile_util import Trickler, daemon_rss_bound  # noqa: F401
 from smtputil import Raw, wait_for
 
 PW = "correct horse battery staple"
@@ -496,3 +497,77 @@ def test_random_bytes(petrel_factory, service):
         c.sendmail("someone@remote.test", ["alice@example.test"],
                    b"Subject: after the noise\r\n\r\nhello\r\n")
     assert p.messages("alice@example.test")
+
+
+# ---- clients that trickle (slowloris) ----
+
+SLOW = 4         # trickling clients at once
+SLOW_TIMEOUT = 2  # smtp.timeout_* in these tests, seconds
+# How late after the timeout a trickling client may still be open: the
+# loop is idle, but the machine is shared.
+SLOW_MARGIN = 3
+
+
+@pytest.mark.parametrize("phase", ["command", "data"])
+def test_slowloris(petrel_factory, phase):
+    """Clients that send a byte every half second and never end a line
+    (a command, or a DATA line after 354): each is closed with 421 once
+    the timeout of that phase has passed, though bytes keep arriving; the
+    slots they held are given back (as many sessions as the per-IP limit
+    allows are taken again at once), and a well-behaved client is served
+    meanwhile. A timeout that each byte restarts would keep them for as
+    long as they like."""
+    import smtplib
+    p = petrel_factory(settings={
+        "smtp.timeout_idle": str(SLOW_TIMEOUT),
+        "smtp.timeout_command": str(SLOW_TIMEOUT),
+        "smtp.timeout_data": str(SLOW_TIMEOUT),
+        "smtp.max_sessions_per_ip": str(SLOW + 1)})
+    socks = []
+    for _ in range(SLOW):
+        r = Raw(p.ports["smtp"])
+        assert r.reply()[0] == 220
+        if phase == "data":
+            assert r.cmd("EHLO slow")[0] == 250
+            assert r.cmd("MAIL FROM:<slow@remote.test>")[0] == 250
+            assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+            assert r.cmd("DATA")[0] == 354
+        socks.append(r.sock)
+    line = (b"NOOP " if phase == "command" else b"X-Slow: ") + b"x" * 900
+    slow = Trickler(socks, line, 0.5)
+    served = {}
+
+    def good():
+        t = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=30) as c:
+            c.sendmail("good@remote.test", ["alice@example.test"],
+                       b"Subject: served\r\n\r\nhello\r\n")
+        served["took"] = time.monotonic() - t
+
+    time.sleep(0.5)
+    g = threading.Thread(target=good)
+    g.start()
+    closed = slow.run(SLOW_TIMEOUT + SLOW_MARGIN + 3)
+    g.join(30)
+    slow.close()
+    print(f"{phase}: trickling clients closed after {closed} s; "
+          f"{max(slow.sent)} bytes each; the good client took "
+          f"{served.get('took')} s")
+    assert served.get("took") is not None and served["took"] < 5, served
+    assert p.messages("alice@example.test")
+    for i, c in enumerate(closed):
+        assert c is not None and c < SLOW_TIMEOUT + SLOW_MARGIN, (
+            f"a client trickling in the {phase} phase was still open "
+            f"after {c or SLOW_TIMEOUT + SLOW_MARGIN + 3:.1f} s "
+            f"(timeout {SLOW_TIMEOUT} s)")
+        last = slow.got[i].split(b"\r\n")[-2]
+        assert last.startswith(b"421 4.4.2"), slow.got[i][-300:]
+    # Every slot is free again: the per-IP limit's worth of sessions.
+    again = [Raw(p.ports["smtp"]) for _ in range(SLOW + 1)]
+    try:
+        for r in again:
+            assert r.reply()[0] == 220
+    finally:
+        for r in again:
+            r.close()
+    alive(p)
