@@ -571,3 +571,118 @@ def test_slowloris(petrel_factory, phase):
         for r in again:
             r.close()
     alive(p)
+
+
+# ---- many sessions from many addresses ----
+
+MANY_ADDRS = 400  # loopback sources: 127.0.0.2 to 127.0.1.147
+PER_IP = 3        # {smtp,pop3}.max_sessions_per_ip
+GLOBAL = 900      # {smtp,pop3}.max_sessions: 300 sources' worth
+
+
+def _greeting_ok(service, line):
+    return line.startswith(b"220 " if service == "smtp" else b"+OK ")
+
+
+def _busy(service, line):
+    return line == (b"421 4.7.0 Too many connections, try again later"
+                    if service == "smtp" else
+                    b"-ERR [SYS/TEMP] Too many connections, try again later")
+
+
+def _serve_good_client(p, service):
+    """A well-behaved client from 127.0.0.1 does its work; returns the
+    seconds it took."""
+    import poplib
+    import smtplib
+    t = time.monotonic()
+    if service == "smtp":
+        with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=30) as c:
+            c.sendmail("good@remote.test", ["alice@example.test"],
+                       b"Subject: served\r\n\r\nhello\r\n")
+    else:
+        c = poplib.POP3("127.0.0.1", p.ports["pop3"], timeout=30)
+        c.user("bob@example.test")
+        c.pass_(PW)
+        assert c.stat()[0] >= 0
+        c.quit()
+    return time.monotonic() - t
+
+
+@pytest.mark.parametrize("service", ["smtp", "pop3"])
+def test_many_sessions_from_many_addresses(petrel_factory, service):
+    """Sessions from 400 loopback addresses, four from each: the per-IP
+    limit (3) holds for each address on its own, the limit in all (900)
+    holds across them (the last 100 addresses are refused outright), the
+    refusals are the protocol's busy line and each is logged with its
+    reason; the daemon stays up, a good client is served as soon as a
+    slot is free, and once the crowd leaves every slot is given back."""
+    from hostile_util import connect_from, first_line, rss_kb, \
+        source_addresses
+    p = petrel_factory(settings={
+        "auth.allow_plaintext": "on",
+        f"{service}.max_sessions_per_ip": str(PER_IP),
+        f"{service}.max_sessions": str(GLOBAL),
+        "smtp.rdns_timeout_ms": "0"})
+    port = p.ports[service]
+    log = "smtp-in" if service == "smtp" else "pop3"
+    addrs = source_addresses(MANY_ADDRS)
+    base = rss_kb(p)
+    held = {a: [] for a in addrs}
+    refused = {a: 0 for a in addrs}
+    t = time.monotonic()
+    for a in addrs:
+        for _ in range(PER_IP + 1):
+            s = connect_from(port, a)
+            line = first_line(s)
+            if _greeting_ok(service, line):
+                held[a].append(s)
+            else:
+                assert _busy(service, line), (a, line)
+                refused[a] += 1
+                s.close()
+    took = time.monotonic() - t
+    full = rss_kb(p)
+    live = sum(len(v) for v in held.values())
+    print(f"{service}: {MANY_ADDRS * (PER_IP + 1)} connections in "
+          f"{took:.1f} s, {live} held; RSS {base} KB -> {full} KB "
+          f"({(full - base) / max(live, 1):.0f} KB a session)")
+    # The first 300 sources got exactly their limit each; the rest none.
+    full_sources = GLOBAL // PER_IP
+    assert [len(held[a]) for a in addrs] == \
+        [PER_IP] * full_sources + [0] * (MANY_ADDRS - full_sources)
+    assert live == GLOBAL
+    reasons = re.findall(r"refused connection from \[?127\.[\d.]+\]?:\d+: "
+                         r"(\S+) reached", p.log(log))
+    # The last full source's extra connection met the limit in all.
+    assert reasons.count(f"{service}.max_sessions_per_ip") == \
+        full_sources - 1
+    assert reasons.count(f"{service}.max_sessions") == \
+        (MANY_ADDRS - full_sources) * (PER_IP + 1) + 1
+    alive(p)
+    # Full: a newcomer is refused too, from any address.
+    s = connect_from(port, "127.0.0.1")
+    assert _busy(service, first_line(s))
+    s.close()
+    # One source leaves: its slots are free for the good client.
+    for s in held[addrs[0]]:
+        s.close()
+    held[addrs[0]] = []
+    assert wait_for(lambda: p.log(log).count("disconnected") >= PER_IP)
+    took = _serve_good_client(p, service)
+    assert took < 5, took
+    # Everyone leaves: every slot is given back.
+    for a in addrs:
+        for s in held[a]:
+            s.close()
+    assert wait_for(lambda: p.log(log).count("disconnected") >= GLOBAL + 1)
+    again = []
+    try:
+        for a in addrs[:full_sources]:
+            for _ in range(PER_IP):
+                again.append(connect_from(port, a))
+                assert _greeting_ok(service, first_line(again[-1]))
+    finally:
+        for s in again:
+            s.close()
+    alive(p)
