@@ -323,6 +323,9 @@ void log_write(enum log_file f, const char *session, const char *dir,
 void log_budget_flush(struct log_budget *b, enum log_file f,
 		      const char *session)
 {
+	log_budget_discard(b);
+	free(b->held);
+	b->held = NULL;
 	if (b->skipped_cmds == 0 && b->skipped_bytes == 0)
 		return;
 	log_write(f, session, LOG_EVENT,
@@ -334,12 +337,74 @@ void log_budget_flush(struct log_budget *b, enum log_file f,
 	b->skipped_bytes = 0;
 }
 
+int log_budget_over(const struct log_budget *b, int64_t max)
+{
+	return max >= 0 && b->lines >= (uint64_t)max;
+}
+
+void log_budget_hold(struct log_budget *b, const char *dir, const char *text)
+{
+	size_t n = strlen(text), need = strlen(dir) + 1 + n + 1;
+	int command = strcmp(dir, LOG_FROM_PEER) == 0;
+
+	if (b->held == NULL)
+		b->held = malloc(LOG_BUDGET_HELD_MAX);
+	if (b->held == NULL || b->held_len + need > LOG_BUDGET_HELD_MAX) {
+		b->held_dropped++;
+		b->skipped_cmds += command ? 1 : 0;
+		b->skipped_bytes += n;
+		return;
+	}
+	b->held_len += (size_t)snprintf(b->held + b->held_len,
+					LOG_BUDGET_HELD_MAX - b->held_len,
+					"%s %s\n", dir, text);
+	b->held_cmds += command ? 1 : 0;
+}
+
+void log_budget_release(struct log_budget *b, enum log_file f,
+			const char *session)
+{
+	size_t pos = 0;
+
+	while (pos < b->held_len) {
+		char *nl = memchr(b->held + pos, '\n', b->held_len - pos);
+		char *sp = memchr(b->held + pos, ' ', b->held_len - pos);
+
+		if (nl == NULL || sp == NULL || sp > nl)
+			break;
+		*sp = '\0';
+		*nl = '\0';
+		log_write(f, session, b->held + pos, "%s", sp + 1);
+		b->lines++;
+		pos = (size_t)(nl - b->held) + 1;
+	}
+	if (b->held_dropped > 0) {
+		log_write(f, session, LOG_EVENT,
+			  "%llu more lines of this transaction not logged",
+			  (unsigned long long)b->held_dropped);
+		b->lines++;
+	}
+	b->held_len = 0;
+	b->held_cmds = 0;
+	b->held_dropped = 0;
+}
+
+void log_budget_discard(struct log_budget *b)
+{
+	/* The dropped lines were counted as they came. */
+	b->skipped_cmds += b->held_cmds;
+	b->skipped_bytes += b->held_len;
+	b->held_len = 0;
+	b->held_cmds = 0;
+	b->held_dropped = 0;
+}
+
 int log_budget_admit(struct log_budget *b, enum log_file f, const char *session,
 		     int64_t max, const char *dir, int keep, size_t len)
 {
 	int command = dir != NULL && strcmp(dir, LOG_FROM_PEER) == 0;
 
-	if (keep || max < 0 || b->lines < (uint64_t)max) {
+	if (keep == LOG_KEEP_ALWAYS || !log_budget_over(b, max)) {
 		b->lines++;
 		return 1;
 	}
@@ -349,6 +414,19 @@ int log_budget_admit(struct log_budget *b, enum log_file f, const char *session,
 		log_write(f, session, LOG_EVENT,
 			  "transcript limit of %lld lines reached: only "
 			  "the lines that trace mail and errors from now on",
+			  (long long)max);
+	}
+	if (keep == LOG_KEEP && b->kept < (uint64_t)max) {
+		b->kept++;
+		b->lines++;
+		return 1;
+	}
+	if (keep == LOG_KEEP && !b->over_kept) {
+		b->over_kept = 1;
+		b->lines++;
+		log_write(f, session, LOG_EVENT,
+			  "second transcript limit of %lld lines reached: "
+			  "only the lines of messages from now on",
 			  (long long)max);
 	}
 	b->skipped_cmds += command ? 1 : 0;

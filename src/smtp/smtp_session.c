@@ -86,22 +86,33 @@ int64_t smtp_session_setting(const struct smtp_session *s, enum settings_id id)
 }
 
 /*
- * Writes one transcript line, or counts it (log_budget_admit): past
- * log.max_lines_per_session only events, the commands that trace mail
- * (SMTP_F_TRACE) with their replies, and 4xx/5xx replies are written.
- * The one place that decides what of a session reaches the log.
+ * Writes one transcript line, or holds or counts it (struct log_budget):
+ * past log.max_lines_per_session, the lines of a mail transaction wait
+ * for its DATA (and are forgotten when it ends without), events and the
+ * lines of a message are written, the commands that trace mail
+ * (SMTP_F_TRACE) with their replies and 4xx/5xx replies up to as many
+ * again, and the rest is counted. The one place that decides what of a
+ * session reaches the log.
  */
 static void smtp_log_line(struct smtp_session *s, const char *dir,
 			  const char *text)
 {
-	int keep = strcmp(dir, LOG_EVENT) == 0 || s->log_trace;
+	int64_t max =
+		smtp_session_setting(s, SETTING_LOG_MAX_LINES_PER_SESSION);
+	int keep = LOG_KEEP_NO;
 
-	if (strcmp(dir, LOG_TO_PEER) == 0 && (text[0] == '4' || text[0] == '5'))
-		keep = 1;
-	if (log_budget_admit(
-		    &s->log_budget, LOG_SMTP_IN, s->id,
-		    smtp_session_setting(s, SETTING_LOG_MAX_LINES_PER_SESSION),
-		    dir, keep, strlen(text)))
+	if (!s->log_released && (s->in_mail || s->log_txn) &&
+	    log_budget_over(&s->log_budget, max)) {
+		log_budget_hold(&s->log_budget, dir, text);
+		return;
+	}
+	if (strcmp(dir, LOG_EVENT) == 0 || s->log_released)
+		keep = LOG_KEEP_ALWAYS;
+	else if (s->log_trace || (strcmp(dir, LOG_TO_PEER) == 0 &&
+				  (text[0] == '4' || text[0] == '5')))
+		keep = LOG_KEEP;
+	if (log_budget_admit(&s->log_budget, LOG_SMTP_IN, s->id, max, dir, keep,
+			     strlen(text)))
 		log_write(LOG_SMTP_IN, s->id, dir, "%s", text);
 }
 
@@ -118,7 +129,8 @@ void smtp_session_log(struct smtp_session *s, const char *dir, const char *fmt,
 }
 
 /* Logs a line from the client: a command, which traces mail when trace
- * (its replies are then kept past the transcript limit too). */
+ * is 1 (its replies are then kept past the transcript limit too), or
+ * starts a transaction (MAIL) when it is 2. */
 static void smtp_log_peer(struct smtp_session *s, int trace, const char *fmt,
 			  ...) __attribute__((format(printf, 3, 4)));
 static void smtp_log_peer(struct smtp_session *s, int trace, const char *fmt,
@@ -130,7 +142,8 @@ static void smtp_log_peer(struct smtp_session *s, int trace, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	s->log_trace = trace;
+	s->log_trace = trace != 0;
+	s->log_txn = trace == 2;
 	smtp_log_line(s, LOG_FROM_PEER, text);
 }
 
@@ -186,6 +199,9 @@ static void smtp_reset_transaction(struct smtp_session *s)
 	smtp_rcpt_set_deinit(&s->rcpt_set);
 	buf_deinit(&s->msg);
 	smtp_spill_reset(&s->spill);
+	/* Lines held past the transcript limit: it ended without DATA. */
+	log_budget_discard(&s->log_budget);
+	s->log_released = 0;
 	smtp_filter_plan_free(s->filter_plan);
 	s->filter_plan = NULL;
 	smtp_hijack_reset(s);
@@ -872,6 +888,10 @@ static void smtp_proceed_data(struct smtp_session *s, const char *args,
 	buf_init(&s->msg, max);
 	smtp_spill_reset(&s->spill);
 	smtp_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	/* The message will be traced: its MAIL and RCPT lines, held past
+	 * the transcript limit, are written now, and its own from now on. */
+	log_budget_release(&s->log_budget, LOG_SMTP_IN, s->id);
+	s->log_released = 1;
 	smtp_enter_state(s, SMTP_STATE_DATA);
 }
 
@@ -1251,7 +1271,11 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 		/* A re-activation token is a credential. */
 		if (cmd.verb == SMTP_CMD_RCPT)
 			hijack_token_redact(safe);
-		smtp_log_peer(s, (c->flags & SMTP_F_TRACE) != 0, "%s", safe);
+		smtp_log_peer(s,
+			      cmd.verb == SMTP_CMD_MAIL	       ? 2
+			      : (c->flags & SMTP_F_TRACE) != 0 ? 1
+							       : 0,
+			      "%s", safe);
 	}
 	if ((c->flags & SMTP_F_NEED_HELO) && !s->helo_seen) {
 		smtp_session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");

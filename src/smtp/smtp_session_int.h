@@ -111,6 +111,11 @@ struct smtp_session {
 	 * replies are logged past the limit too. */
 	struct log_budget log_budget;
 	int log_trace;
+	/* The last command starts a transaction (MAIL), and the transaction
+	 * reached DATA: past the limit, its lines are held until then, and
+	 * written from then on (struct log_budget). */
+	int log_txn;
+	int log_released;
 	int skip_line; /* discarding the rest of an over-long line */
 	int gone;      /* connection closed while a job was running */
 	/* Worker jobs that hold the session (AUTH, commit, filter, reply to

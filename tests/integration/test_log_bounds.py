@@ -91,6 +91,65 @@ def test_smtp_noop_flood_log_bounded(petrel_factory):
     assert f"saved <Message-ID: {mid}>" in out, out
 
 
+def test_smtp_transaction_loop_log_bounded(petrel_factory):
+    """MAIL/RCPT/RSET in a loop: past the limit, a transaction's lines
+    wait for its DATA and are forgotten without it, so the loop writes
+    nothing; a message sent after it is traced whole, and a transaction
+    with more RCPT lines than are held says how many it left out."""
+    p = petrel_factory(settings={"log.max_lines_per_session": str(LIMIT)})
+    before = len(p.log("smtp-in"))
+    r = Raw(p.ports["smtp"])
+    assert r.code() == 220
+    assert r.cmd("EHLO client.test")[0] == 250
+    loop = ["MAIL FROM:<x@remote.test>", "RCPT TO:<alice@example.test>",
+            "RSET"] * (FLOOD // 3)
+    got = flood(r, loop, lambda r: r.reply()[1][-1][:3])
+    assert got == ["250"] * len(loop)
+    mid = "<after-loop@x.test>"
+    assert r.cmd("MAIL FROM:<y@remote.test>")[0] == 250
+    assert r.cmd("RCPT TO:<bob@example.test>")[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    code, lines = r.cmd(f"Message-ID: {mid}\r\n\r\nbody\r\n.")
+    assert code == 250, lines
+    # More RCPT lines than the 16 KB held: the first are written, and a
+    # line says how many more there were.
+    assert r.cmd("MAIL FROM:<z@remote.test>")[0] == 250
+    rcpts = ["RCPT TO:<alice@example.test>"] * 600
+    assert flood(r, rcpts, lambda r: r.reply()[0]) == [250] * 600
+    assert r.cmd("DATA")[0] == 354
+    assert r.cmd("Message-ID: <many@x.test>\r\n\r\nbody\r\n.")[0] == 250
+    assert r.cmd("QUIT")[0] == 221
+    r.close()
+    assert wait_for(lambda: "disconnected:" in p.log("smtp-in")[before:])
+
+    lines, nbytes = transcript(p, "smtp-in", before)
+    texts = [t for _, t in lines]
+    # Before the bound: 5,000 lines of the loop and their replies. Now
+    # the limit, and the two messages' lines, at most 16 KB held for the
+    # second one.
+    print(f"smtp-in grew by {len(lines)} lines, {nbytes} bytes")
+    assert nbytes <= MAX_BYTES + 16 * 1024 + 2048
+    # Not one line of the loop past the limit.
+    assert texts.count("RSET") < LIMIT // 3
+    for want in ("MAIL FROM:<y@remote.test>", "RCPT TO:<bob@example.test>",
+                 "DATA", "MAIL FROM:<z@remote.test>"):
+        assert want in texts, want
+    assert any(f"saved <Message-ID: {mid}>" in t for t in texts)
+    assert any("saved <Message-ID: <many@x.test>>" in t for t in texts)
+    dropped = [t for t in texts if t.endswith(
+        "more lines of this transaction not logged")]
+    assert len(dropped) == 1, texts[-10:]
+    held = texts.count("RCPT TO:<alice@example.test>")
+    assert 100 < held < 600
+    # The loop's lines past the limit, and the RCPT lines not held, are
+    # in the summary.
+    sums = [m for m in (SUMMARY.search(d + " " + t) for d, t in lines) if m]
+    assert len(sums) == 1
+    assert int(sums[0].group(1)) > len(loop) - LIMIT
+    out = p.ctl.ok("log", "search", mid)
+    assert "MAIL FROM:<y@remote.test>" in out, out
+
+
 def bounded_transcript(p, log, before):
     """The transcript lines written since offset before, checked to stay
     within the limit: (lines, their texts)."""

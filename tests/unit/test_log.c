@@ -224,6 +224,68 @@ static void test_files(void **state)
 	log_deinit();
 }
 
+/* The transcript budget: the limit, the second allowance for the lines
+ * that are kept, the lines that always pass, and a transaction's lines
+ * held until its DATA or forgotten without it. */
+static void test_budget(void **state)
+{
+	struct log_budget b;
+	static char text[128 * 1024];
+	const char *err;
+	int w;
+
+	(void)state;
+	assert_int_equal(log_init(log_dir, 0, &err), 0);
+	clock_set_fake(utc_ms(2024, 1, 3, 0, 0, 0, 0));
+	memset(&b, 0, sizeof(b));
+	/* Under the limit: everything. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(log_budget_admit(&b, LOG_SMTP_IN, "B", 3,
+						  LOG_FROM_PEER, LOG_KEEP_NO,
+						  4),
+				 1);
+	assert_false(log_budget_over(&b, 3) == 0);
+	/* Over: plain lines are counted, kept ones pass 3 more times. */
+	assert_int_equal(log_budget_admit(&b, LOG_SMTP_IN, "B", 3,
+					  LOG_FROM_PEER, LOG_KEEP_NO, 4),
+			 0);
+	for (w = 0; w < 10; w++)
+		if (!log_budget_admit(&b, LOG_SMTP_IN, "B", 3, LOG_TO_PEER,
+				      LOG_KEEP, 10))
+			break;
+	assert_int_equal(w, 3);
+	assert_int_equal(log_budget_admit(&b, LOG_SMTP_IN, "B", 3, LOG_EVENT,
+					  LOG_KEEP_ALWAYS, 5),
+			 1);
+	/* A transaction forgotten, then one that reaches DATA. */
+	log_budget_hold(&b, LOG_FROM_PEER, "MAIL FROM:<lost@x>");
+	log_budget_discard(&b);
+	log_budget_hold(&b, LOG_FROM_PEER, "MAIL FROM:<kept@x>");
+	log_budget_hold(&b, LOG_TO_PEER, "250 2.1.0 Ok");
+	log_budget_release(&b, LOG_SMTP_IN, "B");
+	/* Held past LOG_BUDGET_HELD_MAX: the rest counted, and said. */
+	for (int i = 0; i < 1000; i++)
+		log_budget_hold(&b, LOG_FROM_PEER, "RCPT TO:<someone@x.test>");
+	log_budget_release(&b, LOG_SMTP_IN, "B");
+	log_budget_flush(&b, LOG_SMTP_IN, "B");
+	assert_true(read_log(log_dir, "smtp-in-2024-01-03.log", text,
+			     sizeof(text)) > 0);
+	assert_null(strstr(text, "lost@x"));
+	assert_non_null(strstr(text, "B <-- MAIL FROM:<kept@x>\n"
+				     "2024-01-03 00:00:00.000 B --> 250 2.1.0 "
+				     "Ok\n"));
+	assert_non_null(strstr(text, "transcript limit of 3 lines reached"));
+	assert_non_null(
+		strstr(text, "second transcript limit of 3 lines reached"));
+	assert_non_null(strstr(text, " more lines of this transaction not "
+				     "logged\n"));
+	/* The summary counts the commands not written: the plain one, the
+	 * forgotten MAIL and the RCPT lines that were not held. */
+	assert_non_null(strstr(text, "more commands, "));
+	assert_null(b.held);
+	log_deinit();
+}
+
 /* Over-long text is cut and marked, and stays one line. */
 static void test_long_line(void **state)
 {
@@ -294,6 +356,7 @@ int main(void)
 		cmocka_unit_test(test_sanitize),
 		cmocka_unit_test(test_file_names),
 		cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_line, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_reinit_other_dir, setup,
