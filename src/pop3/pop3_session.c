@@ -152,6 +152,9 @@ struct pop3_job {
 	char ip[INET6_ADDRSTRLEN];
 	int64_t now;
 	const struct screen *screen;
+	struct screen *blocks; /* asked whether the IP is blocked now */
+	int trusted;
+	int blocked; /* the IP was blocked: no password was checked */
 	int result;
 	const char *reason;
 	struct directory_account account;
@@ -646,6 +649,20 @@ static void pop3_auth_reply_cb(void *arg)
 
 static void pop3_auth_work(struct env_thread *t, struct pop3_job *j)
 {
+	int64_t until;
+
+	/* Screening blocked the address since this session began (another
+	 * session's failures, or a check that ran meanwhile): no password
+	 * from it is checked any more, or each session open at the block
+	 * would go on guessing (POP3_AUTH_FAILURES_MAX each). */
+	if (!j->trusted &&
+	    screen_blocked(j->blocks, j->ip, clock_now_ms(), &until)) {
+		sodium_memzero(j->pass, sizeof(j->pass));
+		j->blocked = 1;
+		j->result = 0;
+		j->reason = "blocked";
+		return;
+	}
 	j->result = screening_login_check(t, j->screen, j->user, j->pass,
 					  sizeof(j->pass), j->ip, j->now,
 					  &j->account, &j->reason, j->fp);
@@ -656,6 +673,7 @@ static void pop3_auth_done(struct pop3_session *s, struct pop3_job *j)
 	char safe_user[128];
 	const char *reply;
 	int64_t delay = pop3_setting(s, SETTING_AUTH_FAIL_DELAY_MS);
+	int64_t until;
 
 	if (s->gone)
 		return;
@@ -692,14 +710,18 @@ static void pop3_auth_done(struct pop3_session *s, struct pop3_job *j)
 		  s->ip, s->port, safe_user, s->mech,
 		  j->result < 0 ? "error" : j->reason);
 	pop3_log(s, LOG_EVENT, "authentication failed for %s", safe_user);
-	if (j->result == 0) {
+	if (j->blocked) {
+		s->blocked = 1;
+	} else if (j->result == 0) {
 		/* The same counts as SMTP's: switching protocols gains an
 		 * attacker nothing. */
-		delay = screening_auth_failed(
-			s->env, "pop3", s->id, s->ip,
-			policy_trust_host(s->env->trust,
-					  (const struct sockaddr *)&s->peer),
-			safe_user, j->fp, &s->blocked);
+		delay = screening_auth_failed(s->env, "pop3", s->id, s->ip,
+					      j->trusted, safe_user, j->fp,
+					      &s->blocked);
+		/* Blocked by another session while this check ran. */
+		if (!j->trusted && screen_blocked(s->env->screen, s->ip,
+						  clock_now_ms(), &until))
+			s->blocked = 1;
 		if (++s->auth_failures >= POP3_AUTH_FAILURES_MAX)
 			s->close_after_delay = 1;
 	}
@@ -725,6 +747,9 @@ static void pop3_auth_verify(struct pop3_session *s, const char *user,
 		snprintf(j->ip, sizeof(j->ip), "%s", s->ip);
 		j->now = clock_now();
 		j->screen = s->env->screen;
+		j->blocks = s->env->screen;
+		j->trusted = policy_trust_host(
+			s->env->trust, (const struct sockaddr *)&s->peer);
 	}
 	sodium_memzero(pass, pass_size);
 	sodium_memzero(s->user, sizeof(s->user));

@@ -329,3 +329,146 @@ def test_slowloris(petrel_factory, phase):
     finally:
         for c in again:
             c.close()
+
+
+# ---- AUTH floods ----
+
+AUTH_LIMIT = 5  # screening.auth_failures in these tests
+# Password checks already running (one per worker) or waiting for the loop
+# when the block is decided may still fail with [AUTH]; none starts after.
+AUTH_SLACK = 4
+FAILED = b"-ERR [AUTH] Authentication failed"
+BLOCKED_CLOSE = b"-ERR [SYS/TEMP] Too many failed logins, closing"
+BLOCKED_CONNECT = b"-ERR [SYS/TEMP] Too many failed logins, try again later"
+
+
+def _attempts(n, first):
+    """n failed logins for alice: USER/PASS, AUTH PLAIN with an initial
+    response, AUTH PLAIN with a continuation, in turn; each with a
+    password of its own (screening counts a password retried once)."""
+    import base64
+    out = []
+    for i in range(first, first + n):
+        pw = f"wrong password {i}"
+        blob = base64.b64encode(f"\0{ALICE}\0{pw}".encode()).decode()
+        out += ([f"USER {ALICE}", f"PASS {pw}"], [f"AUTH PLAIN {blob}"],
+                ["AUTH PLAIN", blob])[i % 3]
+    return "".join(line + "\r\n" for line in out).encode()
+
+
+def _replies(sock, seconds, finals=None):
+    """The reply lines until the server closes, `seconds` pass, or (with
+    finals) that many -ERR lines have come; each is well-formed."""
+    sock.settimeout(0.2)
+    got = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if finals is not None and got.count(b"\r\n-ERR") >= finals:
+            break
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not d:
+            break
+        got += d
+    lines = got.split(b"\r\n")
+    assert lines[-1] == b"", got[-200:]
+    for line in lines[:-1]:
+        assert line == b"+ " or line.startswith((b"+OK", b"-ERR ")), line
+    return lines[:-1]
+
+
+def _auth_flood_petrel(petrel_factory):
+    return petrel_factory(settings={
+        "auth.allow_plaintext": "on",
+        "screening.auth_failures": str(AUTH_LIMIT),
+        "pop3.max_sessions_per_ip": "100",
+        "pop3.max_errors": "1000"})
+
+
+def _real_user_logs_in(p, source):
+    from hostile_util import connect_from
+    s = connect_from(p.ports["pop3"], source)
+    c = Client.__new__(Client)
+    c.sock, c.buf = s, b""
+    c.login(BOB)
+    assert c.cmd("STAT").startswith("+OK")
+    assert c.cmd("QUIT").startswith("+OK")
+    c.close()
+
+
+def test_auth_flood_pipelined(petrel_factory):
+    """Connection after connection from one address, each pipelining 50
+    failed logins (USER/PASS and AUTH PLAIN in turn): a session ends
+    after its third failure, every line back is well-formed, screening
+    blocks the address after screening.auth_failures (that session ends
+    with the block's line, and the next connections are refused at
+    once), and the real user logs in from another address."""
+    from hostile_util import connect_from, first_line, rss_kb
+    p = _auth_flood_petrel(petrel_factory)
+    fill(p, BOB, 1)
+    attacker = "127.0.0.3"
+    base = rss_kb(p)
+    failed, ends = 0, []
+    for k in range(6):
+        s = connect_from(p.ports["pop3"], attacker)
+        first = first_line(s)
+        if first == BLOCKED_CONNECT:
+            ends.append(first)
+            s.close()
+            continue
+        assert first.startswith(b"+OK")
+        s.sendall(_attempts(50, 50 * k))
+        lines = _replies(s, 20)
+        s.close()
+        failed += lines.count(FAILED)
+        ends.append(lines[-1])
+    print(f"pipelined: {failed} failed logins, sessions ended with "
+          f"{ends}; RSS {base} KB -> {rss_kb(p)} KB")
+    # The failure that blocks is answered by the block's line.
+    assert AUTH_LIMIT <= failed + ends.count(BLOCKED_CLOSE) <= \
+        AUTH_LIMIT + AUTH_SLACK
+    assert ends[0] == FAILED  # the third failure in a session ends it
+    assert BLOCKED_CLOSE in ends
+    assert ends[-1] == BLOCKED_CONNECT
+    assert "ip blocked: ip=127.0.0.3 " in p.log("security")
+    _real_user_logs_in(p, "127.0.0.4")
+
+
+def test_auth_flood_many_connections(petrel_factory):
+    """30 connections from one address, opened before any login fails,
+    each pipelining 3 failed logins (90 in all): screening blocks the
+    address after screening.auth_failures, and from then on no password
+    from it is checked in any of those sessions (each ends with the
+    block's line), every line back is well-formed, and the real user logs
+    in from another address meanwhile."""
+    from hostile_util import connect_from, first_line, rss_kb
+    p = _auth_flood_petrel(petrel_factory)
+    fill(p, BOB, 1)
+    attacker = "127.0.0.5"
+    socks = []
+    for _ in range(30):
+        s = connect_from(p.ports["pop3"], attacker)
+        assert first_line(s).startswith(b"+OK")
+        socks.append(s)
+    base = rss_kb(p)
+    t = time.monotonic()
+    for i, s in enumerate(socks):
+        s.sendall(_attempts(3, 3 * i))
+    _real_user_logs_in(p, "127.0.0.6")
+    results = [_replies(s, 20, finals=3) for s in socks]
+    took = time.monotonic() - t
+    for s in socks:
+        s.close()
+    failed = sum(lines.count(FAILED) for lines in results)
+    blocked = sum(1 for lines in results if lines[-1:] == [BLOCKED_CLOSE])
+    print(f"30 connections: {failed} failed logins, {blocked} sessions "
+          f"ended by the block, in {took:.1f} s; "
+          f"RSS {base} KB -> {rss_kb(p)} KB")
+    assert failed <= AUTH_LIMIT + AUTH_SLACK, failed
+    assert blocked >= len(socks) - (AUTH_LIMIT + AUTH_SLACK) // 3
+    assert "ip blocked: ip=127.0.0.5 " in p.log("security")
+    _real_user_logs_in(p, "127.0.0.6")
