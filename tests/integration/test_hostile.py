@@ -686,3 +686,161 @@ def test_many_sessions_from_many_addresses(petrel_factory, service):
         for s in again:
             s.close()
     alive(p)
+
+
+# ---- AUTH floods ----
+
+AUTH_LIMIT = 5  # screening.auth_failures in these tests
+# Password checks already running (one per worker) or waiting for the loop
+# when the block is decided may still answer 535; no check starts after.
+AUTH_SLACK = 4
+SMTP_REPLY = re.compile(rb"^([2-5]\d\d)([ -])(.*)$")
+
+
+def _b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def _auth_attempts(n, first):
+    """n failed logins for alice, AUTH PLAIN and AUTH LOGIN in turn, each
+    with a password of its own (screening counts a password retried
+    once)."""
+    out = []
+    for i in range(first, first + n):
+        pw = f"wrong password {i}"
+        if i % 2 == 0:
+            out.append(f"AUTH PLAIN {_b64(chr(0) + ALICE_ADDR + chr(0) + pw)}")
+        else:
+            out += ["AUTH LOGIN", _b64(ALICE_ADDR), _b64(pw)]
+    return "".join(line + "\r\n" for line in out).encode()
+
+
+ALICE_ADDR = "alice@example.test"
+
+
+def _read_all(sock, seconds, finals=None):
+    """What the server sends until it closes, `seconds` pass, or (with
+    finals) that many replies other than 334 have come."""
+    sock.settimeout(0.2)
+    got = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if finals is not None and len(re.findall(
+                rb"^(?!334)\d\d\d ", got, re.M)) >= finals:
+            break
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not d:
+            break
+        got += d
+    return got
+
+
+def _smtp_replies(got):
+    """The reply lines of a transcript, each checked well-formed."""
+    lines = got.split(b"\r\n")
+    assert lines[-1] == b"", got[-200:]
+    for line in lines[:-1]:
+        m = SMTP_REPLY.match(line)
+        assert m, line
+        if m.group(1) == b"334":
+            base64.b64decode(m.group(3), validate=True)
+    return lines[:-1]
+
+
+def _auth_flood_settings():
+    return {"auth.allow_plaintext": "on",
+            "screening.auth_failures": str(AUTH_LIMIT),
+            "smtp.max_errors": "1000",
+            "smtp.rdns_timeout_ms": "0"}
+
+
+def _real_user_logs_in(p, source):
+    r = Raw(p.ports["submission"], source=source)
+    try:
+        assert r.reply()[0] == 220
+        assert r.cmd("EHLO good")[0] == 250
+        assert r.cmd(f"AUTH PLAIN {BLOB}")[0] == 235
+        assert r.cmd("QUIT")[0] == 221
+    finally:
+        r.close()
+
+
+def test_auth_flood_pipelined(petrel_factory):
+    """One connection pipelines 300 failed logins (AUTH PLAIN and AUTH
+    LOGIN in turn, each with its own password): every line back is a
+    well-formed reply, screening blocks the address after
+    screening.auth_failures and the session is closed then (no password is
+    checked past the block), the address is refused at connect from then
+    on, and the real user logs in from another address."""
+    from hostile_util import rss_kb
+    p = petrel_factory(settings=_auth_flood_settings())
+    attacker = "127.0.0.3"
+    base = rss_kb(p)
+    r = Raw(p.ports["submission"], source=attacker)
+    assert r.reply()[0] == 220
+    assert r.cmd("EHLO flood")[0] == 250
+    r.send(_auth_attempts(300, 0))
+    t = time.monotonic()
+    got = _read_all(r.sock, 20)
+    took = time.monotonic() - t
+    r.close()
+    lines = _smtp_replies(got)
+    codes = [int(line[:3]) for line in lines]
+    print(f"pipelined: {len(lines)} replies in {took:.1f} s: "
+          f"{codes.count(535)} x 535, then {lines[-1]!r}; "
+          f"RSS {base} KB -> {rss_kb(p)} KB")
+    assert 235 not in codes
+    assert AUTH_LIMIT <= codes.count(535) <= AUTH_LIMIT + AUTH_SLACK, codes
+    assert lines[-1].startswith(b"421 4.7.0"), lines[-3:]
+    assert "ip blocked: ip=127.0.0.3 " in p.log("security")
+    # Refused at connect from then on, on every port.
+    for port in ("smtp", "submission"):
+        r = Raw(p.ports[port], source=attacker)
+        code, lines = r.reply()
+        r.close()
+        assert code == 421 and "failed logins" in lines[0], lines
+    _real_user_logs_in(p, "127.0.0.4")
+    alive(p)
+
+
+def test_auth_flood_many_connections(petrel_factory):
+    """30 connections from one address, opened before any login fails,
+    each pipelining 4 failed logins (120 in all): screening blocks the
+    address after screening.auth_failures, and from then on no password
+    from it is checked in any of those sessions (each is closed with
+    421), every line back is well-formed, memory stays bounded, and the
+    real user logs in from another address meanwhile."""
+    from hostile_util import rss_kb
+    p = petrel_factory(settings=_auth_flood_settings())
+    attacker = "127.0.0.5"
+    conns = []
+    for _ in range(30):
+        r = Raw(p.ports["submission"], source=attacker)
+        assert r.reply()[0] == 220
+        assert r.cmd("EHLO flood")[0] == 250
+        conns.append(r)
+    base = rss_kb(p)
+    for i, r in enumerate(conns):
+        r.send(_auth_attempts(4, 4 * i))
+    _real_user_logs_in(p, "127.0.0.6")
+    results = []
+    for r in conns:
+        results.append(_smtp_replies(_read_all(r.sock, 20, finals=4)))
+        r.close()
+    codes = [int(line[:3]) for lines in results for line in lines]
+    closed_421 = sum(1 for lines in results
+                     if lines and lines[-1].startswith(b"421 4.7.0"))
+    print(f"30 connections: {codes.count(535)} x 535 "
+          f"({len(codes)} replies), {closed_421} closed with 421; "
+          f"RSS {base} KB -> {rss_kb(p)} KB")
+    assert 235 not in codes
+    assert codes.count(535) <= AUTH_LIMIT + AUTH_SLACK, codes.count(535)
+    assert closed_421 == len(conns)
+    assert "ip blocked: ip=127.0.0.5 " in p.log("security")
+    _real_user_logs_in(p, "127.0.0.6")
+    alive(p)
