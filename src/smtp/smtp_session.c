@@ -170,7 +170,10 @@ void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
 	io_write(s->io, "\r\n", 2);
 }
 
-static void smtp_set_timeout(struct smtp_session *s)
+static void smtp_deadline_cb(void *arg);
+
+/* The timeout of the state the session is in. */
+static int64_t smtp_timeout_ms(struct smtp_session *s)
 {
 	enum settings_id id = SETTING_SMTP_TIMEOUT_IDLE;
 
@@ -178,7 +181,25 @@ static void smtp_set_timeout(struct smtp_session *s)
 		id = SETTING_SMTP_TIMEOUT_DATA;
 	else if (s->in_mail || s->state == SMTP_STATE_AUTH)
 		id = SETTING_SMTP_TIMEOUT_COMMAND;
-	io_set_read_timeout(s->io, smtp_session_setting(s, id) * 1000);
+	return smtp_session_setting(s, id) * 1000;
+}
+
+/* Starts the timeout of the state again, counted from now: called for
+ * each whole line (a command, a SASL line, a line of DATA) and when the
+ * state or a TLS handshake starts, never for bytes that trickle in
+ * without ending a line (those restart the read timeout only). */
+static void smtp_restart_deadline(struct smtp_session *s)
+{
+	if (s->deadline == NULL)
+		s->deadline = io_timer_new(s->env->loop, smtp_deadline_cb, s);
+	if (s->deadline != NULL)
+		io_timer_add(s->deadline, smtp_timeout_ms(s));
+}
+
+static void smtp_set_timeout(struct smtp_session *s)
+{
+	io_set_read_timeout(s->io, smtp_timeout_ms(s));
+	smtp_restart_deadline(s);
 }
 
 static void smtp_enter_state(struct smtp_session *s, enum smtp_state st)
@@ -361,10 +382,8 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 	smtp_spam_connect(s);
 	if (listener == SMTP_LISTENER_SMTPS) {
 		s->state = SMTP_STATE_HANDSHAKE;
-		io_set_read_timeout(
-			s->io,
-			smtp_session_setting(s, SETTING_SMTP_TIMEOUT_IDLE) *
-				1000);
+		io_set_read_timeout(s->io, smtp_timeout_ms(s));
+		smtp_restart_deadline(s);
 	} else {
 		smtp_greet(s);
 	}
@@ -382,6 +401,8 @@ static void smtp_session_free(struct smtp_session *s)
 			s->delay = NULL;
 			io_timer_free(s->stall);
 			s->stall = NULL;
+			io_timer_free(s->deadline);
+			s->deadline = NULL;
 			smtp_server_session_closed(s->srv, s, s->ip);
 		}
 		return;
@@ -391,10 +412,15 @@ static void smtp_session_free(struct smtp_session *s)
 	io_free(s->io);
 	io_timer_free(s->delay);
 	io_timer_free(s->stall);
+	io_timer_free(s->deadline);
 	dns_cancel(s->rdns_q);
 	io_timer_free(s->rdns_timer);
 	smtp_spam_free(s);
 	smtp_hijack_reset(s);
+	/* What a transaction held is counted, and the last lines are not
+	 * held again. */
+	s->in_mail = 0;
+	s->log_txn = 0;
 	log_budget_flush(&s->log_budget, LOG_SMTP_IN, s->id);
 	smtp_session_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
 			 s->messages, s->errors);
@@ -455,6 +481,43 @@ static void smtp_tls_ready(struct smtp_session *s)
 		smtp_enter_state(s, SMTP_STATE_COMMAND);
 }
 
+/* No input within the read timeout, or no whole line within the
+ * deadline. */
+static void smtp_timed_out(struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_HANDSHAKE) {
+		smtp_session_log(s, LOG_EVENT, "TLS handshake timed out");
+		smtp_session_free(s);
+		return;
+	}
+	smtp_session_log(s, LOG_EVENT, "timeout in state %d", s->state);
+	smtp_session_close(s, "421 4.4.2 %s Error: timeout exceeded",
+			   s->env->cfg->hostname);
+}
+
+static void smtp_deadline_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	switch (s->state) {
+	case SMTP_STATE_HANDSHAKE:
+	case SMTP_STATE_COMMAND:
+	case SMTP_STATE_AUTH:
+	case SMTP_STATE_DATA:
+		/* A client that reads no reply is the write timeout's. */
+		if (s->draining)
+			return;
+		smtp_timed_out(s);
+		return;
+	case SMTP_STATE_STARTTLS:
+	case SMTP_STATE_BUSY:
+	case SMTP_STATE_QUIT:
+		/* Their own timers run; entering a reading state restarts
+		 * this one. */
+		return;
+	}
+}
+
 static void smtp_io_cb(struct io *io, enum io_event ev, void *arg)
 {
 	struct smtp_session *s = arg;
@@ -485,18 +548,11 @@ static void smtp_io_cb(struct io *io, enum io_event ev, void *arg)
 				return;
 			}
 			s->state = SMTP_STATE_HANDSHAKE;
+			smtp_restart_deadline(s);
 		}
 		return;
 	case IO_EV_TIMEOUT:
-		if (s->state == SMTP_STATE_HANDSHAKE) {
-			smtp_session_log(s, LOG_EVENT,
-					 "TLS handshake timed out");
-			smtp_session_free(s);
-			return;
-		}
-		smtp_session_log(s, LOG_EVENT, "timeout in state %d", s->state);
-		smtp_session_close(s, "421 4.4.2 %s Error: timeout exceeded",
-				   s->env->cfg->hostname);
+		smtp_timed_out(s);
 		return;
 	case IO_EV_TLS_READY:
 		smtp_tls_ready(s);
@@ -1676,9 +1732,12 @@ static void smtp_process(struct smtp_session *s)
 		}
 		if (s->state == SMTP_STATE_DATA) {
 			const char *in = io_input_pullup(s->io, avail);
+			size_t lines = s->reader.lines;
 			int done = smtp_data_feed(&s->reader, in, avail, &used,
 						  &s->msg);
 			io_input_drain(s->io, used);
+			if (s->reader.lines != lines)
+				smtp_restart_deadline(s);
 			/* Memory stays bounded: past SMTP_SPILL_MEMORY, the
 			 * body goes to the spool as it comes. */
 			if (s->reader.error == SMTP_DATA_OK &&
@@ -1730,6 +1789,8 @@ static void smtp_process(struct smtp_session *s)
 				s->skip_line = 0;
 				continue;
 			}
+			/* A whole line: the state's timeout starts again. */
+			smtp_restart_deadline(s);
 			/* CRLF is the only line end (RFC 5321 2.3.8): a bare
 			 * LF or CR, or a NUL, ends the transaction. */
 			if (n == 0 || line[n - 1] != '\r' ||

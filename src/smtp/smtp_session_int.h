@@ -128,6 +128,9 @@ struct smtp_session {
 	/* Output over SMTP_OUTPUT_HIGH: input waits until it is written. */
 	int draining;
 	struct io_timer *stall; /* the write timeout */
+	/* The state's timeout counted from the last whole line: bytes that
+	 * trickle in restart the read timeout, not this (slowloris). */
+	struct io_timer *deadline;
 
 	/* The client's name (forward-confirmed reverse DNS), looked up
 	 * while the connection starts; the greeting waits for it. */
