@@ -53,7 +53,10 @@ struct smtp_auth_job {
 	char mech[8];
 	int64_t now;
 	const struct screen *screen;
+	struct screen *blocks; /* the same, to ask whether ip is blocked */
+	int trusted;
 	/* out */
+	int blocked; /* blocked since the session began: nothing checked */
 	int result;
 	const char *reason;
 	struct directory_account account;
@@ -1024,7 +1027,20 @@ static void smtp_auth_work(void *thread_state, void *arg)
 {
 	struct smtp_auth_job *j = arg;
 
+	int64_t until;
+
 	smtp_test_slow_job("AUTH");
+	/* Screening blocked the address since this session began (another
+	 * session's failures): no password from it is checked any more, or
+	 * each session open at the block would go on guessing. */
+	if (!j->trusted &&
+	    screen_blocked(j->blocks, j->ip, clock_now_ms(), &until)) {
+		sodium_memzero(j->pass, sizeof(j->pass));
+		j->blocked = 1;
+		j->result = 0;
+		j->reason = "blocked";
+		return;
+	}
 	j->result = screening_login_check(
 		thread_state, j->screen, j->user, j->pass, sizeof(j->pass),
 		j->ip, j->now, &j->account, &j->reason, j->fp);
@@ -1065,6 +1081,18 @@ static void smtp_auth_done(void *arg)
 		goto out;
 	}
 	log_sanitize(safe_user, sizeof(safe_user), j->user, strlen(j->user));
+	if (j->blocked) {
+		/* No password was checked: no 535 to count, the session
+		 * ends as a new one from the address would be refused. */
+		smtp_session_log(s, LOG_EVENT,
+				 "authentication not checked for %s: the "
+				 "address is blocked",
+				 safe_user);
+		s->blocked = 1;
+		smtp_session_close(s,
+				   "421 4.7.0 Too many failed logins, closing");
+		goto out;
+	}
 	if (j->result < 0) {
 		snprintf(s->delayed_reply, sizeof(s->delayed_reply),
 			 "454 4.7.0 Temporary authentication failure");
@@ -1085,10 +1113,15 @@ static void smtp_auth_done(void *arg)
 			 safe_user);
 	if (j->result == 0) {
 		struct policy_facts f = smtp_facts(s);
+		int64_t until;
 
 		delay = screening_auth_failed(s->env, "smtp", s->id, s->ip,
 					      f.trusted, safe_user, j->fp,
 					      &s->blocked);
+		/* Blocked by another session while this check ran. */
+		if (!f.trusted && screen_blocked(s->env->screen, s->ip,
+						 clock_now_ms(), &until))
+			s->blocked = 1;
 	}
 	if (s->delay == NULL)
 		s->delay = io_timer_new(s->env->loop, smtp_auth_reply_cb, s);
@@ -1122,6 +1155,8 @@ static void smtp_auth_verify(struct smtp_session *s, const char *user,
 	snprintf(j->mech, sizeof(j->mech), "%s", s->sasl_mech);
 	j->now = clock_now();
 	j->screen = s->env->screen;
+	j->blocks = s->env->screen;
+	j->trusted = smtp_facts(s).trusted;
 	sodium_memzero(pass, SASL_FIELD_MAX);
 	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
 	s->state = SMTP_STATE_BUSY;
