@@ -87,6 +87,9 @@ static void io_loop_init_once(void)
 	if (evthread_use_pthreads() < 0)
 		return;
 	signal(SIGPIPE, SIG_IGN);
+	/* A write past RLIMIT_FSIZE fails with EFBIG (the message it was
+	 * for is refused) instead of killing the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 	io_threads_ok = 1;
 }
 

@@ -225,3 +225,38 @@ def test_spamd_gets_the_whole_large_message(petrel_factory):
         assert "over spam.max_kb (1024 KB)" in p.log("smtp-in")
     finally:
         spamd.close()
+
+
+def test_scratch_file_that_cannot_grow(petrel_factory):
+    """A body the spool cannot take (here: past the daemon's file size
+    limit, as a full disk would be) gets 452 4.3.1; the daemon stays up
+    (a write past RLIMIT_FSIZE no longer kills it with SIGXFSZ) and the
+    session takes the next message."""
+    import resource
+    p = petrel_factory(start=False)
+    limit = 2 * 1024 * 1024
+    p.preexec = lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                           (limit, limit))
+    p.start()
+    big = message("toobig@x.test", body_lines(3 * 1024 * 1024, 8))
+    r = Raw(p.ports["smtp"], timeout=60)
+    assert r.code() == 220
+    r.cmd("EHLO client.test")
+    assert r.cmd("MAIL FROM:<x@remote.test>")[0] == 250
+    assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    r.send(stuffed(big))
+    code, lines = r.reply()
+    assert (code, lines[-1]) == (452, "452 4.3.1 Insufficient system "
+                                      "storage"), lines
+    small = message("fits@x.test", [b"hello"])
+    assert r.cmd("MAIL FROM:<x@remote.test>")[0] == 250
+    assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    r.send(stuffed(small))
+    assert r.reply()[0] == 250
+    r.close()
+    assert delivered(p, "alice@example.test", "fits@x.test")
+    assert p.proc.poll() is None
+    assert "cannot keep a message: cannot write the message: File too " \
+        "large" in p.log("system")
