@@ -201,6 +201,20 @@ class Trickler:
                 pass
 
 
+def send_queue(local_port, peer_port):
+    """The bytes queued on the daemon's socket of a loopback connection
+    from 127.0.0.1: (to send, received and not yet read), from
+    /proc/net/tcp; None when it is not there."""
+    want = (f"0100007F:{local_port:04X}", f"0100007F:{peer_port:04X}")
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) == want:
+                tx, rx = fields[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
 # ---- other loopback addresses ----
 
 def source_addresses(n, start=2):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from hostile_util import Trickler, daemon_rss_bound  # noqa: F401
+from hostile_util import Trickler, daemon_rss_bound, send_queue  # noqa: F401
 from smtputil import Raw, wait_for
 
 PW = "correct horse battery staple"
@@ -385,19 +385,6 @@ def test_noop_flood_without_reading(petrel_factory):
     assert r.reply()[0] == 220
     assert r.cmd("QUIT")[0] == 221
     alive(p)
-
-
-def send_queue(local_port, peer_port):
-    """The bytes queued to send on the daemon's socket of a connection
-    (tx_queue in /proc/net/tcp), or None when it is not there."""
-    want = (f"0100007F:{local_port:04X}", f"0100007F:{peer_port:04X}")
-    with open("/proc/net/tcp") as f:
-        for line in f.read().splitlines()[1:]:
-            fields = line.split()
-            if (fields[1], fields[2]) == want:
-                tx, rx = fields[4].split(":")
-                return int(tx, 16), int(rx, 16)
-    return None
 
 
 def test_plaintext_flood_after_starttls(petrel_factory):

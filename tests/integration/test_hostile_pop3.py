@@ -11,6 +11,7 @@ import time
 import pytest
 
 from hostile_util import Trickler, daemon_rss_bound  # noqa: F401
+from smtputil import wait_for
 
 
 PW = "correct horse battery staple"
@@ -472,3 +473,56 @@ def test_auth_flood_many_connections(petrel_factory):
     assert blocked >= len(socks) - (AUTH_LIMIT + AUTH_SLACK) // 3
     assert "ip blocked: ip=127.0.0.5 " in p.log("security")
     _real_user_logs_in(p, "127.0.0.6")
+
+
+# ---- the STLS pause on its own ----
+
+def test_stls_pause_on_its_own(petrel_factory):
+    """The +OK to STLS cannot be written: the client's earlier CAPA
+    answers fill the socket buffers, yet less than the 64 KB bound waits
+    in the daemon, so STLS itself is read as a command. The client then
+    streams plaintext (no command: nothing it would answer) and never
+    reads. Reading pauses at STLS: the plaintext stays in the socket
+    buffers, petreld does not grow, and the session is closed at
+    pop3.timeout_idle. Without that pause every byte is read into memory
+    until the timeout."""
+    from hostile_util import send_queue
+    p = start(petrel_factory)
+    port = p.ports["pop3"]
+    c = Client(p)
+    me = c.sock.getsockname()[1]
+    assert c.line().startswith("+OK")
+    # Answers until the daemon's send buffer is full (its queue stops
+    # growing), a batch at a time, each batch read by the daemon before
+    # the next: less than two batches of answers (2 x 27 KB) then wait in
+    # it, under the 64 KB bound.
+    last = -1
+    f0 = time.monotonic()
+    for k in range(1000):
+        c.sock.sendall(b"CAPA\r\n" * 200)
+        assert wait_for(lambda: send_queue(port, me) is not None and
+                        send_queue(port, me)[1] == 0, timeout=10,
+                        step=0.005)
+        time.sleep(0.02)
+        tx = send_queue(port, me)[0]
+        if tx == last:
+            break
+        last = tx
+    print(f"filled: {k} batches, {tx} bytes, {time.monotonic() - f0:.1f} s")
+    base = rss_kb(p)
+    peak = [base]
+    before = disconnects(p)
+    c.sock.sendall(b"STLS\r\n")
+    assert wait_for(lambda: "--> +OK Begin TLS negotiation" in p.log("pop3"))
+    t = time.monotonic()
+    sent = c.flood(b"x" * 65536, 64 << 20, 2 * TIMEOUT + 4, p, peak)
+    took = wait_closed(p, before, peak, TIMEOUT + 8)
+    growth = peak[0] - base
+    print(f"STLS alone: {sent} bytes of plaintext taken, RSS {base} KB -> "
+          f"peak {peak[0]} KB (+{growth} KB), closed after "
+          f"{time.monotonic() - t:.1f} s")
+    c.close()
+    # The socket buffers hold a few MB; the daemon none of it.
+    assert sent < 16 << 20, sent
+    assert growth < 8 * 1024, growth
+    assert took is not None, "the session was never closed"
