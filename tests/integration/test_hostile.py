@@ -1,9 +1,11 @@
 """Hostile SMTP clients against the real daemon: over-long lines at the
 largest value of every length setting, connections that vanish while a
 worker job holds the session, credentials left in memory, a hundred
-thousand pipelined recipients, floods that never read, and random bytes
-on every listener. Teardown fails a test on any ASan report
-(conftest.py)."""
+thousand pipelined recipients, floods that never read, random bytes on
+every listener, clients that trickle bytes (slowloris), sessions from
+hundreds of loopback addresses, and AUTH floods. Teardown fails a test on
+any ASan report (conftest.py), or when petreld's peak RSS passed the
+bound of hostile_util.py."""
 import base64
 import re
 import socket

@@ -38,9 +38,11 @@ QUARANTINE_MB = 8
 
 @pytest.fixture(autouse=True)
 def small_quarantine(monkeypatch):
-    opts = os.environ.get("ASAN_OPTIONS", "")
-    monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") +
-                       f"quarantine_size_mb={QUARANTINE_MB}")
+    opts = [o for o in os.environ.get("ASAN_OPTIONS", "").split(":")
+            if o and not o.startswith(("quarantine_size_mb=",
+                                       "thread_local_quarantine_size_kb="))]
+    monkeypatch.setenv("ASAN_OPTIONS", ":".join(
+        opts + [f"quarantine_size_mb={QUARANTINE_MB}"]))
 
 
 def body(size, seed):

@@ -1,7 +1,8 @@
 """Hostile POP3 clients against the real daemon: clients that send and never
-read (LIST, UIDL and NOOP floods), a plaintext flood behind STLS, a client
-that never reads its last reply. petreld's memory must stay bounded, such a
-session must be closed once the write timeout (pop3.timeout_idle) has
+read (LIST, UIDL and NOOP floods), a plaintext flood behind STLS and the
+STLS pause on its own, a client that never reads its last reply, clients
+that trickle bytes (slowloris), and login floods. petreld's memory must
+stay bounded, such a session must be closed once pop3.timeout_idle has
 passed, and a well-behaved client must still be served meanwhile."""
 import errno
 import re
