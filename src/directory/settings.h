@@ -148,6 +148,10 @@ enum settings_type {
 	  NULL, "recipients per message")                                      \
 	X(SMTP_MAX_ERRORS, "smtp.max_errors", INT, "10", 1, 1000, NULL,        \
 	  "client errors before 421 and close")                                \
+	X(SMTP_MAX_JUNK_COMMANDS, "smtp.max_junk_commands", INT, "100", 1,     \
+	  1000000, NULL,                                                       \
+	  "NOOP, RSET, VRFY and HELP since the last message before each "      \
+	  "counts as an error")                                                \
 	X(SMTP_MAX_SESSIONS, "smtp.max_sessions", INT, "2000", 1, 1000000,     \
 	  NULL, "concurrent SMTP sessions in all")                             \
 	X(SMTP_MAX_SESSIONS_PER_IP, "smtp.max_sessions_per_ip", INT, "50", 1,  \

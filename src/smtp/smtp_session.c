@@ -583,6 +583,10 @@ enum {
 	/* Logged, with its replies, past log.max_lines_per_session: the
 	 * commands that trace a message or a login. */
 	SMTP_F_TRACE = 1 << 4,
+	/* Does nothing for a message: past smtp.max_junk_commands of them
+	 * each counts as an error (Postfix's smtpd_junk_command_limit), so
+	 * a client cannot hold its slot for ever with NOOPs. */
+	SMTP_F_JUNK = 1 << 5,
 };
 
 struct smtp_command {
@@ -1311,13 +1315,14 @@ static const struct smtp_command smtp_commands[] = {
 	 SMTP_F_NEED_HELO | SMTP_F_NO_ARGS | SMTP_F_LAST | SMTP_F_TRACE,
 	 smtp_check_data, smtp_proceed_data},
 	{SMTP_CMD_BDAT, "BDAT", SMTP_F_TRACE, NULL, smtp_proceed_bdat},
-	{SMTP_CMD_RSET, "RSET", SMTP_F_NO_ARGS, NULL, smtp_proceed_rset},
-	{SMTP_CMD_NOOP, "NOOP", 0, NULL, smtp_proceed_noop},
+	{SMTP_CMD_RSET, "RSET", SMTP_F_NO_ARGS | SMTP_F_JUNK, NULL,
+	 smtp_proceed_rset},
+	{SMTP_CMD_NOOP, "NOOP", SMTP_F_JUNK, NULL, smtp_proceed_noop},
 	{SMTP_CMD_QUIT, "QUIT", SMTP_F_NO_ARGS | SMTP_F_TRACE, NULL,
 	 smtp_proceed_quit},
-	{SMTP_CMD_VRFY, "VRFY", 0, NULL, smtp_proceed_vrfy},
+	{SMTP_CMD_VRFY, "VRFY", SMTP_F_JUNK, NULL, smtp_proceed_vrfy},
 	{SMTP_CMD_EXPN, "EXPN", 0, NULL, smtp_proceed_expn},
-	{SMTP_CMD_HELP, "HELP", 0, NULL, smtp_proceed_help},
+	{SMTP_CMD_HELP, "HELP", SMTP_F_JUNK, NULL, smtp_proceed_help},
 };
 
 static const struct smtp_command *smtp_command_find(enum smtp_verb verb)
@@ -1391,6 +1396,10 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 	if (c->check != NULL && !c->check(s, cmd.args, cmd.args_len))
 		return;
 	c->proceed(s, cmd.args, cmd.args_len);
+	if ((c->flags & SMTP_F_JUNK) &&
+	    ++s->junk > (uint64_t)smtp_session_setting(
+				s, SETTING_SMTP_MAX_JUNK_COMMANDS))
+		s->errors++; /* smtp.max_errors then ends the session */
 }
 
 /* ---- DATA ---- */
@@ -1466,9 +1475,11 @@ static void smtp_message_saved(void *arg)
 	if (x->c.ok && x->c.queue_id[0] == '\0') {
 		/* The content filter deleted it for every recipient. */
 		s->messages++;
+		s->junk = 0;
 		smtp_session_reply(s, "250 2.0.0 Ok, message accepted");
 	} else if (x->c.ok) {
 		s->messages++;
+		s->junk = 0;
 		smtp_session_reply(
 			s, "250 2.0.0 Ok, message saved <Message-ID: %s> as %s",
 			mid, x->c.queue_id);

@@ -106,6 +106,7 @@ struct smtp_session {
 
 	unsigned errors;
 	unsigned messages;
+	uint64_t junk; /* NOOP, RSET, VRFY, HELP since the last message */
 	/* The transcript's share of the logs (log.max_lines_per_session),
 	 * and whether the last command traces mail (SMTP_F_TRACE): its
 	 * replies are logged past the limit too. */

@@ -370,6 +370,7 @@ def test_noop_flood_without_reading(petrel_factory):
     the session was never closed."""
     # Every command read is logged, so that the log counts them.
     p = petrel_factory(settings={"smtp.timeout_idle": "2",
+                                 "smtp.max_junk_commands": "1000000",
                                  "log.max_lines_per_session": "100000000"})
     sock, sent = flood_without_reading(p.ports["smtp"], b"NOOP\r\n" * 10000,
                                        3 << 20)
@@ -389,6 +390,53 @@ def test_noop_flood_without_reading(petrel_factory):
     alive(p)
 
 
+def test_junk_commands_end_the_session(petrel_factory):
+    """NOOP, RSET, VRFY and HELP do nothing for a message: past
+    smtp.max_junk_commands since the last message each counts as an
+    error, so smtp.max_errors later the session ends (a client that sent
+    a NOOP just within every timeout kept its slot for ever). A message
+    accepted starts the count again."""
+    p = petrel_factory(settings={"smtp.max_junk_commands": "20",
+                                 "smtp.max_errors": "5"})
+    r = Raw(p.ports["smtp"])
+    assert r.code() == 220
+    assert r.cmd("EHLO client.test")[0] == 250
+    cmds = ["NOOP", "RSET", "VRFY x", "HELP"] * 5
+    r.send("".join(c + "\r\n" for c in cmds))
+    codes = [r.reply()[0] for _ in cmds]
+    assert 421 not in codes, codes
+    # A message: the count starts again.
+    assert r.cmd("MAIL FROM:<x@remote.test>")[0] == 250
+    assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    assert r.cmd("Subject: s\r\n\r\nbody\r\n.")[0] == 250
+    r.send("NOOP\r\n" * 40)
+    codes = []
+    try:
+        while True:
+            code, lines = r.reply()
+            codes.append(code)
+            if code == 421:
+                break
+    except ConnectionError:
+        pass
+    # 20 free, then 5 that count as errors: the fifth ends the session.
+    assert codes == [250] * 25 + [421], codes
+    assert lines[-1].startswith("421 4.7.0") and "too many errors" in \
+        lines[-1]
+    assert r.closed()
+    assert "too many errors" in p.log("smtp-in")
+    # The largest value is taken, one more is not.
+    assert p.ctl.run("set", "smtp.max_junk_commands",
+                     "1000001").returncode != 0
+    p.set("smtp.max_junk_commands", "1000000")
+    r = Raw(p.ports["smtp"])
+    assert r.code() == 220
+    r.send("NOOP\r\n" * 2000)
+    assert [r.reply()[0] for _ in range(2000)] == [250] * 2000
+    assert r.cmd("QUIT")[0] == 221
+
+
 def test_plaintext_flood_after_starttls(petrel_factory):
     """The client sends STARTTLS while its earlier replies fill the
     socket, so the 220 cannot be written; then it streams plaintext and
@@ -396,7 +444,8 @@ def test_plaintext_flood_after_starttls(petrel_factory):
     socket buffers, not in the daemon, and the write timeout ends the
     session. Before, every byte was read into memory and each read reset
     the idle timeout."""
-    p = petrel_factory(settings={"smtp.timeout_idle": "2"})
+    p = petrel_factory(settings={"smtp.timeout_idle": "2",
+                                 "smtp.max_junk_commands": "1000000"})
     port = p.ports["smtp"]
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

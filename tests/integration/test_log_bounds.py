@@ -46,7 +46,8 @@ def flood(r, cmds, replies):
 
 
 def test_smtp_noop_flood_log_bounded(petrel_factory):
-    p = petrel_factory(settings={"log.max_lines_per_session": str(LIMIT)})
+    p = petrel_factory(settings={"log.max_lines_per_session": str(LIMIT),
+                                 "smtp.max_junk_commands": "1000000"})
     before = len(p.log("smtp-in"))
     r = Raw(p.ports["smtp"])
     assert r.code() == 220
@@ -96,7 +97,8 @@ def test_smtp_transaction_loop_log_bounded(petrel_factory):
     wait for its DATA and are forgotten without it, so the loop writes
     nothing; a message sent after it is traced whole, and a transaction
     with more RCPT lines than are held says how many it left out."""
-    p = petrel_factory(settings={"log.max_lines_per_session": str(LIMIT)})
+    p = petrel_factory(settings={"log.max_lines_per_session": str(LIMIT),
+                                 "smtp.max_junk_commands": "1000000"})
     before = len(p.log("smtp-in"))
     r = Raw(p.ports["smtp"])
     assert r.code() == 220

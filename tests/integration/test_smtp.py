@@ -530,6 +530,9 @@ def test_swaks_submission_tls_auth(petrel):
 def test_log_search_by_message_id(petrel):
     submit(petrel, msg="From: alice@example.test\r\nMessage-ID: <trace-me@x.test>"
                        "\r\n\r\nx\r\n")
+    # The delivery is after the 250: wait for its line.
+    assert wait_for(lambda: "delivered to <bob@example.test>" in
+                    petrel.log("system"))
     out = petrel.ctl.ok("log", "search", "<trace-me@x.test>")
     assert "<-- ehlo" in out.lower()
     assert "authenticated as alice@example.test" in out
