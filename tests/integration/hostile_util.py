@@ -201,6 +201,30 @@ class Trickler:
                 pass
 
 
+def trickle_while_served(slow, serve, seconds):
+    """Runs the trickling clients of slow (a Trickler) for up to seconds
+    while serve() (a well-behaved client) runs once in a thread, half a
+    second in. Returns (closed, took): when each trickling client was
+    closed (None: still open), and how long serve() took (None: it
+    failed)."""
+    served = {}
+
+    def good():
+        t = time.monotonic()
+        serve()
+        served["took"] = time.monotonic() - t
+
+    time.sleep(0.5)
+    g = threading.Thread(target=good)
+    g.start()
+    closed = slow.run(seconds)
+    g.join(30)
+    slow.close()
+    print(f"trickling clients closed after {closed} s; {max(slow.sent)} "
+          f"bytes each; the good client took {served.get('took')} s")
+    return closed, served.get("took")
+
+
 def send_queue(local_port, peer_port):
     """The bytes queued on the daemon's socket of a loopback connection
     from 127.0.0.1: (to send, received and not yet read), from

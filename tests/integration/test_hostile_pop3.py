@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from hostile_util import Trickler, daemon_rss_bound  # noqa: F401
+from hostile_util import (Trickler, daemon_rss_bound,  # noqa: F401
+                          trickle_while_served)
 from smtputil import wait_for
 
 
@@ -281,7 +282,6 @@ def test_slowloris(petrel_factory, phase):
     the slots they held are given back, and a well-behaved client is
     served meanwhile. A timeout that each byte restarts would keep them
     for as long as they like."""
-    import threading
     # Logged in, each holds its own mailbox (bob's is the good client's).
     users = [ALICE, "postmaster@example.test"] if phase == "transaction" \
         else [None] * SLOW
@@ -298,23 +298,9 @@ def test_slowloris(petrel_factory, phase):
             assert c.line().startswith("+OK")
         clients.append(c)
     slow = Trickler([c.sock for c in clients], b"NOOP " + b"x" * 2000, 0.5)
-    served = {}
-
-    def good():
-        t = time.monotonic()
-        well_behaved(p)
-        served["took"] = time.monotonic() - t
-
-    time.sleep(0.5)
-    g = threading.Thread(target=good)
-    g.start()
-    closed = slow.run(TIMEOUT + SLOW_MARGIN + 3)
-    g.join(30)
-    slow.close()
-    print(f"{phase}: trickling clients closed after {closed} s; "
-          f"{max(slow.sent)} bytes each; the good client took "
-          f"{served.get('took')} s")
-    assert served.get("took") is not None and served["took"] < 5, served
+    closed, took = trickle_while_served(slow, lambda: well_behaved(p),
+                                        TIMEOUT + SLOW_MARGIN + 3)
+    assert took is not None and took < 5, took
     for i, c in enumerate(closed):
         assert c is not None and c < TIMEOUT + SLOW_MARGIN, (
             f"a client trickling in the {phase} state was still open "
