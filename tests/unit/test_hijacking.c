@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+
+#include "unit_tmp.h"
 #include <sodium.h>
 
 #include "directory/directory.h"
@@ -51,15 +53,6 @@ struct fixture {
 	int replied, ok;
 	char text[512];
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void *thread_init(void *arg)
 {
@@ -170,7 +163,7 @@ static int teardown(void **state)
 	directory_close(f->env.dir);
 	log_deinit();
 	clock_set_fake(-1);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }

@@ -20,21 +20,14 @@
 
 #include <cmocka.h>
 
+#include "unit_tmp.h"
+
 #include "pop3/pop3_maildir.h"
 
 struct fixture {
 	char dir[64];
 	char maildir[128];
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -60,7 +53,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }

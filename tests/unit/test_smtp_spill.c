@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "unit_tmp.h"
+
 #include "lib/buf.h"
 #include "queue/queue.h"
 #include "smtp/smtp_spill.h"
@@ -21,15 +23,6 @@ struct fixture {
 	char dir[64];
 	struct queue *q;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -51,7 +44,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	queue_close(f->q);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }
