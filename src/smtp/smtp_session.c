@@ -175,15 +175,37 @@ void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
 
 static void smtp_deadline_cb(void *arg);
 
-/* The timeout of the state the session is in. */
+/*
+ * What each state is: its name in the log, the setting that bounds it
+ * while it reads input, and whether it reads input. The states that read
+ * nothing end by other means: a worker's answer, a timer, or the write
+ * timeout. Every change of state goes through smtp_enter_state().
+ */
+static const struct smtp_state_info {
+	const char *name;
+	int reads;
+	enum settings_id timeout;
+} smtp_states[] = {
+	[SMTP_STATE_HANDSHAKE] = {"TLS handshake", 1,
+				  SETTING_SMTP_TIMEOUT_IDLE},
+	[SMTP_STATE_STARTTLS] = {"STARTTLS reply", 0, SETTINGS_COUNT},
+	[SMTP_STATE_COMMAND] = {"command", 1, SETTING_SMTP_TIMEOUT_IDLE},
+	[SMTP_STATE_AUTH] = {"AUTH exchange", 1, SETTING_SMTP_TIMEOUT_COMMAND},
+	[SMTP_STATE_DATA] = {"DATA", 1, SETTING_SMTP_TIMEOUT_DATA},
+	[SMTP_STATE_BUSY] = {"waiting", 0, SETTINGS_COUNT},
+	[SMTP_STATE_QUIT] = {"closing", 0, SETTINGS_COUNT},
+};
+
+/* The timeout of the state the session is in (a command inside a
+ * transaction has smtp.timeout_command). */
 static int64_t smtp_timeout_ms(struct smtp_session *s)
 {
-	enum settings_id id = SETTING_SMTP_TIMEOUT_IDLE;
+	enum settings_id id = smtp_states[s->state].timeout;
 
-	if (s->state == SMTP_STATE_DATA)
-		id = SETTING_SMTP_TIMEOUT_DATA;
-	else if (s->in_mail || s->state == SMTP_STATE_AUTH)
+	if (s->state == SMTP_STATE_COMMAND && s->in_mail)
 		id = SETTING_SMTP_TIMEOUT_COMMAND;
+	if (id == SETTINGS_COUNT)
+		id = SETTING_SMTP_TIMEOUT_IDLE;
 	return smtp_session_setting(s, id) * 1000;
 }
 
@@ -205,12 +227,16 @@ static void smtp_set_timeout(struct smtp_session *s)
 	smtp_restart_deadline(s);
 }
 
+/* Enters state st: a state that reads input gets its timeout (counted
+ * from now), one that does not stops reading. Reading starts again when
+ * the caller resumes the input (io_resume, then smtp_process). */
 static void smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 {
 	s->state = st;
-	if (st == SMTP_STATE_COMMAND || st == SMTP_STATE_AUTH ||
-	    st == SMTP_STATE_DATA)
+	if (smtp_states[st].reads)
 		smtp_set_timeout(s);
+	else
+		io_pause(s->io);
 }
 
 /* Forgets the transaction (RSET, EHLO, after DATA). */
@@ -241,8 +267,7 @@ void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	smtp_session_reply(s, "%s", line);
-	s->state = SMTP_STATE_QUIT;
-	io_pause(s->io);
+	smtp_enter_state(s, SMTP_STATE_QUIT);
 	/* The close timer: a client that never reads this line does not
 	 * keep its descriptor. */
 	smtp_wait_output(s);
@@ -383,13 +408,10 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 	}
 	smtp_rdns_start(s, sa);
 	smtp_spam_connect(s);
-	if (listener == SMTP_LISTENER_SMTPS) {
-		s->state = SMTP_STATE_HANDSHAKE;
-		io_set_read_timeout(s->io, smtp_timeout_ms(s));
-		smtp_restart_deadline(s);
-	} else {
+	if (listener == SMTP_LISTENER_SMTPS)
+		smtp_enter_state(s, SMTP_STATE_HANDSHAKE);
+	else
 		smtp_greet(s);
-	}
 }
 
 static void smtp_session_free(struct smtp_session *s)
@@ -493,7 +515,8 @@ static void smtp_timed_out(struct smtp_session *s)
 		smtp_session_free(s);
 		return;
 	}
-	smtp_session_log(s, LOG_EVENT, "timeout in state %d", s->state);
+	smtp_session_log(s, LOG_EVENT, "timeout in state %s",
+			 smtp_states[s->state].name);
 	smtp_session_close(s, "421 4.4.2 %s Error: timeout exceeded",
 			   s->env->cfg->hostname);
 }
@@ -550,8 +573,7 @@ static void smtp_io_cb(struct io *io, enum io_event ev, void *arg)
 				smtp_session_free(s);
 				return;
 			}
-			s->state = SMTP_STATE_HANDSHAKE;
-			smtp_restart_deadline(s);
+			smtp_enter_state(s, SMTP_STATE_HANDSHAKE);
 		}
 		return;
 	case IO_EV_TIMEOUT:
@@ -681,8 +703,7 @@ static void smtp_proceed_starttls(struct smtp_session *s, const char *args,
 	 * starts: a client that never reads it cannot stream plaintext into
 	 * memory or keep resetting the idle timeout (the write timeout ends
 	 * it). */
-	s->state = SMTP_STATE_STARTTLS;
-	io_pause(s->io);
+	smtp_enter_state(s, SMTP_STATE_STARTTLS);
 	smtp_wait_output(s);
 	/* The handshake's read timeout. */
 	io_set_read_timeout(s->io,
@@ -1163,8 +1184,7 @@ static void smtp_auth_verify(struct smtp_session *s, const char *user,
 	j->trusted = smtp_facts(s).trusted;
 	sodium_memzero(pass, SASL_FIELD_MAX);
 	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
-	s->state = SMTP_STATE_BUSY;
-	io_pause(s->io);
+	smtp_enter_state(s, SMTP_STATE_BUSY);
 	s->jobs++;
 	if (io_workers_submit(s->env->workers, smtp_auth_work, smtp_auth_done,
 			      j) < 0) {
@@ -1637,8 +1657,7 @@ static void smtp_commit_message(struct smtp_session *s)
 		      (size_t)s->reader.lines);
 	buf_init(&s->msg, 0);
 	smtp_spill_init(&s->spill);
-	s->state = SMTP_STATE_BUSY;
-	io_pause(s->io);
+	smtp_enter_state(s, SMTP_STATE_BUSY);
 	s->jobs++;
 	if (io_workers_submit(s->env->commit_workers, smtp_commit_work_ctx,
 			      smtp_message_saved, x) < 0) {
@@ -1720,9 +1739,8 @@ void smtp_stage_next(struct smtp_session *s)
 
 void smtp_stage_wait(struct smtp_session *s)
 {
-	s->state = SMTP_STATE_BUSY;
+	smtp_enter_state(s, SMTP_STATE_BUSY);
 	s->stage_async = 1;
-	io_pause(s->io);
 }
 
 int smtp_stage_gone(struct smtp_session *s)

@@ -590,6 +590,9 @@ def test_slowloris(petrel_factory, phase):
             f"(timeout {SLOW_TIMEOUT} s)")
         last = slow.got[i].split(b"\r\n")[-2]
         assert last.startswith(b"421 4.4.2"), slow.got[i][-300:]
+    # The log names the state that timed out.
+    state = "command" if phase == "command" else "DATA"
+    assert p.log("smtp-in").count(f"*** timeout in state {state}\n") == SLOW
     # Every slot is free again: the per-IP limit's worth of sessions.
     again = [Raw(p.ports["smtp"]) for _ in range(SLOW + 1)]
     try:
