@@ -329,6 +329,7 @@ def test_slot_free_while_goodbye_unread(petrel_factory):
     # unread_goodbye counts the commands in the transcript: all of them.
     p = petrel_factory(settings={"pop3.max_sessions_per_ip": "1",
                                  "smtp.max_sessions_per_ip": "1",
+                                 "smtp.max_junk_commands": "1000000",
                                  "log.max_lines_per_session": "100000000"})
     ip = "127.0.0.89"
     a = unread_goodbye(p, p.ports["smtp"], "smtp-in", ip, "HELP")
