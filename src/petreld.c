@@ -599,6 +599,7 @@ static void petreld_exit_cb(void *arg)
 	    io_loop_pending(petreld.env.loop) == 0 &&
 	    io_workers_pending(petreld.env.workers) == 0 &&
 	    io_workers_pending(petreld.env.commit_workers) == 0 &&
+	    io_workers_pending(petreld.env.lookup_workers) == 0 &&
 	    io_workers_pending(petreld.env.delivery_workers) == 0) {
 		io_loop_exit(petreld.env.loop);
 		return;
@@ -739,6 +740,7 @@ static void petreld_loops_start(void)
 		/* The pools exist now. */
 		l->env.workers = petreld.env.workers;
 		l->env.commit_workers = petreld.env.commit_workers;
+		l->env.lookup_workers = petreld.env.lookup_workers;
 		l->env.delivery_workers = petreld.env.delivery_workers;
 		atomic_fetch_add(&petreld.loops_running, 1);
 		if (pthread_create(&l->thread, NULL, petreld_loop_main, l) != 0)
@@ -900,6 +902,11 @@ int main(int argc, char **argv)
 					     petreld_thread_deinit, NULL, &err);
 	if (petreld.env.workers == NULL)
 		fatal("%s", err);
+	petreld.env.lookup_workers = io_workers_new(
+		petreld.env.loop, cfg->workers, petreld_thread_init,
+		petreld_thread_deinit, NULL, &err);
+	if (petreld.env.lookup_workers == NULL)
+		fatal("%s", err);
 	/* Spooling needs no directory handle of its own. */
 	petreld.env.commit_workers = io_workers_new(
 		petreld.env.loop, cfg->commit_workers, NULL, NULL, NULL, &err);
@@ -943,6 +950,7 @@ int main(int argc, char **argv)
 	pop3_server_free(petreld.pop3);
 	/* The commits first: their completions hand messages to delivery. */
 	io_workers_free(petreld.env.commit_workers);
+	io_workers_free(petreld.env.lookup_workers);
 	io_workers_free(petreld.env.workers);
 	io_workers_free(petreld.env.delivery_workers);
 	/* What the windows gained since the last tick. */

@@ -32,6 +32,9 @@ struct env {
 	 * spooling accepted messages, and delivering them. */
 	struct io_workers *commit_workers;
 	struct io_workers *delivery_workers;
+	/* The directory reads of MAIL and RCPT (smtp_lookup.c): never
+	 * behind a password check. NULL: they go to workers. */
+	struct io_workers *lookup_workers;
 	struct io_tls_ctx *tls; /* server certificate (shared) */
 	struct directory *dir;	/* the loop thread's handle: reads only */
 	struct queue *queue;	/* shared */

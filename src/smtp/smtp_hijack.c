@@ -27,31 +27,10 @@ struct smtp_hijack_reply {
 	char domain[ADDR_DOMAIN_MAX + 1];
 };
 
-/* May the session's account re-activate accounts of domain: the domain's
- * postmaster, or an admin account of it? */
-static int smtp_hijack_may_reply(struct smtp_session *s, const char *domain)
+void smtp_hijack_rcpt(struct smtp_session *s, char *token, const char *domain,
+		      int may_reply)
 {
-	struct directory_account a;
-	const char *at = strrchr(s->auth, '@'), *err;
-
-	if (s->auth[0] == '\0' || at == NULL || strcasecmp(at + 1, domain) != 0)
-		return 0;
-	if (directory_account_get(s->env->dir, s->auth, &a, &err) != 1)
-		return 0;
-	return a.is_admin || ((size_t)(at - s->auth) == 10 &&
-			      strncasecmp(s->auth, "postmaster", 10) == 0);
-}
-
-int smtp_hijack_rcpt(struct smtp_session *s, const struct addr *to)
-{
-	char text[ADDR_FORMAT_SIZE], token[HIJACK_TOKEN_LEN + 1];
-	char domain[ADDR_DOMAIN_MAX + 1];
-
-	addr_format(to, text, sizeof(text));
-	if (!hijack_token_rcpt(text, token, domain, sizeof(domain)) ||
-	    directory_domain_exists(s->env->dir, domain) != 1)
-		return 0;
-	if (!smtp_hijack_may_reply(s, domain)) {
+	if (!may_reply) {
 		log_write(LOG_SECURITY, s->id, LOG_EVENT,
 			  "reply to a hijack alert refused: ip=%s account=%s "
 			  "domain=%s: not the postmaster or an admin of the "
@@ -62,27 +41,26 @@ int smtp_hijack_rcpt(struct smtp_session *s, const struct addr *to)
 				   "550 5.7.1 Only the postmaster or an admin "
 				   "of %s may re-activate its accounts",
 				   domain);
-		sodium_memzero(token, sizeof(token));
-		return 1;
+		sodium_memzero(token, HIJACK_TOKEN_LEN + 1);
+		return;
 	}
 	if (s->hijack_reply != NULL) {
 		smtp_session_reply(s,
 				   "452 4.5.3 One re-activation per message");
-		sodium_memzero(token, sizeof(token));
-		return 1;
+		sodium_memzero(token, HIJACK_TOKEN_LEN + 1);
+		return;
 	}
 	s->hijack_reply = calloc(1, sizeof(*s->hijack_reply));
 	if (s->hijack_reply == NULL) {
 		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
-		sodium_memzero(token, sizeof(token));
-		return 1;
+		sodium_memzero(token, HIJACK_TOKEN_LEN + 1);
+		return;
 	}
-	memcpy(s->hijack_reply->token, token, sizeof(token));
+	memcpy(s->hijack_reply->token, token, HIJACK_TOKEN_LEN + 1);
 	snprintf(s->hijack_reply->domain, sizeof(s->hijack_reply->domain), "%s",
 		 domain);
-	sodium_memzero(token, sizeof(token));
+	sodium_memzero(token, HIJACK_TOKEN_LEN + 1);
 	smtp_session_reply(s, "250 2.1.5 Ok");
-	return 1;
 }
 
 static void smtp_hijack_reply_done(void *arg, int ok, const char *text)

@@ -40,6 +40,7 @@
 #include "policy/trust.h"
 #include "smtp/smtp_commit.h"
 #include "smtp/smtp_data.h"
+#include "smtp/smtp_lookup.h"
 #include "smtp/smtp_parse.h"
 #include "smtp/smtp_space.h"
 #include "smtp/smtp_spam.h"
@@ -453,6 +454,9 @@ static void smtp_session_free(struct smtp_session *s)
 	smtp_rcpt_set_deinit(&s->rcpt_set);
 	buf_deinit(&s->msg);
 	smtp_spill_reset(&s->spill);
+	if (s->lookup != NULL)
+		sodium_memzero(s->lookup, sizeof(*s->lookup));
+	free(s->lookup);
 	sodium_memzero(s->sasl_user, sizeof(s->sasl_user));
 	free(s);
 }
@@ -744,19 +748,121 @@ static void smtp_refused(struct smtp_session *s, const char *what,
 	smtp_session_reply(s, "%s", reply);
 }
 
+/* The session's lookup, zeroed: one at a time, kept for the session's
+ * life (a pipelined batch of RCPTs allocates nothing each). NULL on
+ * ENOMEM. */
+static struct smtp_lookup *smtp_lookup_get(struct smtp_session *s)
+{
+	if (s->lookup == NULL)
+		s->lookup = malloc(sizeof(*s->lookup));
+	if (s->lookup != NULL)
+		memset(s->lookup, 0, sizeof(*s->lookup));
+	return s->lookup;
+}
+
+/*
+ * Sends a lookup of MAIL or RCPT to a lookup worker (smtp_lookup.c): the
+ * session reads nothing until done runs. Returns 0, or -1 after a reply
+ * (nothing started).
+ */
+static int smtp_lookup_wait(struct smtp_session *s, struct smtp_lookup *l,
+			    void (*done)(struct smtp_lookup *l))
+{
+	l->s = s;
+	snprintf(l->auth, sizeof(l->auth), "%s", s->auth);
+	smtp_enter_state(s, SMTP_STATE_BUSY);
+	s->jobs++;
+	if (smtp_lookup_start(l, done) < 0) {
+		s->jobs--;
+		smtp_enter_state(s, SMTP_STATE_COMMAND);
+		io_resume(s->io);
+		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
+		return -1;
+	}
+	return 0;
+}
+
+/* A lookup is back: returns the session to go on with, or NULL when the
+ * client left meanwhile (the session is then freed, and l with it). */
+static struct smtp_session *smtp_lookup_back(struct smtp_lookup *l)
+{
+	struct smtp_session *s = l->s;
+
+	s->jobs--;
+	if (s->gone) {
+		smtp_session_free(s);
+		return NULL;
+	}
+	smtp_enter_state(s, SMTP_STATE_COMMAND);
+	if (l->failed) {
+		log_error("lookup for %s failed: %s", l->rcpt ? "RCPT" : "MAIL",
+			  l->error);
+		smtp_session_reply(s, "451 4.3.0 Temporary lookup failure");
+	}
+	return s;
+}
+
+static int smtp_too_many_errors(struct smtp_session *s);
+
+/* After the reply to a command that waited: reads on, as smtp_process
+ * does after any command. */
+static void smtp_lookup_resume(struct smtp_session *s, struct smtp_lookup *l)
+{
+	sodium_memzero(l, sizeof(*l));
+	if (s->state != SMTP_STATE_COMMAND || smtp_too_many_errors(s))
+		return;
+	io_resume(s->io);
+	smtp_process(s);
+}
+
+static void smtp_mail_looked_up(struct smtp_lookup *l)
+{
+	struct smtp_session *s = smtp_lookup_back(l);
+	struct policy_facts f;
+	struct policy_sender ps = {.addr = NULL};
+	const char *reply, *reason = NULL;
+	int local_unauth = 0;
+
+	if (s == NULL)
+		return;
+	if (l->failed) {
+		smtp_lookup_resume(s, l);
+		return;
+	}
+	f = smtp_facts(s);
+	ps.addr = &l->mail.from;
+	ps.null = addr_is_null(&l->mail.from);
+	ps.local = l->local;
+	ps.account = l->exists ? l->account : NULL;
+	reply = policy_check_mail(&f, &ps, &local_unauth, &reason);
+	if (reply != NULL) {
+		smtp_refused(s, "MAIL", reply, reason);
+		smtp_lookup_resume(s, l);
+		return;
+	}
+	addr_format(&l->mail.from, s->sender, sizeof(s->sender));
+	s->local_unauth = local_unauth;
+	s->in_mail = 1;
+	s->nrcpt = 0;
+	smtp_rcpt_set_deinit(&s->rcpt_set);
+	smtp_enter_state(s, SMTP_STATE_COMMAND);
+	smtp_session_reply(s, "250 2.1.0 Ok");
+	smtp_lookup_resume(s, l);
+}
+
 static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 			      size_t len)
 {
-	struct smtp_mail_args m;
-	struct policy_facts f = smtp_facts(s);
-	const char *reply, *reason = NULL, *err;
+	struct smtp_lookup *l = smtp_lookup_get(s);
+	const char *reply;
 	int64_t max =
 		smtp_session_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) * 1024;
-	char account[DIRECTORY_ADDRESS_MAX + 1] = "";
-	struct policy_sender ps = {.addr = NULL};
-	int local_unauth = 0;
 
-	if (args == NULL || smtp_parse_mail(args, len, &m, &reply) < 0) {
+	if (l == NULL) {
+		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
+		return;
+	}
+	if (args == NULL || smtp_parse_mail(args, len, &l->mail, &reply) < 0) {
 		smtp_session_reply(
 			s, "%s",
 			args == NULL ? "501 5.5.4 Syntax: MAIL FROM:<address>"
@@ -774,51 +880,15 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 		return;
 	}
 	/* RFC 1870: refuse a declared size over the limit at once. */
-	if (m.size > max) {
+	if (l->mail.size > max) {
 		smtp_refused(s, "MAIL",
 			     "552 5.3.4 Message size exceeds fixed "
 			     "maximum message size",
 			     "declared SIZE too big");
 		return;
 	}
-	ps.addr = &m.from;
-	ps.null = addr_is_null(&m.from);
-	if (!ps.null) {
-		char text[ADDR_FORMAT_SIZE];
-		int r = directory_domain_exists(s->env->dir, m.from.domain);
-
-		if (r < 0) {
-			smtp_session_reply(
-				s, "451 4.3.0 Temporary lookup failure");
-			return;
-		}
-		ps.local = r == 1;
-		addr_format(&m.from, text, sizeof(text));
-		if (ps.local) {
-			r = directory_resolve(s->env->dir, text, account, &err);
-			if (r < 0) {
-				log_error("resolve %s: %s", text, err);
-				smtp_session_reply(
-					s,
-					"451 4.3.0 Temporary lookup failure");
-				return;
-			}
-			if (r == 1)
-				ps.account = account;
-		}
-	}
-	reply = policy_check_mail(&f, &ps, &local_unauth, &reason);
-	if (reply != NULL) {
-		smtp_refused(s, "MAIL", reply, reason);
-		return;
-	}
-	addr_format(&m.from, s->sender, sizeof(s->sender));
-	s->local_unauth = local_unauth;
-	s->in_mail = 1;
-	s->nrcpt = 0;
-	smtp_rcpt_set_deinit(&s->rcpt_set);
-	smtp_enter_state(s, SMTP_STATE_COMMAND);
-	smtp_session_reply(s, "250 2.1.0 Ok");
+	l->rcpt = 0;
+	smtp_lookup_wait(s, l, smtp_mail_looked_up);
 }
 
 static int smtp_check_rcpt(struct smtp_session *s, const char *args, size_t len)
@@ -835,84 +905,30 @@ static int smtp_check_rcpt(struct smtp_session *s, const char *args, size_t len)
 	return 1;
 }
 
-/* <postmaster> without a domain (RFC 5321 4.5.1): the first of our
- * domains whose postmaster exists. */
-struct smtp_pm_ctx {
-	struct directory *dir;
-	char account[DIRECTORY_ADDRESS_MAX + 1];
-};
-
-static void smtp_pm_cb(const char *domain, void *arg)
+static void smtp_rcpt_looked_up(struct smtp_lookup *l)
 {
-	struct smtp_pm_ctx *c = arg;
-	char addr[DIRECTORY_ADDRESS_MAX + 1];
-	const char *err;
-
-	if (c->account[0] != '\0')
-		return;
-	snprintf(addr, sizeof(addr), "postmaster@%s", domain);
-	if (directory_resolve(c->dir, addr, c->account, &err) != 1)
-		c->account[0] = '\0';
-}
-
-static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
-			      size_t len)
-{
-	struct smtp_rcpt_args r;
-	struct policy_facts f = smtp_facts(s);
-	const char *reply, *reason = NULL, *err;
-	char account[DIRECTORY_ADDRESS_MAX + 1] = "";
-	int local, exists = 0;
+	struct smtp_session *s = smtp_lookup_back(l);
+	struct policy_facts f;
+	const char *reply, *reason = NULL;
 	struct smtp_rcpt *rc;
 
-	if (args == NULL || smtp_parse_rcpt(args, len, &r, &reply) < 0) {
-		smtp_session_reply(
-			s, "%s",
-			args == NULL ? "501 5.5.4 Syntax: RCPT TO:<address>"
-				     : reply);
+	if (s == NULL)
 		return;
+	if (l->failed)
+		goto out;
+	if (l->token) {
+		/* A reply to a hijack alert: answered there. */
+		smtp_hijack_rcpt(s, l->token_s, l->token_domain, l->may_reply);
+		goto out;
 	}
-	if (smtp_hijack_rcpt(s, &r.to))
-		return; /* a reply to a hijack alert: answered there */
-	if (r.to.domain[0] == '\0') {
-		struct smtp_pm_ctx c = {.dir = s->env->dir};
-
-		directory_domain_list(s->env->dir, smtp_pm_cb, &c, &err);
-		local = 1;
-		exists = c.account[0] != '\0';
-		memcpy(account, c.account, sizeof(account));
-	} else {
-		char text[ADDR_FORMAT_SIZE];
-
-		local = directory_domain_exists(s->env->dir, r.to.domain);
-		if (local < 0) {
-			smtp_session_reply(
-				s, "451 4.3.0 Temporary lookup failure");
-			return;
-		}
-		if (local) {
-			int ret;
-
-			addr_format(&r.to, text, sizeof(text));
-			ret = directory_resolve(s->env->dir, text, account,
-						&err);
-			if (ret < 0) {
-				log_error("resolve %s: %s", r.to.domain, err);
-				smtp_session_reply(
-					s,
-					"451 4.3.0 Temporary lookup failure");
-				return;
-			}
-			exists = ret == 1;
-		}
-	}
+	f = smtp_facts(s);
 	reply = smtp_spam_check_rcpt(s, &f, &reason);
 	if (reply == NULL)
-		reply = policy_check_rcpt(&f, &r.to, local, exists,
+		reply = policy_check_rcpt(&f, &l->to.to, l->local, l->exists,
 					  s->local_unauth, &reason);
 	if (reply != NULL) {
 		smtp_refused(s, "RCPT", reply, reason);
-		return;
+		goto out;
 	}
 	if (s->nrcpt == s->rcpt_cap) {
 		size_t ncap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
@@ -920,29 +936,52 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 		if (n == NULL) {
 			smtp_session_reply(
 				s, "452 4.3.1 Insufficient system storage");
-			return;
+			goto out;
 		}
 		s->rcpts = n;
 		s->rcpt_cap = ncap;
 	}
 	rc = &s->rcpts[s->nrcpt];
 	memset(rc, 0, sizeof(*rc));
-	addr_format(&r.to, rc->addr, sizeof(rc->addr));
-	rc->local = local;
-	memcpy(rc->account, account, sizeof(rc->account));
+	addr_format(&l->to.to, rc->addr, sizeof(rc->addr));
+	rc->local = l->local;
+	memcpy(rc->account, l->account, sizeof(rc->account));
 	/* A recipient named twice gets the message once. */
 	switch (smtp_rcpt_set_add(&s->rcpt_set, s->rcpts, s->nrcpt)) {
 	case 1:
 		smtp_session_reply(s, "250 2.1.5 Ok");
-		return;
+		goto out;
 	case 0:
 		break;
 	default:
 		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
-		return;
+		goto out;
 	}
 	s->nrcpt++;
 	smtp_session_reply(s, "250 2.1.5 Ok");
+out:
+	smtp_lookup_resume(s, l);
+}
+
+static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
+			      size_t len)
+{
+	struct smtp_lookup *l = smtp_lookup_get(s);
+	const char *reply;
+
+	if (l == NULL) {
+		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
+		return;
+	}
+	if (args == NULL || smtp_parse_rcpt(args, len, &l->to, &reply) < 0) {
+		smtp_session_reply(
+			s, "%s",
+			args == NULL ? "501 5.5.4 Syntax: RCPT TO:<address>"
+				     : reply);
+		return;
+	}
+	l->rcpt = 1;
+	smtp_lookup_wait(s, l, smtp_rcpt_looked_up);
 }
 
 static int smtp_check_data(struct smtp_session *s, const char *args, size_t len)
@@ -1891,13 +1930,19 @@ static void smtp_process(struct smtp_session *s)
 				sodium_memzero(text, n);
 			}
 		}
-		if (s->state != SMTP_STATE_QUIT &&
-		    s->errors >= (unsigned)smtp_session_setting(
-					 s, SETTING_SMTP_MAX_ERRORS)) {
-			smtp_session_log(s, LOG_EVENT, "too many errors");
-			smtp_session_close(
-				s, "421 4.7.0 %s Error: too many errors",
-				s->env->cfg->hostname);
-		}
+		smtp_too_many_errors(s);
 	}
+}
+
+/* Past smtp.max_errors, ends the session with 421. Returns 1 then. */
+static int smtp_too_many_errors(struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_QUIT ||
+	    s->errors <
+		    (unsigned)smtp_session_setting(s, SETTING_SMTP_MAX_ERRORS))
+		return 0;
+	smtp_session_log(s, LOG_EVENT, "too many errors");
+	smtp_session_close(s, "421 4.7.0 %s Error: too many errors",
+			   s->env->cfg->hostname);
+	return 1;
 }

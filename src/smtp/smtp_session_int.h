@@ -27,6 +27,7 @@ struct io_timer;
 struct smtp_filter_plan;
 struct hijack_event;
 struct smtp_hijack_reply;
+struct smtp_lookup;
 
 /*
  * At the end of DATA the message goes through these stages in order. A
@@ -97,6 +98,9 @@ struct smtp_session {
 	struct smtp_rcpt *rcpts;
 	size_t nrcpt, rcpt_cap;
 	struct smtp_rcpt_set rcpt_set; /* the addresses in rcpts */
+	/* The directory lookup of MAIL or RCPT (smtp_lookup.c), one at a
+	 * time; NULL until the first. */
+	struct smtp_lookup *lookup;
 	struct smtp_data_reader reader;
 	/* The message: whole, or past SMTP_SPILL_MEMORY bytes its header
 	 * section, the rest in spill's scratch file (smtp_spill.h). The
@@ -175,9 +179,12 @@ void smtp_stage_spam(struct smtp_session *s);
 void smtp_stage_filter(struct smtp_session *s);
 void smtp_stage_hijack(struct smtp_session *s);
 
-/* Hijack detection's other hooks (smtp_hijack.c). RCPT: returns 1 when
- * the address is a reply to an alert (answered there), 0 otherwise. */
-int smtp_hijack_rcpt(struct smtp_session *s, const struct addr *to);
+/* Hijack detection's other hooks (smtp_hijack.c). RCPT to the reply
+ * address of an alert of domain (token, wiped here; may_reply: the
+ * session's account may re-activate accounts of the domain, as looked up
+ * by smtp_lookup.c): answers the RCPT. */
+void smtp_hijack_rcpt(struct smtp_session *s, char *token, const char *domain,
+		      int may_reply);
 /* The message was saved (ok) or not: records or takes back its count.
  * Returns 1 when it was moved to hold (its account froze meanwhile). */
 int smtp_hijack_saved(struct smtp_session *s, int ok, const char *queue_id);
