@@ -1569,25 +1569,34 @@ static int smtp_local_domain(void *ctx, const char *domain)
 	return directory_domain_exists(ctx, domain);
 }
 
+/* The From: stage's job: the header section against the sender rules,
+ * on a lookup worker (its directory reads never run on the loop). */
+struct smtp_from_job {
+	struct smtp_session *s;
+	struct policy_facts f;
+	const char *msg; /* the header section (s->msg, unchanged meanwhile) */
+	size_t len;
+	/* out: NULL to go on, or the refusal (static texts) */
+	const char *reply, *reason;
+};
+
 /*
- * The From: header against the sender rules (policy_check_from). The
- * header section is parsed here, on the loop: it is in memory, bounded,
- * and the directory lookups are reads. Returns 1 to go on, 0 after the
- * refusal was sent.
+ * The From: header against the sender rules (policy_check_from), with
+ * directory d: parses the header section (in memory, bounded) and looks
+ * up each address. Sets j->reply and j->reason to refuse.
  */
-static int smtp_check_from(struct smtp_session *s)
+static void smtp_from_check(struct smtp_from_job *j, struct directory *d)
 {
-	struct policy_facts f = smtp_facts(s);
 	struct addrlist_entry *list;
 	struct policy_from from[SMTP_FROM_MAX];
 	char accounts[SMTP_FROM_MAX][DIRECTORY_ADDRESS_MAX + 1];
-	const char *msg = buf_cstr(&s->msg), *reply, *reason = NULL, *err;
+	const char *err;
 	struct header_field h, found;
 	size_t pos = 0, n = 0, nfrom = 0;
 	int parsed = 0;
 
 	memset(&found, 0, sizeof(found));
-	while (header_next(msg, s->msg.len, &pos, &h) == 1) {
+	while (header_next(j->msg, j->len, &pos, &h) == 1) {
 		if (header_is(&h, "From")) {
 			found = h;
 			nfrom++;
@@ -1595,9 +1604,9 @@ static int smtp_check_from(struct smtp_session *s)
 	}
 	list = calloc(SMTP_FROM_MAX, sizeof(*list));
 	if (list == NULL) {
-		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
-				    "out of memory");
-		return 0;
+		j->reply = "451 4.3.1 Insufficient system storage";
+		j->reason = "out of memory";
+		return;
 	}
 	/* RFC 5322 3.6: exactly one From: field. */
 	if (nfrom == 1 && addrlist_parse(found.value, found.value_len, list,
@@ -1614,36 +1623,85 @@ static int smtp_check_from(struct smtp_session *s)
 		from[i].addr = &list[i].addr;
 		from[i].account = NULL;
 		from[i].local = 0;
-		r = directory_domain_exists(s->env->dir, list[i].addr.domain);
+		r = directory_domain_exists(d, list[i].addr.domain);
 		if (r == 1) {
 			from[i].local = 1;
 			addr_format(&list[i].addr, text, sizeof(text));
-			r = directory_resolve(s->env->dir, text, accounts[i],
-					      &err);
+			r = directory_resolve(d, text, accounts[i], &err);
 			if (r == 1)
 				from[i].account = accounts[i];
 		}
 		if (r < 0) {
 			free(list);
-			smtp_session_refuse(
-				s, "451 4.3.0 Temporary lookup failure",
-				"directory lookup failed");
-			return 0;
+			j->reply = "451 4.3.0 Temporary lookup failure";
+			j->reason = "directory lookup failed";
+			return;
 		}
 	}
-	reply = policy_check_from(&f, parsed, from, parsed ? n : 0, &reason);
+	j->reply = policy_check_from(&j->f, parsed, from, parsed ? n : 0,
+				     &j->reason);
 	/* The From: as written: a local domain in one that did not parse,
 	 * or a second From field that header_next does not count. */
-	if (reply == NULL)
-		reply = policy_check_from_raw(&f, parsed, msg, s->msg.len,
-					      smtp_local_domain, s->env->dir,
-					      &reason);
+	if (j->reply == NULL)
+		j->reply =
+			policy_check_from_raw(&j->f, parsed, j->msg, j->len,
+					      smtp_local_domain, d, &j->reason);
 	free(list);
-	if (reply != NULL) {
-		smtp_session_refuse(s, reply, reason);
-		return 0;
+}
+
+static void smtp_from_work(void *state, void *arg)
+{
+	struct env_thread *t = state;
+	struct smtp_from_job *j = arg;
+
+	if (t == NULL || t->dir == NULL) {
+		j->reply = "451 4.3.0 Temporary lookup failure";
+		j->reason = "no directory handle";
+		return;
 	}
-	return 1;
+	smtp_from_check(j, t->dir);
+}
+
+static void smtp_from_done(void *arg)
+{
+	struct smtp_from_job *j = arg;
+	struct smtp_session *s = j->s;
+
+	s->jobs--;
+	if (!smtp_stage_gone(s)) {
+		if (j->reply != NULL)
+			smtp_session_refuse(s, j->reply, j->reason);
+		else
+			smtp_stage_next(s);
+	}
+	free(j);
+}
+
+/* The From: stage: its check waits for a lookup worker. */
+static void smtp_stage_from(struct smtp_session *s)
+{
+	struct smtp_from_job *j = calloc(1, sizeof(*j));
+	struct io_workers *w = s->env->lookup_workers != NULL
+				       ? s->env->lookup_workers
+				       : s->env->workers;
+
+	if (j == NULL) {
+		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
+				    "out of memory");
+		return;
+	}
+	j->s = s;
+	j->f = smtp_facts(s);
+	j->msg = buf_cstr(&s->msg);
+	j->len = s->msg.len;
+	smtp_stage_wait(s);
+	s->jobs++;
+	if (io_workers_submit(w, smtp_from_work, smtp_from_done, j) < 0) {
+		s->jobs--;
+		free(j);
+		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
+				    "out of memory");
+	}
 }
 
 /* The last stage: stamps and spools the message on a worker; the 250
@@ -1757,8 +1815,7 @@ void smtp_stage_next(struct smtp_session *s)
 	s->stage = st + 1;
 	switch (st) {
 	case SMTP_STAGE_FROM:
-		if (smtp_check_from(s))
-			smtp_stage_next(s);
+		smtp_stage_from(s);
 		return;
 	case SMTP_STAGE_SPAM:
 		smtp_stage_spam(s);
