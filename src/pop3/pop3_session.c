@@ -8,6 +8,7 @@
  * moves bytes.
  */
 #include "pop3/pop3_session.h"
+#include "server/server_line.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -125,11 +126,11 @@ struct pop3_session {
 	int log_trace;
 	unsigned retrieved;
 	unsigned removed;
-	int skip_line; /* discarding the rest of an over-long line */
-	int job;       /* a worker job holds the session */
-	int gone;      /* closed while a job was running */
-	int closed;    /* no longer counted by the server */
-	int shutdown;  /* close once the current step ends */
+	struct server_line_reader line; /* command and SASL lines */
+	int job;			/* a worker job holds the session */
+	int gone;			/* closed while a job was running */
+	int closed;			/* no longer counted by the server */
+	int shutdown;			/* close once the current step ends */
 	int close_after_delay;
 	int blocked; /* failed-login screening blocked the IP */
 	struct io_timer *delay;
@@ -1704,9 +1705,8 @@ static void pop3_process(struct pop3_session *s)
 	while (s->io != NULL && (s->state == POP3_STATE_AUTHORIZATION ||
 				 s->state == POP3_STATE_TRANSACTION ||
 				 s->state == POP3_STATE_SASL)) {
-		size_t avail = io_input_len(s->io);
-		const char *line;
-		long lf;
+		size_t avail = io_input_len(s->io), n;
+		char text[POP3_LINE_MAX + 1];
 
 		/* Replies the client has not read pass the bound: read no
 		 * more commands until they drain (IO_EV_FLUSHED). */
@@ -1719,61 +1719,38 @@ static void pop3_process(struct pop3_session *s)
 		}
 		if (avail == 0)
 			break;
-		/* The cap holds before a whole line has arrived (STYLE.md). */
-		lf = io_input_find_lf(s->io,
-				      s->skip_line ? avail : POP3_LINE_MAX);
-		if (lf < 0) {
-			if (s->skip_line) {
-				io_input_drain(s->io, avail);
-				break;
-			}
-			if (avail < POP3_LINE_MAX)
-				break;
-			/* Drop the long line: up to its LF when it is here
-			 * already, else all and the rest as it comes. */
-			lf = io_input_find_lf(s->io, avail);
-			io_input_drain(s->io, lf >= 0 ? (size_t)lf + 1 : avail);
-			s->skip_line = lf < 0;
+		switch (server_line_next(&s->line, s->io, POP3_LINE_MAX, text,
+					 &n)) {
+		case SERVER_LINE_WAIT:
+			return;
+		case SERVER_LINE_TOO_LONG:
 			pop3_log(s, LOG_EVENT, "command line too long");
 			pop3_reply(s, "-ERR Line too long");
 			if (s->state == POP3_STATE_SASL)
 				s->state = POP3_STATE_AUTHORIZATION;
-		} else {
-			size_t n = (size_t)lf;
-
-			line = io_input_pullup(s->io, n + 1);
-			if (s->skip_line) {
-				io_input_drain(s->io, n + 1);
-				s->skip_line = 0;
-				continue;
-			}
-			/* A whole line: the autologout timer starts again. */
-			pop3_restart_deadline(s);
-			/* CRLF is the only line end (STYLE.md 4); a NUL
+			break;
+		case SERVER_LINE_BAD:
+			/* A whole line: the autologout timer starts again.
+			 * CRLF is the only line end (STYLE.md 4); a NUL
 			 * would cut what is logged from what is read. */
-			if (n == 0 || line[n - 1] != '\r' ||
-			    memchr(line, '\r', n - 1) != NULL ||
-			    memchr(line, '\0', n) != NULL) {
-				io_input_drain(s->io, n + 1);
-				pop3_log_peer(s, 0, "[malformed line]");
-				pop3_reply(s, "-ERR Lines must end with CRLF "
-					      "and hold no NUL");
-				if (s->state == POP3_STATE_SASL)
-					s->state = POP3_STATE_AUTHORIZATION;
+			pop3_restart_deadline(s);
+			sodium_memzero(text, n);
+			pop3_log_peer(s, 0, "[malformed line]");
+			pop3_reply(s, "-ERR Lines must end with CRLF "
+				      "and hold no NUL");
+			if (s->state == POP3_STATE_SASL)
+				s->state = POP3_STATE_AUTHORIZATION;
+			break;
+		case SERVER_LINE_OK:
+			pop3_restart_deadline(s);
+			if (s->state == POP3_STATE_SASL) {
+				pop3_log_peer(s, 0, "<redacted>");
+				pop3_sasl_step(s, text, n);
 			} else {
-				char text[POP3_LINE_MAX + 1];
-
-				memcpy(text, line, n - 1);
-				text[n - 1] = '\0';
-				io_input_drain(s->io, n + 1);
-				if (s->state == POP3_STATE_SASL) {
-					pop3_log_peer(s, 0, "<redacted>");
-					pop3_sasl_step(s, text, n - 1);
-				} else {
-					pop3_command(s, text, n - 1);
-				}
-				sodium_memzero(text, n);
+				pop3_command(s, text, n);
 			}
+			sodium_memzero(text, n + 1);
+			break;
 		}
 		if (s->io != NULL && s->state != POP3_STATE_QUIT &&
 		    s->errors >= (unsigned)pop3_setting(

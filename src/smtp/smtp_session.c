@@ -44,6 +44,7 @@
 #include "smtp/smtp_parse.h"
 #include "smtp/smtp_space.h"
 #include "smtp/smtp_spam.h"
+#include "server/server_line.h"
 #include "lib/sasl.h"
 
 struct smtp_auth_job {
@@ -1877,9 +1878,10 @@ static void smtp_process(struct smtp_session *s)
 	while (s->io != NULL &&
 	       (s->state == SMTP_STATE_COMMAND || s->state == SMTP_STATE_AUTH ||
 		s->state == SMTP_STATE_DATA)) {
-		size_t avail = io_input_len(s->io), max, used = 0;
-		const char *line;
-		long lf;
+		size_t avail = io_input_len(s->io), max, used = 0, n;
+		/* n < max: a line fits, whatever the setting (it once
+		 * overflowed a smaller copy). */
+		char text[SMTP_LINE_LIMIT + 1];
 
 		if (avail == 0)
 			break;
@@ -1915,77 +1917,51 @@ static void smtp_process(struct smtp_session *s)
 			      : (size_t)smtp_session_setting(
 					s, SETTING_SMTP_MAX_LINE);
 		if (max > SMTP_LINE_LIMIT)
-			max = SMTP_LINE_LIMIT; /* the size of text below */
-		/* The cap holds before a whole line has arrived (STYLE.md). */
-		lf = io_input_find_lf(s->io, s->skip_line ? avail : max);
-		if (lf < 0) {
-			if (s->skip_line) {
-				io_input_drain(s->io, avail);
-				break;
-			}
-			if (avail < max)
-				break;
-			/* Drop the long line: up to its LF when it is here
-			 * already (a pipelined command may follow), else all
-			 * and the rest as it comes. */
-			lf = io_input_find_lf(s->io, avail);
-			io_input_drain(s->io, lf >= 0 ? (size_t)lf + 1 : avail);
-			s->skip_line = lf < 0;
+			max = SMTP_LINE_LIMIT; /* the size of text */
+		switch (server_line_next(&s->line, s->io, max, text, &n)) {
+		case SERVER_LINE_WAIT:
+			return;
+		case SERVER_LINE_TOO_LONG:
 			smtp_session_log(s, LOG_EVENT, "command line too long");
-			if (s->state == SMTP_STATE_AUTH) /* RFC 4954 4 */
+			if (s->state == SMTP_STATE_AUTH) { /* RFC 4954 4 */
 				smtp_session_reply(s,
 						   "500 5.5.6 Authentication "
 						   "Exchange line is too long");
-			else
-				smtp_session_reply(
-					s, "500 5.5.2 Error: line too long");
-			if (s->state == SMTP_STATE_AUTH)
-				smtp_enter_state(s, SMTP_STATE_COMMAND);
-		} else {
-			size_t n = (size_t)lf;
-			line = io_input_pullup(s->io, n + 1);
-			if (s->skip_line) {
-				io_input_drain(s->io, n + 1);
-				s->skip_line = 0;
-				continue;
-			}
-			/* A whole line: the state's timeout starts again. */
-			smtp_restart_deadline(s);
-			/* CRLF is the only line end (RFC 5321 2.3.8): a bare
-			 * LF or CR, or a NUL, ends the transaction. */
-			if (n == 0 || line[n - 1] != '\r' ||
-			    memchr(line, '\r', n - 1) != NULL ||
-			    memchr(line, '\0', n) != NULL) {
-				char safe[128];
-				smtp_log_peer(s, 0, "%s",
-					      log_sanitize(safe, sizeof(safe),
-							   line, n + 1));
-				io_input_drain(s->io, n + 1);
-				smtp_reset_transaction(s);
-				smtp_session_reply(
-					s, "500 5.5.2 Error: bare CR or LF "
-					   "or NUL in command");
 				smtp_enter_state(s, SMTP_STATE_COMMAND);
 			} else {
-				/* n < max: the line fits, whatever the
-				 * setting (it once overflowed here). */
-				char text[SMTP_LINE_LIMIT + 1];
-				memcpy(text, line, n - 1);
-				text[n - 1] = '\0';
-				/* A line may carry credentials (a SASL response,
-				 * or AUTH PLAIN's initial response in a command):
-				 * wiped in the input buffer, whose memory the
-				 * drain frees, and in the copy once used. */
-				sodium_memzero((void *)line, n + 1);
-				io_input_drain(s->io, n + 1);
-				if (s->state == SMTP_STATE_AUTH) {
-					smtp_log_peer(s, 0, "<redacted>");
-					smtp_auth_step(s, text, n - 1);
-				} else {
-					smtp_command(s, text, n - 1);
-				}
-				sodium_memzero(text, n);
+				smtp_session_reply(
+					s, "500 5.5.2 Error: line too long");
 			}
+			break;
+		case SERVER_LINE_BAD: {
+			/* CRLF is the only line end (RFC 5321 2.3.8): a bare
+			 * LF or CR, or a NUL, ends the transaction. */
+			char safe[128];
+
+			smtp_restart_deadline(s);
+			smtp_log_peer(
+				s, 0, "%s",
+				log_sanitize(safe, sizeof(safe), text, n));
+			sodium_memzero(text, n);
+			smtp_reset_transaction(s);
+			smtp_session_reply(s, "500 5.5.2 Error: bare CR or LF "
+					      "or NUL in command");
+			smtp_enter_state(s, SMTP_STATE_COMMAND);
+			break;
+		}
+		case SERVER_LINE_OK:
+			/* A whole line: the state's timeout starts again. */
+			smtp_restart_deadline(s);
+			if (s->state == SMTP_STATE_AUTH) {
+				smtp_log_peer(s, 0, "<redacted>");
+				smtp_auth_step(s, text, n);
+			} else {
+				smtp_command(s, text, n);
+			}
+			/* A line may carry credentials (a SASL response, or
+			 * AUTH PLAIN's initial response in a command). */
+			sodium_memzero(text, n + 1);
+			break;
 		}
 		smtp_too_many_errors(s);
 	}

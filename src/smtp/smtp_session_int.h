@@ -22,6 +22,7 @@
 #include "smtp/smtp_rcpt_set.h"
 #include "smtp/smtp_session.h"
 #include "smtp/smtp_spill.h"
+#include "server/server_line.h"
 
 struct io_timer;
 struct smtp_filter_plan;
@@ -121,8 +122,8 @@ struct smtp_session {
 	 * written from then on (struct log_budget). */
 	int log_txn;
 	int log_released;
-	int skip_line; /* discarding the rest of an over-long line */
-	int gone;      /* connection closed while a job was running */
+	struct server_line_reader line; /* command and SASL lines */
+	int gone; /* connection closed while a job was running */
 	/* Worker jobs that hold the session (AUTH, commit, filter, reply to
 	 * a hijack alert): it is freed only when none is left. Not "no
 	 * delay timer": a failed AUTH keeps one for the session's life. */
