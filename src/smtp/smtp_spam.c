@@ -12,7 +12,6 @@
 #include "smtp/smtp_spam.h"
 
 #include <errno.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
