@@ -452,8 +452,8 @@ static void smtp_filter_done(void *arg)
 		buf_init(&c->msg, 0);
 		p->copies = c;
 		p->ncopies = 1;
-		smtp_filter_plan_free(s->filter_plan);
-		s->filter_plan = p;
+		smtp_filter_plan_free(s->tx->filter_plan);
+		s->tx->filter_plan = p;
 	} else if (j->res.reject) {
 		char reason[600], reply[512];
 
@@ -463,8 +463,8 @@ static void smtp_filter_done(void *arg)
 		smtp_session_refuse(s, reply, reason);
 		return;
 	} else if (!smtp_filter_plan_trivial(j)) {
-		smtp_filter_plan_free(s->filter_plan);
-		s->filter_plan = j->plan;
+		smtp_filter_plan_free(s->tx->filter_plan);
+		s->tx->filter_plan = j->plan;
 		j->plan = NULL;
 	}
 	smtp_filter_job_free(j);
@@ -522,34 +522,35 @@ void smtp_stage_filter(struct smtp_session *s)
 	}
 	j->s = s;
 	j->set = set; /* the job's reference */
-	j->nrcpt = s->nrcpt;
-	j->rcpts = malloc((s->nrcpt + 1) * sizeof(*j->rcpts));
-	j->frcpts = malloc((s->nrcpt + 1) * sizeof(*j->frcpts));
+	j->nrcpt = s->tx->nrcpt;
+	j->rcpts = malloc((s->tx->nrcpt + 1) * sizeof(*j->rcpts));
+	j->frcpts = malloc((s->tx->nrcpt + 1) * sizeof(*j->frcpts));
 	if (j->rcpts == NULL || j->frcpts == NULL) {
 		smtp_filter_job_free(j);
 		goto nomem;
 	}
-	memcpy(j->rcpts, s->rcpts, s->nrcpt * sizeof(*j->rcpts));
-	for (size_t i = 0; i < s->nrcpt; i++) {
+	memcpy(j->rcpts, s->tx->rcpts, s->tx->nrcpt * sizeof(*j->rcpts));
+	for (size_t i = 0; i < s->tx->nrcpt; i++) {
 		j->frcpts[i].address = j->rcpts[i].addr;
 		j->frcpts[i].local = j->rcpts[i].local;
 	}
-	snprintf(j->sender, sizeof(j->sender), "%s", s->sender);
+	snprintf(j->sender, sizeof(j->sender), "%s", s->tx->sender);
 	snprintf(j->auth, sizeof(j->auth), "%s", s->auth);
 	snprintf(j->ip, sizeof(j->ip), "%s", s->ip);
 	/* Set by the spam stage, which runs before this one. */
-	j->spam_score = s->spam_score;
-	j->spam_scored = s->spam_scored;
+	j->spam_score = s->tx->spam_score;
+	j->spam_scored = s->tx->spam_scored;
 	snprintf(j->hostname, sizeof(j->hostname), "%s", s->env->cfg->hostname);
-	while (header_next(buf_cstr(&s->msg), s->msg.len, &pos, &h) == 1) {
+	while (header_next(buf_cstr(&s->tx->msg), s->tx->msg.len, &pos, &h) ==
+	       1) {
 		if (header_is(&h, "Message-ID")) {
 			header_unfold(&h, j->message_id, sizeof(j->message_id));
 			break;
 		}
 	}
-	/* The message stays in s->msg (and s->spill), untouched while the
+	/* The message stays in s->tx->msg (and s->tx->spill), untouched while the
 	 * session waits. */
-	if (smtp_view_open(&j->view, &s->msg, &s->spill) < 0) {
+	if (smtp_view_open(&j->view, &s->tx->msg, &s->tx->spill) < 0) {
 		char why[160];
 
 		snprintf(why, sizeof(why), "cannot map the message: %s",

@@ -44,21 +44,21 @@ void smtp_hijack_rcpt(struct smtp_session *s, char *token, const char *domain,
 		sodium_memzero(token, HIJACK_TOKEN_LEN + 1);
 		return;
 	}
-	if (s->hijack_reply != NULL) {
+	if (s->tx->hijack_reply != NULL) {
 		smtp_session_reply(s,
 				   "452 4.5.3 One re-activation per message");
 		sodium_memzero(token, HIJACK_TOKEN_LEN + 1);
 		return;
 	}
-	s->hijack_reply = calloc(1, sizeof(*s->hijack_reply));
-	if (s->hijack_reply == NULL) {
+	s->tx->hijack_reply = calloc(1, sizeof(*s->tx->hijack_reply));
+	if (s->tx->hijack_reply == NULL) {
 		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
 		sodium_memzero(token, HIJACK_TOKEN_LEN + 1);
 		return;
 	}
-	memcpy(s->hijack_reply->token, token, HIJACK_TOKEN_LEN + 1);
-	snprintf(s->hijack_reply->domain, sizeof(s->hijack_reply->domain), "%s",
-		 domain);
+	memcpy(s->tx->hijack_reply->token, token, HIJACK_TOKEN_LEN + 1);
+	snprintf(s->tx->hijack_reply->domain,
+		 sizeof(s->tx->hijack_reply->domain), "%s", domain);
 	sodium_memzero(token, HIJACK_TOKEN_LEN + 1);
 	smtp_session_reply(s, "250 2.1.5 Ok");
 }
@@ -74,9 +74,9 @@ static void smtp_hijack_reply_done(void *arg, int ok, const char *text)
 		smtp_session_refuse(s, text, "reply to a hijack alert refused");
 		return;
 	}
-	free(s->hijack_reply);
-	s->hijack_reply = NULL;
-	if (s->nrcpt == 0) {
+	free(s->tx->hijack_reply);
+	s->tx->hijack_reply = NULL;
+	if (s->tx->nrcpt == 0) {
 		smtp_session_answer(s, text,
 				    "reply to a hijack alert carried out");
 		return;
@@ -107,18 +107,18 @@ static int smtp_hijack_listed(const char *list, size_t len, const char *d,
 static void smtp_hijack_describe(struct smtp_session *s,
 				 struct hijack_event *ev)
 {
-	const char *msg = buf_cstr(&s->msg);
+	const char *msg = buf_cstr(&s->tx->msg);
 	struct header_field h;
 	size_t pos = 0, o = 0;
 
-	while (header_next(msg, s->msg.len, &pos, &h) == 1) {
+	while (header_next(msg, s->tx->msg.len, &pos, &h) == 1) {
 		if (header_is(&h, "Subject")) {
 			header_unfold(&h, ev->subject, sizeof(ev->subject));
 			break;
 		}
 	}
-	for (size_t i = 0; i < s->nrcpt; i++) {
-		const char *d = strrchr(s->rcpts[i].addr, '@');
+	for (size_t i = 0; i < s->tx->nrcpt; i++) {
+		const char *d = strrchr(s->tx->rcpts[i].addr, '@');
 		size_t n;
 
 		if (d == NULL)
@@ -142,24 +142,24 @@ void smtp_stage_hijack(struct smtp_session *s)
 	enum hijack_result r;
 	char word[32];
 
-	if (s->hijack_reply != NULL) {
+	if (s->tx->hijack_reply != NULL) {
 		struct smtp_view view;
 
 		/* A reply as large as a spilled message is read whole
 		 * (hijack_reply_word reads its first 256 KB). */
-		if (smtp_view_open(&view, &s->msg, &s->spill) == 0) {
+		if (smtp_view_open(&view, &s->tx->msg, &s->tx->spill) == 0) {
 			hijack_reply_word(view.data, view.len, word,
 					  sizeof(word));
 			smtp_view_close(&view);
 		} else {
-			hijack_reply_word(buf_cstr(&s->msg), s->msg.len, word,
-					  sizeof(word));
+			hijack_reply_word(buf_cstr(&s->tx->msg), s->tx->msg.len,
+					  word, sizeof(word));
 		}
 		smtp_stage_wait(s);
 		s->jobs++;
 		if (hijacking_reply(s->env, s->id, s->auth,
-				    s->hijack_reply->token,
-				    s->hijack_reply->domain, word,
+				    s->tx->hijack_reply->token,
+				    s->tx->hijack_reply->domain, word,
 				    smtp_hijack_reply_done, s) < 0) {
 			s->jobs--;
 			smtp_session_refuse(s,
@@ -180,12 +180,12 @@ void smtp_stage_hijack(struct smtp_session *s)
 		return;
 	}
 	snprintf(ev->ip, sizeof(ev->ip), "%s", s->ip);
-	ev->rcpts = (unsigned)s->nrcpt;
+	ev->rcpts = (unsigned)s->tx->nrcpt;
 	smtp_hijack_describe(s, ev);
 	r = hijacking_check(s->env, s->auth, ev, clock_now_ms(), &t);
 	if (r == HIJACK_OK) {
 		if (ev->time != 0) {
-			s->hijack_ev = ev;
+			s->tx->hijack_ev = ev;
 			smtp_session_log(s, LOG_EVENT,
 					 "hijack window of %s: %u/%u messages, "
 					 "%u/%u recipients, %u/%u client IPs",
@@ -241,13 +241,13 @@ int smtp_hijack_saved(struct smtp_session *s, int ok, const char *queue_id)
 {
 	int held = 0;
 
-	if (s->hijack_ev != NULL) {
+	if (s->tx->hijack_ev != NULL) {
 		if (ok)
-			hijacking_sent(s->env, s->auth, s->hijack_ev);
+			hijacking_sent(s->env, s->auth, s->tx->hijack_ev);
 		else
-			hijacking_unsend(s->env, s->auth, s->hijack_ev);
-		free(s->hijack_ev);
-		s->hijack_ev = NULL;
+			hijacking_unsend(s->env, s->auth, s->tx->hijack_ev);
+		free(s->tx->hijack_ev);
+		s->tx->hijack_ev = NULL;
 	}
 	if (ok && s->auth[0] != '\0' && hijacking_frozen(s->env, s->auth)) {
 		hijacking_hold(s->env, queue_id, s->auth);
@@ -258,14 +258,15 @@ int smtp_hijack_saved(struct smtp_session *s, int ok, const char *queue_id)
 
 void smtp_hijack_reset(struct smtp_session *s)
 {
-	if (s->hijack_ev != NULL) {
-		hijacking_unsend(s->env, s->auth, s->hijack_ev);
-		free(s->hijack_ev);
-		s->hijack_ev = NULL;
+	if (s->tx->hijack_ev != NULL) {
+		hijacking_unsend(s->env, s->auth, s->tx->hijack_ev);
+		free(s->tx->hijack_ev);
+		s->tx->hijack_ev = NULL;
 	}
-	if (s->hijack_reply != NULL) {
-		sodium_memzero(s->hijack_reply, sizeof(*s->hijack_reply));
-		free(s->hijack_reply);
-		s->hijack_reply = NULL;
+	if (s->tx->hijack_reply != NULL) {
+		sodium_memzero(s->tx->hijack_reply,
+			       sizeof(*s->tx->hijack_reply));
+		free(s->tx->hijack_reply);
+		s->tx->hijack_reply = NULL;
 	}
 }

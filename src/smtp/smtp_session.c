@@ -106,12 +106,13 @@ static void smtp_log_line(struct smtp_session *s, const char *dir,
 		smtp_session_setting(s, SETTING_LOG_MAX_LINES_PER_SESSION);
 	int keep = LOG_KEEP_NO;
 
-	if (!s->log_released && (s->in_mail || s->log_txn) &&
+	if ((s->tx != NULL ? !s->tx->log_released : s->log_txn) &&
 	    log_budget_over(&s->log_budget, max)) {
 		log_budget_hold(&s->log_budget, dir, text);
 		return;
 	}
-	if (strcmp(dir, LOG_EVENT) == 0 || s->log_released)
+	if (strcmp(dir, LOG_EVENT) == 0 ||
+	    (s->tx != NULL && s->tx->log_released))
 		keep = LOG_KEEP_ALWAYS;
 	else if (s->log_trace || (strcmp(dir, LOG_TO_PEER) == 0 &&
 				  (text[0] == '4' || text[0] == '5')))
@@ -204,7 +205,7 @@ static int64_t smtp_timeout_ms(struct smtp_session *s)
 {
 	enum settings_id id = smtp_states[s->state].timeout;
 
-	if (s->state == SMTP_STATE_COMMAND && s->in_mail)
+	if (s->state == SMTP_STATE_COMMAND && s->tx != NULL)
 		id = SETTING_SMTP_TIMEOUT_COMMAND;
 	if (id == SETTINGS_COUNT)
 		id = SETTING_SMTP_TIMEOUT_IDLE;
@@ -241,22 +242,35 @@ static void smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 		io_pause(s->io);
 }
 
-/* Forgets the transaction (RSET, EHLO, after DATA). */
+/* A new transaction (an accepted MAIL). NULL on ENOMEM. */
+static struct smtp_tx *smtp_tx_new(void)
+{
+	struct smtp_tx *tx = calloc(1, sizeof(*tx));
+
+	if (tx == NULL)
+		return NULL;
+	buf_init(&tx->msg, 0);
+	smtp_spill_init(&tx->spill);
+	return tx;
+}
+
+/* Forgets the transaction (RSET, EHLO, after DATA); none is fine. */
 static void smtp_reset_transaction(struct smtp_session *s)
 {
-	s->in_mail = 0;
-	s->local_unauth = 0;
-	s->sender[0] = '\0';
-	s->nrcpt = 0;
-	smtp_rcpt_set_deinit(&s->rcpt_set);
-	buf_deinit(&s->msg);
-	smtp_spill_reset(&s->spill);
+	struct smtp_tx *tx = s->tx;
+
 	/* Lines held past the transcript limit: it ended without DATA. */
 	log_budget_discard(&s->log_budget);
-	s->log_released = 0;
-	smtp_filter_plan_free(s->filter_plan);
-	s->filter_plan = NULL;
+	if (tx == NULL)
+		return;
 	smtp_hijack_reset(s);
+	free(tx->rcpts);
+	smtp_rcpt_set_deinit(&tx->rcpt_set);
+	buf_deinit(&tx->msg);
+	smtp_spill_reset(&tx->spill);
+	smtp_filter_plan_free(tx->filter_plan);
+	free(tx);
+	s->tx = NULL;
 }
 
 /* Sends a last reply and closes once it is written. */
@@ -374,7 +388,6 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 		close(fd);
 		return;
 	}
-	smtp_spill_init(&s->spill);
 	s->srv = srv;
 	s->env = env;
 	s->listener = listener;
@@ -393,7 +406,6 @@ void smtp_session_new(struct smtp_server *srv, struct env *env, int fd,
 	if (salen <= sizeof(s->peer))
 		memcpy(&s->peer, sa, salen);
 	snprintf(s->local_addr, sizeof(s->local_addr), "%s", local_addr);
-	buf_init(&s->msg, 0);
 	smtp_server_session_opened(srv, s);
 	smtp_session_log(s, LOG_EVENT, "connect from [%s]:%d to %s listener %s",
 			 s->ip, s->port, smtp_listener_names[listener],
@@ -443,18 +455,13 @@ static void smtp_session_free(struct smtp_session *s)
 	dns_cancel(s->rdns_q);
 	io_timer_free(s->rdns_timer);
 	smtp_spam_free(s);
-	smtp_hijack_reset(s);
 	/* What a transaction held is counted, and the last lines are not
 	 * held again. */
-	s->in_mail = 0;
+	smtp_reset_transaction(s);
 	s->log_txn = 0;
 	log_budget_flush(&s->log_budget, LOG_SMTP_IN, s->id);
 	smtp_session_log(s, LOG_EVENT, "disconnected: %u messages, %u errors",
 			 s->messages, s->errors);
-	free(s->rcpts);
-	smtp_rcpt_set_deinit(&s->rcpt_set);
-	buf_deinit(&s->msg);
-	smtp_spill_reset(&s->spill);
 	if (s->lookup != NULL)
 		sodium_memzero(s->lookup, sizeof(*s->lookup));
 	free(s->lookup);
@@ -469,7 +476,7 @@ void smtp_session_shutdown(struct smtp_session *s, int force)
 		return;
 	}
 	s->shutdown = 1;
-	if (s->state == SMTP_STATE_COMMAND && !s->in_mail)
+	if (s->state == SMTP_STATE_COMMAND && s->tx == NULL)
 		smtp_session_close(s, "421 4.3.2 %s Service shutting down",
 				   s->env->cfg->hostname);
 }
@@ -718,7 +725,7 @@ static void smtp_proceed_starttls(struct smtp_session *s, const char *args,
 
 static int smtp_check_mail(struct smtp_session *s, const char *args, size_t len)
 {
-	if (s->in_mail) {
+	if (s->tx != NULL) {
 		smtp_session_reply(s, "503 5.5.1 Error: nested MAIL command");
 		return 0;
 	}
@@ -841,11 +848,14 @@ static void smtp_mail_looked_up(struct smtp_lookup *l)
 		smtp_lookup_resume(s, l);
 		return;
 	}
-	addr_format(&l->mail.from, s->sender, sizeof(s->sender));
-	s->local_unauth = local_unauth;
-	s->in_mail = 1;
-	s->nrcpt = 0;
-	smtp_rcpt_set_deinit(&s->rcpt_set);
+	s->tx = smtp_tx_new();
+	if (s->tx == NULL) {
+		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
+		smtp_lookup_resume(s, l);
+		return;
+	}
+	addr_format(&l->mail.from, s->tx->sender, sizeof(s->tx->sender));
+	s->tx->local_unauth = local_unauth;
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
 	smtp_session_reply(s, "250 2.1.0 Ok");
 	smtp_lookup_resume(s, l);
@@ -894,11 +904,11 @@ static void smtp_proceed_mail(struct smtp_session *s, const char *args,
 
 static int smtp_check_rcpt(struct smtp_session *s, const char *args, size_t len)
 {
-	if (!s->in_mail) {
+	if (s->tx == NULL) {
 		smtp_session_reply(s, "503 5.5.1 Error: need MAIL command");
 		return 0;
 	}
-	if (s->nrcpt >=
+	if (s->tx->nrcpt >=
 	    (size_t)smtp_session_setting(s, SETTING_SMTP_MAX_RECIPIENTS)) {
 		smtp_session_reply(s, "452 4.5.3 Error: too many recipients");
 		return 0;
@@ -926,29 +936,30 @@ static void smtp_rcpt_looked_up(struct smtp_lookup *l)
 	reply = smtp_spam_check_rcpt(s, &f, &reason);
 	if (reply == NULL)
 		reply = policy_check_rcpt(&f, &l->to.to, l->local, l->exists,
-					  s->local_unauth, &reason);
+					  s->tx->local_unauth, &reason);
 	if (reply != NULL) {
 		smtp_refused(s, "RCPT", reply, reason);
 		goto out;
 	}
-	if (s->nrcpt == s->rcpt_cap) {
-		size_t ncap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
-		struct smtp_rcpt *n = realloc(s->rcpts, ncap * sizeof(*n));
+	if (s->tx->nrcpt == s->tx->rcpt_cap) {
+		size_t ncap = s->tx->rcpt_cap ? s->tx->rcpt_cap * 2 : 4;
+		struct smtp_rcpt *n = realloc(s->tx->rcpts, ncap * sizeof(*n));
 		if (n == NULL) {
 			smtp_session_reply(
 				s, "452 4.3.1 Insufficient system storage");
 			goto out;
 		}
-		s->rcpts = n;
-		s->rcpt_cap = ncap;
+		s->tx->rcpts = n;
+		s->tx->rcpt_cap = ncap;
 	}
-	rc = &s->rcpts[s->nrcpt];
+	rc = &s->tx->rcpts[s->tx->nrcpt];
 	memset(rc, 0, sizeof(*rc));
 	addr_format(&l->to.to, rc->addr, sizeof(rc->addr));
 	rc->local = l->local;
 	memcpy(rc->account, l->account, sizeof(rc->account));
 	/* A recipient named twice gets the message once. */
-	switch (smtp_rcpt_set_add(&s->rcpt_set, s->rcpts, s->nrcpt)) {
+	switch (smtp_rcpt_set_add(&s->tx->rcpt_set, s->tx->rcpts,
+				  s->tx->nrcpt)) {
 	case 1:
 		smtp_session_reply(s, "250 2.1.5 Ok");
 		goto out;
@@ -958,7 +969,7 @@ static void smtp_rcpt_looked_up(struct smtp_lookup *l)
 		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
 		goto out;
 	}
-	s->nrcpt++;
+	s->tx->nrcpt++;
 	smtp_session_reply(s, "250 2.1.5 Ok");
 out:
 	smtp_lookup_resume(s, l);
@@ -987,11 +998,11 @@ static void smtp_proceed_rcpt(struct smtp_session *s, const char *args,
 
 static int smtp_check_data(struct smtp_session *s, const char *args, size_t len)
 {
-	if (!s->in_mail) {
+	if (s->tx == NULL) {
 		smtp_session_reply(s, "503 5.5.1 Error: need MAIL command");
 		return 0;
 	}
-	if (s->nrcpt == 0 && s->hijack_reply == NULL) {
+	if (s->tx->nrcpt == 0 && s->tx->hijack_reply == NULL) {
 		smtp_session_reply(s, "554 5.5.1 Error: no valid recipients");
 		return 0;
 	}
@@ -1005,17 +1016,17 @@ static void smtp_proceed_data(struct smtp_session *s, const char *args,
 		(size_t)smtp_session_setting(s, SETTING_SMTP_MAX_MESSAGE_KB) *
 		1024;
 
-	smtp_data_init(&s->reader,
+	smtp_data_init(&s->tx->reader,
 		       (size_t)smtp_session_setting(s, SETTING_SMTP_MAX_LINE),
 		       max);
-	buf_deinit(&s->msg);
-	buf_init(&s->msg, max);
-	smtp_spill_reset(&s->spill);
+	buf_deinit(&s->tx->msg);
+	buf_init(&s->tx->msg, max);
+	smtp_spill_reset(&s->tx->spill);
 	smtp_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	/* The message will be traced: its MAIL and RCPT lines, held past
 	 * the transcript limit, are written now, and its own from now on. */
 	log_budget_release(&s->log_budget, LOG_SMTP_IN, s->id);
-	s->log_released = 1;
+	s->tx->log_released = 1;
 	smtp_enter_state(s, SMTP_STATE_DATA);
 }
 
@@ -1308,7 +1319,7 @@ static int smtp_check_auth(struct smtp_session *s, const char *args, size_t len)
 		smtp_session_reply(s, "503 5.5.1 Already authenticated");
 		return 0;
 	}
-	if (s->in_mail) {
+	if (s->tx != NULL) {
 		smtp_session_reply(
 			s, "503 5.5.1 AUTH not allowed during a transaction");
 		return 0;
@@ -1472,7 +1483,6 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 static void smtp_transaction_end(struct smtp_session *s, int paused)
 {
 	smtp_reset_transaction(s);
-	s->stage_async = 0;
 	smtp_enter_state(s, SMTP_STATE_COMMAND);
 	if (s->shutdown) {
 		smtp_session_close(s, "421 4.3.2 %s Service shutting down",
@@ -1490,16 +1500,16 @@ void smtp_session_answer(struct smtp_session *s, const char *reply,
 {
 	smtp_session_log(s, LOG_EVENT, "%s", event);
 	smtp_session_reply(s, "%s", reply);
-	smtp_transaction_end(s, s->stage_async);
+	smtp_transaction_end(s, s->tx->stage_async);
 }
 
 void smtp_session_refuse(struct smtp_session *s, const char *reply,
 			 const char *reason)
 {
 	smtp_session_log(s, LOG_EVENT, "message refused: %s (%zu bytes)",
-			 reason, (size_t)s->reader.size);
+			 reason, (size_t)s->tx->reader.size);
 	smtp_session_reply(s, "%s", reply);
-	smtp_transaction_end(s, s->stage_async);
+	smtp_transaction_end(s, s->tx->stage_async);
 }
 
 struct smtp_commit_ctx {
@@ -1575,7 +1585,8 @@ static int smtp_local_domain(void *ctx, const char *domain)
 struct smtp_from_job {
 	struct smtp_session *s;
 	struct policy_facts f;
-	const char *msg; /* the header section (s->msg, unchanged meanwhile) */
+	const char
+		*msg; /* the header section (s->tx->msg, unchanged meanwhile) */
 	size_t len;
 	/* out: NULL to go on, or the refusal (static texts) */
 	const char *reply, *reason;
@@ -1693,8 +1704,8 @@ static void smtp_stage_from(struct smtp_session *s)
 	}
 	j->s = s;
 	j->f = smtp_facts(s);
-	j->msg = buf_cstr(&s->msg);
-	j->len = s->msg.len;
+	j->msg = buf_cstr(&s->tx->msg);
+	j->len = s->tx->msg.len;
 	smtp_stage_wait(s);
 	s->jobs++;
 	if (io_workers_submit(w, smtp_from_work, smtp_from_done, j) < 0) {
@@ -1733,28 +1744,29 @@ static void smtp_commit_message(struct smtp_session *s)
 	snprintf(c->tls_info, sizeof(c->tls_info), "%s", io_tls_info(s->io));
 	snprintf(c->auth, sizeof(c->auth), "%s", s->auth);
 	c->submission = s->listener != SMTP_LISTENER_MX;
-	snprintf(c->sender, sizeof(c->sender), "%s", s->sender);
-	c->rcpts = malloc(s->nrcpt * sizeof(*c->rcpts));
+	snprintf(c->sender, sizeof(c->sender), "%s", s->tx->sender);
+	c->rcpts = malloc(s->tx->nrcpt * sizeof(*c->rcpts));
 	if (c->rcpts == NULL) {
 		free(x);
 		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
 				    "out of memory");
 		return;
 	}
-	memcpy(c->rcpts, s->rcpts, s->nrcpt * sizeof(*c->rcpts));
-	c->nrcpt = s->nrcpt;
-	c->msg = s->msg;	  /* moved */
-	c->body_fd = s->spill.fd; /* moved */
-	c->body_len = s->spill.len;
-	c->filter_plan = s->filter_plan; /* moved */
-	s->filter_plan = NULL;
+	memcpy(c->rcpts, s->tx->rcpts, s->tx->nrcpt * sizeof(*c->rcpts));
+	c->nrcpt = s->tx->nrcpt;
+	c->msg = s->tx->msg;	      /* moved */
+	c->body_fd = s->tx->spill.fd; /* moved */
+	c->body_len = s->tx->spill.len;
+	c->filter_plan = s->tx->filter_plan; /* moved */
+	s->tx->filter_plan = NULL;
 	c->now = clock_now();
 	/* The DATA result that follows names the Message-ID. */
-	smtp_log_peer(s, 1, "[message: %llu bytes, %zu lines]",
-		      (unsigned long long)smtp_spill_size(&s->spill, &s->msg),
-		      (size_t)s->reader.lines);
-	buf_init(&s->msg, 0);
-	smtp_spill_init(&s->spill);
+	smtp_log_peer(
+		s, 1, "[message: %llu bytes, %zu lines]",
+		(unsigned long long)smtp_spill_size(&s->tx->spill, &s->tx->msg),
+		(size_t)s->tx->reader.lines);
+	buf_init(&s->tx->msg, 0);
+	smtp_spill_init(&s->tx->spill);
 	smtp_enter_state(s, SMTP_STATE_BUSY);
 	s->jobs++;
 	if (io_workers_submit(s->env->commit_workers, smtp_commit_work_ctx,
@@ -1764,13 +1776,13 @@ static void smtp_commit_message(struct smtp_session *s)
 		free(x);
 		smtp_session_reply(s, "451 4.3.1 Insufficient system storage");
 		io_resume(s->io);
-		smtp_transaction_end(s, s->stage_async);
+		smtp_transaction_end(s, s->tx->stage_async);
 	}
 }
 
 static void smtp_data_complete(struct smtp_session *s)
 {
-	switch (s->reader.error) {
+	switch (s->tx->reader.error) {
 	case SMTP_DATA_OK:
 		break;
 	case SMTP_DATA_BARE_NEWLINE:
@@ -1791,7 +1803,7 @@ static void smtp_data_complete(struct smtp_session *s)
 				    "message too big");
 		return;
 	case SMTP_DATA_STOPPED:
-		if (s->spill.error == SMTP_SPILL_HEADER_TOO_BIG) {
+		if (s->tx->spill.error == SMTP_SPILL_HEADER_TOO_BIG) {
 			smtp_session_refuse(s,
 					    "552 5.3.4 Message header size "
 					    "exceeds limit",
@@ -1799,21 +1811,21 @@ static void smtp_data_complete(struct smtp_session *s)
 					    "128 KB");
 			return;
 		}
-		log_error("cannot keep a message: %s", s->spill.why);
+		log_error("cannot keep a message: %s", s->tx->spill.why);
 		smtp_session_refuse(s, "452 4.3.1 Insufficient system storage",
-				    s->spill.why);
+				    s->tx->spill.why);
 		return;
 	}
-	s->stage = SMTP_STAGE_FROM;
-	s->stage_async = 0;
+	s->tx->stage = SMTP_STAGE_FROM;
+	s->tx->stage_async = 0;
 	smtp_stage_next(s);
 }
 
 void smtp_stage_next(struct smtp_session *s)
 {
-	enum smtp_stage st = s->stage;
+	enum smtp_stage st = s->tx->stage;
 
-	s->stage = st + 1;
+	s->tx->stage = st + 1;
 	switch (st) {
 	case SMTP_STAGE_FROM:
 		smtp_stage_from(s);
@@ -1837,7 +1849,7 @@ void smtp_stage_next(struct smtp_session *s)
 void smtp_stage_wait(struct smtp_session *s)
 {
 	smtp_enter_state(s, SMTP_STATE_BUSY);
-	s->stage_async = 1;
+	s->tx->stage_async = 1;
 }
 
 int smtp_stage_gone(struct smtp_session *s)
@@ -1894,18 +1906,18 @@ static void smtp_process(struct smtp_session *s)
 		}
 		if (s->state == SMTP_STATE_DATA) {
 			const char *in = io_input_pullup(s->io, avail);
-			size_t lines = s->reader.lines;
-			int done = smtp_data_feed(&s->reader, in, avail, &used,
-						  &s->msg);
+			size_t lines = s->tx->reader.lines;
+			int done = smtp_data_feed(&s->tx->reader, in, avail,
+						  &used, &s->tx->msg);
 			io_input_drain(s->io, used);
-			if (s->reader.lines != lines)
+			if (s->tx->reader.lines != lines)
 				smtp_restart_deadline(s);
 			/* Memory stays bounded: past SMTP_SPILL_MEMORY, the
 			 * body goes to the spool as it comes. */
-			if (s->reader.error == SMTP_DATA_OK &&
-			    smtp_spill_step(&s->spill, &s->msg, s->env->queue,
-					    done == 1) < 0)
-				smtp_data_stop(&s->reader);
+			if (s->tx->reader.error == SMTP_DATA_OK &&
+			    smtp_spill_step(&s->tx->spill, &s->tx->msg,
+					    s->env->queue, done == 1) < 0)
+				smtp_data_stop(&s->tx->reader);
 			if (done == 1)
 				smtp_data_complete(s);
 			else

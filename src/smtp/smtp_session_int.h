@@ -71,6 +71,43 @@ enum smtp_sasl_step {
 	SMTP_SASL_LOGIN_PASS,
 };
 
+/*
+ * One mail transaction (RFC 5321 3.3): made by a MAIL that is accepted,
+ * freed at RSET, a new HELO/EHLO, or the reply to its DATA.
+ */
+struct smtp_tx {
+	int local_unauth; /* local sender without AUTH: local rcpts only */
+	char sender[ADDR_FORMAT_SIZE];
+	struct smtp_rcpt *rcpts;
+	size_t nrcpt, rcpt_cap;
+	struct smtp_rcpt_set rcpt_set; /* the addresses in rcpts */
+	struct smtp_data_reader reader;
+	/* The message: whole, or past SMTP_SPILL_MEMORY bytes its header
+	 * section, the rest in spill's scratch file (smtp_spill.h). The
+	 * stages read and change the header section here. */
+	struct buf msg;
+	struct smtp_spill spill;
+	/* The transaction reached DATA: its lines are written past the
+	 * transcript limit (struct log_budget). */
+	int log_released;
+
+	/* The message's spam score, for the stages after the spam stage
+	 * (the content filter): spam_scored is 0 when it was not scored. */
+	int spam_scored;
+	double spam_score;
+
+	/* End of DATA: the stage the message is in (smtp_stage_next). */
+	enum smtp_stage stage;
+	int stage_async; /* a stage of this message waited */
+	/* What the content filter decided (smtp_filter.c); NULL: nothing. */
+	struct smtp_filter_plan *filter_plan;
+
+	/* Hijack detection (smtp_hijack.c): the message's count until it is
+	 * saved, and a reply to an alert named in RCPT. */
+	struct hijack_event *hijack_ev;
+	struct smtp_hijack_reply *hijack_reply;
+};
+
 struct smtp_session {
 	struct smtp_server *srv;
 	struct env *env;
@@ -92,22 +129,12 @@ struct smtp_session {
 	char sasl_mech[8];
 	char sasl_user[SASL_FIELD_MAX];
 
-	/* The transaction. */
-	int in_mail;
-	int local_unauth; /* local sender without AUTH: local rcpts only */
-	char sender[ADDR_FORMAT_SIZE];
-	struct smtp_rcpt *rcpts;
-	size_t nrcpt, rcpt_cap;
-	struct smtp_rcpt_set rcpt_set; /* the addresses in rcpts */
+	/* The transaction: from MAIL to the end of its DATA or RSET; NULL
+	 * outside one. */
+	struct smtp_tx *tx;
 	/* The directory lookup of MAIL or RCPT (smtp_lookup.c), one at a
 	 * time; NULL until the first. */
 	struct smtp_lookup *lookup;
-	struct smtp_data_reader reader;
-	/* The message: whole, or past SMTP_SPILL_MEMORY bytes its header
-	 * section, the rest in spill's scratch file (smtp_spill.h). The
-	 * stages read and change the header section here. */
-	struct buf msg;
-	struct smtp_spill spill;
 
 	unsigned errors;
 	unsigned messages;
@@ -121,7 +148,6 @@ struct smtp_session {
 	 * reached DATA: past the limit, its lines are held until then, and
 	 * written from then on (struct log_budget). */
 	int log_txn;
-	int log_released;
 	struct server_line_reader line; /* command and SASL lines */
 	int gone; /* connection closed while a job was running */
 	/* Worker jobs that hold the session (AUTH, commit, filter, reply to
@@ -150,21 +176,6 @@ struct smtp_session {
 	 * up at connect (the greeting waits for them too), and the spam
 	 * stage's work; NULL when there is none. */
 	struct smtp_spam *spam;
-	/* The message's spam score, for the stages after the spam stage
-	 * (the content filter): spam_scored is 0 when it was not scored. */
-	int spam_scored;
-	double spam_score;
-
-	/* End of DATA: the stage the message is in (smtp_stage_next). */
-	enum smtp_stage stage;
-	int stage_async; /* a stage of this message waited */
-	/* What the content filter decided (smtp_filter.c); NULL: nothing. */
-	struct smtp_filter_plan *filter_plan;
-
-	/* Hijack detection (smtp_hijack.c): the message's count until it is
-	 * saved, and a reply to an alert named in RCPT. */
-	struct hijack_event *hijack_ev;
-	struct smtp_hijack_reply *hijack_reply;
 };
 
 /* Runs the next stage of the message (smtp_session.c). */

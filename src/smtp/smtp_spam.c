@@ -209,7 +209,7 @@ static void smtp_spam_message_id(const struct smtp_session *s, char *out,
 	char v[256];
 
 	out[0] = '\0';
-	while (header_next(s->msg.data, s->msg.len, &pos, &f) == 1) {
+	while (header_next(s->tx->msg.data, s->tx->msg.len, &pos, &f) == 1) {
 		if (!header_is(&f, "Message-ID"))
 			continue;
 		log_sanitize(out, size, v, header_unfold(&f, v, sizeof(v)));
@@ -284,7 +284,7 @@ static void smtp_spam_spamd(struct smtp_session *s)
 	struct smtp_view view;
 	socklen_t len;
 	size_t max = (size_t)settings_int(st, SETTING_SPAM_MAX_KB) * 1024;
-	uint64_t size = smtp_spill_size(&s->spill, &s->msg);
+	uint64_t size = smtp_spill_size(&s->tx->spill, &s->tx->msg);
 
 	if (addr[0] == '\0') {
 		smtp_spam_finish(s);
@@ -309,7 +309,7 @@ static void smtp_spam_spamd(struct smtp_session *s)
 	}
 	/* spamd gets a copy of at most spam.max_kb: a large message is read
 	 * through a mapping (smtp_spill.h). */
-	if (smtp_view_open(&view, &s->msg, &s->spill) < 0) {
+	if (smtp_view_open(&view, &s->tx->msg, &s->tx->spill) < 0) {
 		smtp_session_log(s, LOG_EVENT,
 				 "spamd: cannot map the message (%s); message "
 				 "not scored by spamd",
@@ -359,8 +359,8 @@ static void smtp_spam_finish(struct smtp_session *s)
 			 v == SPAM_REJECT ? "refused"
 			 : v == SPAM_TAG  ? "tagged as spam"
 					  : "accepted");
-	s->spam_scored = 1;
-	s->spam_score = sp->score.score;
+	s->tx->spam_scored = 1;
+	s->tx->spam_score = sp->score.score;
 	if (v == SPAM_REJECT) {
 		snprintf(reason, sizeof(reason), "spam score %.1f, tests=%s",
 			 sp->score.score, tests);
@@ -370,7 +370,7 @@ static void smtp_spam_finish(struct smtp_session *s)
 				    reason);
 		return;
 	}
-	if (spam_headers_apply(&s->msg, &sp->score, tag, v == SPAM_TAG,
+	if (spam_headers_apply(&s->tx->msg, &sp->score, tag, v == SPAM_TAG,
 			       settings_str(st, SETTING_SPAM_SUBJECT_TAG)) <
 	    0) {
 		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
@@ -390,8 +390,8 @@ void smtp_stage_spam(struct smtp_session *s)
 		policy_trust_host(s->env->trust, (struct sockaddr *)&s->peer);
 	struct smtp_spam *sp;
 
-	s->spam_scored = 0;
-	s->spam_score = 0;
+	s->tx->spam_scored = 0;
+	s->tx->spam_score = 0;
 	if (!zones && !spamd) {
 		smtp_stage_next(s);
 		return;
@@ -403,7 +403,7 @@ void smtp_stage_spam(struct smtp_session *s)
 		return;
 	}
 	sp = smtp_spam_get(s);
-	if (sp == NULL || spam_headers_strip(&s->msg) < 0) {
+	if (sp == NULL || spam_headers_strip(&s->tx->msg) < 0) {
 		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
 				    "out of memory");
 		return;
@@ -419,7 +419,8 @@ void smtp_stage_spam(struct smtp_session *s)
 		sp->scored = 1;
 		smtp_spam_add_dnsbl(sp, sp->results, sp->nresults);
 		nips = settings_bool(st, SETTING_DNSBL_CHECK_RECEIVED)
-			       ? dnsbl_received_ips(s->msg.data, s->msg.len,
+			       ? dnsbl_received_ips(s->tx->msg.data,
+						    s->tx->msg.len,
 						    (struct sockaddr *)&s->peer,
 						    ips, DNSBL_IPS_MAX)
 			       : 0;
