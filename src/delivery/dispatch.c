@@ -442,7 +442,7 @@ static void dispatch_add(struct delivery_dispatch *d, const char *id, int fresh)
 		return; /* found again by the next scan */
 	}
 	x->d = d;
-	snprintf(x->m.id, sizeof(x->m.id), "%s", id);
+	snprintf(x->m.id, sizeof(x->m.id), "%.*s", QUEUE_ID_LEN, id);
 	x->hash = dispatch_hash(id);
 	x->hnext = d->buckets[x->hash % DISPATCH_BUCKETS];
 	d->buckets[x->hash % DISPATCH_BUCKETS] = x;
