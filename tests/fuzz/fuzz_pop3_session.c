@@ -91,9 +91,11 @@ static void fuzz_write(const char *dir, const char *name, const char *text)
 
 static void fuzz_mkdirs(const char *path)
 {
-	char tmp[1024];
+	char tmp[1100];
 
-	snprintf(tmp, sizeof(tmp), "%s", path);
+	if (strlen(path) >= sizeof(tmp))
+		world_fail(path, NULL);
+	memcpy(tmp, path, strlen(path) + 1);
 	for (char *p = tmp + 1; *p != '\0'; p++) {
 		if (*p != '/')
 			continue;
