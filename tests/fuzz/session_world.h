@@ -28,7 +28,11 @@
  * discards the server's output as it comes (checking each line with the
  * harness's check_line), half-closes its end once the input is spent,
  * and the input ends when the server has closed and nothing is left for
- * the loop (worker jobs and their completions).
+ * the loop (worker jobs and their completions). A piece "~!" closes the
+ * client's socket at once, as soon as the piece before it is written,
+ * without waiting for an answer: the server finds its client gone in the
+ * middle of whatever it was doing (a password check, a commit, a
+ * transfer).
  *
  * Besides ASan, LSan and UBSan: a session that does not end within
  * WORLD_DEADLINE_MS aborts (the client always reads and closes, so a
@@ -93,6 +97,7 @@
 #define WORLD_SMALL_BUFFER 4096
 #define WORLD_QUIET_TURNS 4
 #define WORLD_REPEAT "~*"
+#define WORLD_ABORT "~!"
 #define WORLD_REPEAT_MAX (320 * 1024)
 
 /* The client addresses bits 3-5 choose: a stranger, loopback, a local
@@ -288,6 +293,10 @@ static struct settings *world_settings(int plaintext)
 		{SETTING_SMTP_MAX_MESSAGE_KB, "256"},
 		{SETTING_SMTP_MAX_RECIPIENTS, "3"},
 		{SETTING_SMTP_MAX_ERRORS, "10"},
+		/* High enough that a flood of HELP, answered 18 bytes for
+		 * each byte read, passes the output bound (64 KB) within one
+		 * read of 4 KB. */
+		{SETTING_SMTP_MAX_JUNK_COMMANDS, "1000"},
 		{SETTING_POP3_MAX_ERRORS, "10"},
 		{SETTING_LOG_MAX_LINES_PER_SESSION, "20"},
 		{SETTING_SCREENING_AUTH_FAILURES, "4"},
@@ -497,6 +506,17 @@ static void world_db_reset(void)
 		world_fail("database reset", msg);
 }
 
+/* What /proc says fd is ("socket:[1234]"), or "" when it is closed. */
+static void world_fd_target(int fd, char *target, size_t size)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, size - 1);
+	target[n > 0 ? n : 0] = '\0';
+}
+
 /* The descriptors open now, as bits (fds[fd / 64] bit fd % 64). */
 #define WORLD_FDS_MAX 4096
 
@@ -527,15 +547,12 @@ static void world_check_fds(const uint64_t before[WORLD_FDS_MAX / 64])
 
 	world_fds(after);
 	for (int fd = 0; fd < WORLD_FDS_MAX; fd++) {
-		char link[64], target[1024];
-		ssize_t n;
+		char target[1024];
 
 		if (!(after[fd / 64] >> (fd % 64) & 1) ||
 		    (before[fd / 64] >> (fd % 64) & 1))
 			continue;
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-		n = readlink(link, target, sizeof(target) - 1);
-		target[n > 0 ? n : 0] = '\0';
+		world_fd_target(fd, target, sizeof(target));
 		if (strstr(target, "/petrel.db") != NULL)
 			continue;
 		fprintf(stderr, "session world: descriptor %d (%s) left open\n",
@@ -614,14 +631,17 @@ struct world_client {
 	struct io_timer *poll, *deadline, *fin;
 	const uint8_t *in;
 	size_t len, pos;
-	int writing;	 /* a write waits to be read by the server */
-	int input_done;	 /* all written, the end half-closed */
-	int tls_wait;	 /* the TLS handshake runs: writes wait */
-	int plain;	 /* output is plaintext lines (checked) */
-	int server_gone; /* the server closed its end */
-	unsigned polls;	 /* of the current wait */
-	unsigned quiet;	 /* turns of the loop with nothing moving */
-	int queued;	 /* what the server had not read at the last turn */
+	int writing;	    /* a write waits to be read by the server */
+	int input_done;	    /* all written, the end half-closed */
+	int tls_wait;	    /* the TLS handshake runs: writes wait */
+	int plain;	    /* output is plaintext lines (checked) */
+	int server_gone;    /* the server closed its end */
+	int aborted;	    /* the client closed its socket ("~!") */
+	char server_fd[64]; /* what /proc says the server's socket is */
+	int sfd;	    /* the server's descriptor */
+	unsigned polls;	    /* of the current wait */
+	unsigned quiet;	    /* turns of the loop with nothing moving */
+	int queued;	    /* what the server had not read at the last turn */
 	unsigned fin_polls;
 	char line[1100]; /* a line of output being gathered */
 	size_t line_len;
@@ -676,6 +696,43 @@ static size_t world_repeat(const char **piece, size_t *len)
 	return times;
 }
 
+/* Whether the next piece is "~!". */
+static int world_abort_next(const struct world_client *c)
+{
+	size_t n = strlen(WORLD_ABORT), sep = strlen(WORLD_SEPARATOR);
+
+	return c->len - c->pos >= n &&
+	       memcmp(c->in + c->pos, WORLD_ABORT, n) == 0 &&
+	       (c->len - c->pos == n ||
+		(c->len - c->pos >= n + sep &&
+		 memcmp(c->in + c->pos + n, WORLD_SEPARATOR, sep) == 0));
+}
+
+/* Whether the server's socket is still open: its descriptor still names
+ * the same socket (a descriptor number is reused at once). */
+static int world_server_open(const struct world_client *c)
+{
+	char target[64];
+
+	world_fd_target(c->sfd, target, sizeof(target));
+	return strcmp(target, c->server_fd) == 0;
+}
+
+/* "~!": the client's socket is closed now, both descriptors; the input
+ * ends once the server's is closed too and no job is left. */
+static void world_client_abort(struct world_client *c)
+{
+	world_trace("client event", "abort", 5);
+	io_timer_del(c->poll);
+	io_free(c->io);
+	c->io = NULL;
+	close(c->wfd);
+	c->wfd = -1;
+	c->aborted = 1;
+	c->pos = c->len;
+	world_check_done(c);
+}
+
 /* Writes the next piece of input, or half-closes when there is none. */
 static void world_client_next(struct world_client *c)
 {
@@ -688,6 +745,10 @@ static void world_client_next(struct world_client *c)
 	if (c->pos >= c->len) {
 		c->input_done = 1;
 		shutdown(c->fd, SHUT_WR);
+		return;
+	}
+	if (world_abort_next(c)) {
+		world_client_abort(c);
 		return;
 	}
 	p = memmem(c->in + c->pos, c->len - c->pos, WORLD_SEPARATOR,
@@ -717,6 +778,11 @@ static void world_poll_cb(void *arg)
 
 	if (c->io == NULL || !c->writing)
 		return;
+	if (world_abort_next(c) && io_output_len(c->io) == 0) {
+		/* Written: the client leaves without waiting. */
+		world_client_abort(c);
+		return;
+	}
 	/* Unread by the server, or output not read by us yet (a reply to
 	 * STARTTLS must be seen before more plaintext goes out). */
 	if (ioctl(c->fd, SIOCOUTQ, &queued) < 0 ||
@@ -884,8 +950,15 @@ static void world_client_cb(struct io *io, enum io_event ev, void *arg)
 /* The loop stops once the server closed and no job or post is left. */
 static void world_check_done(struct world_client *c)
 {
-	if (c->io != NULL || !c->server_gone)
+	if (c->aborted && !c->server_gone && !world_server_open(c))
+		c->server_gone = 1;
+	if (c->io != NULL || (!c->server_gone && !c->aborted))
 		return;
+	if (!c->server_gone) {
+		/* Aborted: the server has not noticed yet. */
+		world_next_turn(c->fin, &c->fin_polls);
+		return;
+	}
 	if (io_loop_pending(world.env.loop) == 0) {
 		io_loop_exit(world.env.loop);
 		return;
@@ -954,6 +1027,8 @@ static void world_run(const struct world_proto *proto, const uint8_t *data,
 		world_small_buffers(sv[1]);
 	}
 	c.fd = sv[1];
+	c.sfd = sv[0];
+	world_fd_target(sv[0], c.server_fd, sizeof(c.server_fd));
 	c.wfd = dup(sv[1]);
 	if (c.wfd < 0 || fcntl(c.wfd, F_SETFL, O_NONBLOCK) < 0)
 		world_fail("dup", NULL);
@@ -985,7 +1060,8 @@ static void world_run(const struct world_proto *proto, const uint8_t *data,
 	io_timer_free(c.deadline);
 	io_fd_free(c.watch);
 	io_free(c.io);
-	close(c.wfd);
+	if (c.wfd >= 0)
+		close(c.wfd);
 	world_end();
 	world_check_fds(fds);
 }
