@@ -63,7 +63,7 @@ void smtp_commit_work(void *thread_state, void *arg)
 		goto out;
 	}
 	if (queue_writer_write(w, head.data, head.len) < 0 ||
-	    queue_writer_write(w, c->msg.data + body,
+	    queue_writer_write(w, buf_cstr(&c->msg) + body,
 			       c->msg.len - (size_t)body) < 0 ||
 	    (c->body_fd >= 0 &&
 	     queue_writer_copy(w, c->body_fd, c->body_len) < 0)) {

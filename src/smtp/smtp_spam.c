@@ -209,7 +209,8 @@ static void smtp_spam_message_id(const struct smtp_session *s, char *out,
 	char v[256];
 
 	out[0] = '\0';
-	while (header_next(s->tx->msg.data, s->tx->msg.len, &pos, &f) == 1) {
+	while (header_next(buf_cstr(&s->tx->msg), s->tx->msg.len, &pos, &f) ==
+	       1) {
 		if (!header_is(&f, "Message-ID"))
 			continue;
 		log_sanitize(out, size, v, header_unfold(&f, v, sizeof(v)));
@@ -419,7 +420,7 @@ void smtp_stage_spam(struct smtp_session *s)
 		sp->scored = 1;
 		smtp_spam_add_dnsbl(sp, sp->results, sp->nresults);
 		nips = settings_bool(st, SETTING_DNSBL_CHECK_RECEIVED)
-			       ? dnsbl_received_ips(s->tx->msg.data,
+			       ? dnsbl_received_ips(buf_cstr(&s->tx->msg),
 						    s->tx->msg.len,
 						    (struct sockaddr *)&s->peer,
 						    ips, DNSBL_IPS_MAX)
