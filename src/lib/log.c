@@ -399,6 +399,21 @@ void log_budget_discard(struct log_budget *b)
 	b->held_dropped = 0;
 }
 
+/* The notice that a limit of max lines was reached, once (*said). */
+static void log_budget_notice(struct log_budget *b, enum log_file f,
+			      const char *session, int *said, const char *what,
+			      const char *from_now, int64_t max)
+{
+	if (*said)
+		return;
+	*said = 1;
+	b->lines++;
+	log_write(f, session, LOG_EVENT,
+		  "%stranscript limit of %lld lines reached: only the lines "
+		  "%s from now on",
+		  what, (long long)max, from_now);
+}
+
 int log_budget_admit(struct log_budget *b, enum log_file f, const char *session,
 		     int64_t max, const char *dir, int keep, size_t len)
 {
@@ -408,27 +423,16 @@ int log_budget_admit(struct log_budget *b, enum log_file f, const char *session,
 		b->lines++;
 		return 1;
 	}
-	if (!b->over) {
-		b->over = 1;
-		b->lines++;
-		log_write(f, session, LOG_EVENT,
-			  "transcript limit of %lld lines reached: only "
-			  "the lines that trace mail and errors from now on",
-			  (long long)max);
-	}
+	log_budget_notice(b, f, session, &b->over, "",
+			  "that trace mail and errors", max);
 	if (keep == LOG_KEEP && b->kept < (uint64_t)max) {
 		b->kept++;
 		b->lines++;
 		return 1;
 	}
-	if (keep == LOG_KEEP && !b->over_kept) {
-		b->over_kept = 1;
-		b->lines++;
-		log_write(f, session, LOG_EVENT,
-			  "second transcript limit of %lld lines reached: "
-			  "only the lines of messages from now on",
-			  (long long)max);
-	}
+	if (keep == LOG_KEEP)
+		log_budget_notice(b, f, session, &b->over_kept, "second ",
+				  "of messages", max);
 	b->skipped_cmds += command ? 1 : 0;
 	b->skipped_bytes += len;
 	if (command && b->skipped_cmds >= LOG_BUDGET_SUMMARY_EVERY)

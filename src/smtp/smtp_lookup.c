@@ -154,12 +154,15 @@ static void smtp_lookup_done(void *arg)
 	done(l);
 }
 
+struct io_workers *smtp_lookup_pool(const struct env *env)
+{
+	return env->lookup_workers != NULL ? env->lookup_workers : env->workers;
+}
+
 int smtp_lookup_start(struct smtp_lookup *l,
 		      void (*done)(struct smtp_lookup *l))
 {
-	struct env *env = l->s->env;
-	struct io_workers *w = env->lookup_workers != NULL ? env->lookup_workers
-							   : env->workers;
+	struct io_workers *w = smtp_lookup_pool(l->s->env);
 	struct smtp_lookup_job *j = malloc(sizeof(*j));
 
 	if (j == NULL)

@@ -34,6 +34,13 @@ struct smtp_lookup {
 	char token_domain[ADDR_DOMAIN_MAX + 1];
 };
 
+struct env;
+struct io_workers;
+
+/* The pool that runs directory reads for sessions: the lookup workers,
+ * or the general ones where there are none (a test harness). */
+struct io_workers *smtp_lookup_pool(const struct env *env);
+
 /*
  * Starts the lookup of l (l->s, l->rcpt, the parsed command and l->auth
  * set) on a lookup worker; done(l) then runs on the session's loop, and

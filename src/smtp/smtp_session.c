@@ -1693,9 +1693,7 @@ static void smtp_from_done(void *arg)
 static void smtp_stage_from(struct smtp_session *s)
 {
 	struct smtp_from_job *j = calloc(1, sizeof(*j));
-	struct io_workers *w = s->env->lookup_workers != NULL
-				       ? s->env->lookup_workers
-				       : s->env->workers;
+	struct io_workers *w = smtp_lookup_pool(s->env);
 
 	if (j == NULL) {
 		smtp_session_refuse(s, "451 4.3.1 Insufficient system storage",
